@@ -1,0 +1,318 @@
+//! The batch Black-Scholes-Merton / Black-76 kernel, written once over [`Lanes`].
+//!
+//! Two paths share one second half ([`finish`]):
+//! - the full path computes every per-option term from the book's inputs;
+//! - the spot-move path, for ticks where only the underlying moved, reads the terms that do not
+//!   depend on it (σ√τ, discount factors, −ln K plus the rest of d1's numerator, …) from a
+//!   [`SpotCache`] and recomputes only ln S onwards.
+//!
+//! Formulas (HEDGING.md, Haug): with a = S·e^{−qτ}, D_K = K·e^{−rτ}, ω = ±1,
+//! price = ω[a·N(ωd1) − D_K·N(ωd2)], Δ = ω·e^{−qτ}·N(ωd1), Γ = e^{−qτ}·n(d1)/(S·σ√τ),
+//! vega = a·n(d1)·√τ, Θ = −a·n(d1)·σ/(2√τ) + ω(q·a·N(ωd1) − r·D_K·N(ωd2)),
+//! ρ = ω·τ·D_K·N(ωd2) (BSM) or −τ·V (Black-76, F held), vanna = −e^{−qτ}·n(d1)·d2/σ,
+//! volga = vega·d1·d2/σ. Puts and out-of-the-money legs use N(ωd) directly, never parity.
+//! n(d2) comes from n(d1) by the identity D_K·n(d2) = a·n(d1), so one `exp` serves both tails.
+//!
+//! Degenerate rows (σ√τ < [`SD_MIN`], which includes expired rows τ ≤ 0) take the
+//! deterministic limit: d1 = d2 = ±[`D_BIG`] by the sign of ln(F/K), so the price is the
+//! discounted intrinsic value, Δ is 0 or ±e^{−qτ} (±1 at expiry; at-the-money counts as out of
+//! the money), and Γ, vega, vanna, volga and the σ-part of Θ are exactly 0.
+//!
+//! Never allocates; never branches on data except to skip the cdf's far-tail region.
+
+use super::batch::{BookInputs, Column, Element, GreeksColumns};
+use super::lanes::Lanes;
+use super::math::{INV_SQRT_2PI, exp, ncdf_with_exp};
+use thiserror::Error;
+
+/// Below this σ√τ a row is priced as deterministic (its limit as σ√τ → 0).
+pub const SD_MIN: f64 = 1e-10;
+/// |d| used for degenerate rows: N(±D_BIG) is exactly 1 or 0 and n(D_BIG) exactly 0.
+pub const D_BIG: f64 = 40.0;
+
+/// Per-option terms that do not depend on the underlying's price.
+#[derive(Clone, Copy)]
+struct Terms<V> {
+    omega: V,
+    /// (r − q + σ²/2)·τ: d1's numerator less ln(S/K).
+    drift: V,
+    sd: V,
+    /// 1/(σ√τ), or 0 for a degenerate row.
+    inv_sd: V,
+    sqrt_t: V,
+    /// σ/(2√τ), or 0 for a degenerate row.
+    theta_k: V,
+    inv_sigma: V,
+    /// e^{−qτ}.
+    eq: V,
+    /// K·e^{−rτ}.
+    dk: V,
+    /// e^{(r−q)τ}/K, so that n(d2) = n(d1)·S·fk.
+    fk: V,
+    /// ρ = rho_a·V + rho_b·ω·D_K·N(ωd2): (0, τ) for BSM, (−τ, 0) for Black-76.
+    rho_a: V,
+    rho_b: V,
+    q: V,
+    r: V,
+}
+
+/// The eight outputs of one vector of options.
+#[derive(Clone, Copy)]
+struct Out<V> {
+    price: V,
+    delta: V,
+    gamma: V,
+    vega: V,
+    theta: V,
+    rho: V,
+    vanna: V,
+    volga: V,
+}
+
+#[inline(always)]
+fn prepare<V: Lanes>(b: &BookInputs<V::Elem>, i: usize) -> Terms<V>
+where
+    V::Elem: Element,
+{
+    let ld = |c: &Column<V::Elem>| V::load(&c.as_slice()[i..]);
+    let zero = V::splat(0.0);
+    let one = V::splat(1.0);
+    let omega = ld(&b.omega);
+    let b76 = ld(&b.black76);
+    let k = ld(&b.k);
+    let t = ld(&b.t).max(zero);
+    let r = ld(&b.r);
+    let q = ld(&b.q);
+    let sigma = ld(&b.sigma);
+
+    let sqrt_t = t.sqrt();
+    let sd = sigma * sqrt_t;
+    let degenerate = sd.lt(V::splat(SD_MIN));
+    let inv_sd = V::select(degenerate, zero, one / sd);
+    let inv_sigma = one / sigma;
+    let half_var = V::splat(0.5) * sigma * sigma;
+    let drift = (r - q + half_var) * t;
+    let theta_k = half_var * inv_sd;
+    let eq = exp(-q * t);
+    let dk = k * exp(-r * t);
+    let fk = eq / dk;
+    Terms {
+        omega,
+        drift,
+        sd,
+        inv_sd,
+        sqrt_t,
+        theta_k,
+        inv_sigma,
+        eq,
+        dk,
+        fk,
+        rho_a: -(t * b76),
+        rho_b: t - t * b76,
+        q,
+        r,
+    }
+}
+
+/// Everything that depends on the underlying: `x` is d1's numerator ln(S/K) + drift.
+#[inline(always)]
+fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
+    let zero = V::splat(0.0);
+    let degenerate = m.inv_sd.lt(V::splat(f64::MIN_POSITIVE));
+    let big = V::select(x.gt(zero), V::splat(D_BIG), V::splat(-D_BIG));
+    let d1 = V::select(degenerate, big, x * m.inv_sd);
+    let d2 = V::select(degenerate, big, d1 - m.sd);
+    let e1 = exp(d1 * d1 * V::splat(-0.5));
+    let e2 = e1 * s * m.fk;
+    let n1 = e1 * V::splat(INV_SQRT_2PI);
+    let cdf1 = ncdf_with_exp(m.omega * d1, e1);
+    let cdf2 = ncdf_with_exp(m.omega * d2, e2);
+
+    let a = s * m.eq;
+    let wa = m.omega * a * cdf1;
+    let wk = m.omega * m.dk * cdf2;
+    let price = wa - wk;
+    let delta = m.omega * m.eq * cdf1;
+    let eq_n1 = m.eq * n1;
+    let gamma = eq_n1 * m.inv_sd / s;
+    let a_n1 = a * n1;
+    let vega = a_n1 * m.sqrt_t;
+    let theta = m.q.mul_add(wa, -(a_n1 * m.theta_k)) - m.r * wk;
+    let rho = m.rho_a.mul_add(price, m.rho_b * wk);
+    let d2_over_sigma = d2 * m.inv_sigma;
+    let vanna = -(eq_n1 * d2_over_sigma);
+    let volga = vega * d1 * d2_over_sigma;
+    Out {
+        price,
+        delta,
+        gamma,
+        vega,
+        theta,
+        rho,
+        vanna,
+        volga,
+    }
+}
+
+#[inline(always)]
+fn store<V: Lanes>(o: &Out<V>, out: &mut GreeksColumns<V::Elem>, i: usize)
+where
+    V::Elem: Element,
+{
+    o.price.store(&mut out.price.as_mut_slice()[i..]);
+    o.delta.store(&mut out.delta.as_mut_slice()[i..]);
+    o.gamma.store(&mut out.gamma.as_mut_slice()[i..]);
+    o.vega.store(&mut out.vega.as_mut_slice()[i..]);
+    o.theta.store(&mut out.theta.as_mut_slice()[i..]);
+    o.rho.store(&mut out.rho.as_mut_slice()[i..]);
+    o.vanna.store(&mut out.vanna.as_mut_slice()[i..]);
+    o.volga.store(&mut out.volga.as_mut_slice()[i..]);
+}
+
+/// Reprices every row of `book` from its inputs into `out` (full path).
+pub fn reprice_full<V: Lanes>(book: &BookInputs<V::Elem>, out: &mut GreeksColumns<V::Elem>)
+where
+    V::Elem: Element,
+{
+    let n = book.padded_len();
+    assert_eq!(out.price.as_slice().len(), n, "outputs sized for this book");
+    let mut i = 0;
+    while i < n {
+        let m = prepare::<V>(book, i);
+        let s = V::load(&book.s.as_slice()[i..]);
+        let k = V::load(&book.k.as_slice()[i..]);
+        let x = (s / k).ln() + m.drift;
+        store(&finish(s, x, &m), out, i);
+        i += V::LANES;
+    }
+}
+
+/// The spot-independent terms of every row, for [`reprice_spot`].
+#[derive(Clone, Debug)]
+pub struct SpotCache<E: Element> {
+    generation: u64,
+    omega: Column<E>,
+    /// drift − ln K.
+    c: Column<E>,
+    sd: Column<E>,
+    inv_sd: Column<E>,
+    sqrt_t: Column<E>,
+    theta_k: Column<E>,
+    inv_sigma: Column<E>,
+    eq: Column<E>,
+    dk: Column<E>,
+    fk: Column<E>,
+    rho_a: Column<E>,
+    rho_b: Column<E>,
+    q: Column<E>,
+    r: Column<E>,
+}
+
+/// The book changed (a row other than its spot) since the cache was built.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "spot cache is stale: built for book generation {cache}, book is at {book}; rebuild it (full path)"
+)]
+pub struct StaleCache {
+    /// Generation the cache was built for.
+    pub cache: u64,
+    /// The book's generation now.
+    pub book: u64,
+}
+
+impl<E: Element> SpotCache<E> {
+    /// Computes the cache for `book` with lanes `V`.
+    pub fn build<V: Lanes<Elem = E>>(book: &BookInputs<E>) -> Self {
+        let n = book.padded_len();
+        let z = || Column::zeros(n);
+        let mut c = Self {
+            generation: book.generation(),
+            omega: z(),
+            c: z(),
+            sd: z(),
+            inv_sd: z(),
+            sqrt_t: z(),
+            theta_k: z(),
+            inv_sigma: z(),
+            eq: z(),
+            dk: z(),
+            fk: z(),
+            rho_a: z(),
+            rho_b: z(),
+            q: z(),
+            r: z(),
+        };
+        let mut i = 0;
+        while i < n {
+            let m = prepare::<V>(book, i);
+            let k = V::load(&book.k.as_slice()[i..]);
+            let st = |v: V, col: &mut Column<E>| v.store(&mut col.as_mut_slice()[i..]);
+            st(m.omega, &mut c.omega);
+            st(m.drift - k.ln(), &mut c.c);
+            st(m.sd, &mut c.sd);
+            st(m.inv_sd, &mut c.inv_sd);
+            st(m.sqrt_t, &mut c.sqrt_t);
+            st(m.theta_k, &mut c.theta_k);
+            st(m.inv_sigma, &mut c.inv_sigma);
+            st(m.eq, &mut c.eq);
+            st(m.dk, &mut c.dk);
+            st(m.fk, &mut c.fk);
+            st(m.rho_a, &mut c.rho_a);
+            st(m.rho_b, &mut c.rho_b);
+            st(m.q, &mut c.q);
+            st(m.r, &mut c.r);
+            i += V::LANES;
+        }
+        c
+    }
+
+    /// The book generation this cache was built for.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// Reprices every row of `book` after only its spots (column `s`) moved, from `cache`.
+/// Refuses a cache built before the book's other inputs last changed.
+pub fn reprice_spot<V: Lanes>(
+    book: &BookInputs<V::Elem>,
+    cache: &SpotCache<V::Elem>,
+    out: &mut GreeksColumns<V::Elem>,
+) -> Result<(), StaleCache>
+where
+    V::Elem: Element,
+{
+    if cache.generation != book.generation() {
+        return Err(StaleCache {
+            cache: cache.generation,
+            book: book.generation(),
+        });
+    }
+    let n = book.padded_len();
+    assert_eq!(out.price.as_slice().len(), n, "outputs sized for this book");
+    let mut i = 0;
+    while i < n {
+        let ld = |col: &Column<V::Elem>| V::load(&col.as_slice()[i..]);
+        let m = Terms {
+            omega: ld(&cache.omega),
+            drift: V::splat(0.0),
+            sd: ld(&cache.sd),
+            inv_sd: ld(&cache.inv_sd),
+            sqrt_t: ld(&cache.sqrt_t),
+            theta_k: ld(&cache.theta_k),
+            inv_sigma: ld(&cache.inv_sigma),
+            eq: ld(&cache.eq),
+            dk: ld(&cache.dk),
+            fk: ld(&cache.fk),
+            rho_a: ld(&cache.rho_a),
+            rho_b: ld(&cache.rho_b),
+            q: ld(&cache.q),
+            r: ld(&cache.r),
+        };
+        let s = ld(&book.s);
+        let x = s.ln() + ld(&cache.c);
+        store(&finish(s, x, &m), out, i);
+        i += V::LANES;
+    }
+    Ok(())
+}

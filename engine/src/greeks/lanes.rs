@@ -1,0 +1,268 @@
+//! The small numeric trait the Greeks kernel is written over, and its four instantiations.
+//!
+//! The kernel is written once, generic over [`Lanes`]; it runs on `wide::f64x8` (AVX-512),
+//! `wide::f64x4` (AVX2), `wide::f32x16` (hedge Greeks in single precision) and plain `f64`,
+//! the scalar twin that is the oracle for the vector paths in tests. Everything here is
+//! `#[inline(always)]` so that each instantiation compiles to straight-line vector code.
+//!
+//! Masks follow `wide`: a mask is a vector whose lanes are all ones or all zeros; for `f64` a
+//! mask is a `bool`. Nothing here allocates, panics on data, or touches memory beyond the
+//! slices it is given.
+
+use core::ops::{Add, BitAnd, BitOr, Div, Mul, Neg, Not, Sub};
+use wide::{f32x16, f64x4, f64x8};
+
+/// A vector (or scalar) of reals the kernel computes on.
+pub trait Lanes:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// The element type of the columns this type loads from and stores to.
+    type Elem: Copy + Default + PartialOrd + core::fmt::Debug + Send + Sync + 'static;
+    /// A per-lane boolean.
+    type Mask: Copy
+        + BitAnd<Output = Self::Mask>
+        + BitOr<Output = Self::Mask>
+        + Not<Output = Self::Mask>;
+    /// Number of lanes.
+    const LANES: usize;
+    /// Name shown by benches and tests.
+    const NAME: &'static str;
+    /// True when the element type is `f64` (selects polynomial degrees in `math`).
+    const DOUBLE: bool;
+
+    /// Every lane set to `x` (rounded to the element type).
+    fn splat(x: f64) -> Self;
+    /// Loads the first `LANES` elements of `src`.
+    fn load(src: &[Self::Elem]) -> Self;
+    /// Stores into the first `LANES` elements of `dst`.
+    fn store(self, dst: &mut [Self::Elem]);
+    /// `self * a + b`, fused where the hardware has FMA.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// Per lane: `t` where `m` is set, else `f`.
+    fn select(m: Self::Mask, t: Self, f: Self) -> Self;
+    /// Per lane `self < o` (false for NaN).
+    fn lt(self, o: Self) -> Self::Mask;
+    /// Per lane `self > o` (false for NaN).
+    fn gt(self, o: Self) -> Self::Mask;
+    /// True if any lane of the mask is set.
+    fn any(m: Self::Mask) -> bool;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// Square root (correctly rounded on every instantiation).
+    fn sqrt(self) -> Self;
+    /// Lane-wise maximum.
+    fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum.
+    fn min(self, o: Self) -> Self;
+    /// Round to the nearest integer (ties to even).
+    fn round(self) -> Self;
+    /// `2^n` for integral `n` within the normal exponent range of the element type
+    /// (f64: −1022..=1023, f32: −126..=127); callers clamp first.
+    fn pow2i(n: Self) -> Self;
+    /// Natural logarithm from the `wide` crate (std for `f64`): Cephes-style rational,
+    /// max error ≤ 1 ulp over positive normal inputs (std's is correctly rounded or
+    /// within 1 ulp).
+    fn ln(self) -> Self;
+    /// `exp` from the `wide` crate (std for `f64`); the kernel uses the faster
+    /// [`super::math::exp`] and keeps this one as the rival in `keel-bench greeks`.
+    fn exp_lib(self) -> Self;
+}
+
+impl Lanes for f64 {
+    type Elem = f64;
+    type Mask = bool;
+    const LANES: usize = 1;
+    const NAME: &'static str = "f64 (scalar)";
+    const DOUBLE: bool = true;
+
+    #[inline(always)]
+    fn splat(x: f64) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn load(src: &[f64]) -> Self {
+        src[0]
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f64]) {
+        dst[0] = self;
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn select(m: bool, t: Self, f: Self) -> Self {
+        if m { t } else { f }
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> bool {
+        self < o
+    }
+    #[inline(always)]
+    fn gt(self, o: Self) -> bool {
+        self > o
+    }
+    #[inline(always)]
+    fn any(m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        f64::max(self, o)
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        f64::min(self, o)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        f64::round_ties_even(self)
+    }
+    #[inline(always)]
+    fn pow2i(n: Self) -> Self {
+        f64::from_bits(((n as i64 + 1023) as u64) << 52)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    #[inline(always)]
+    fn exp_lib(self) -> Self {
+        f64::exp(self)
+    }
+}
+
+/// Implements [`Lanes`] for a `wide` float vector. `$bias` and `$mant` are the exponent bias
+/// and mantissa width of the element type, used by `pow2i`.
+macro_rules! impl_wide {
+    ($v:ty, $elem:ty, $n:expr, $name:expr, $bias:expr, $mant:expr, $double:expr) => {
+        impl Lanes for $v {
+            type Elem = $elem;
+            type Mask = $v;
+            const LANES: usize = $n;
+            const NAME: &'static str = $name;
+            const DOUBLE: bool = $double;
+
+            #[inline(always)]
+            fn splat(x: f64) -> Self {
+                <$v>::splat(x as $elem)
+            }
+            #[inline(always)]
+            fn load(src: &[$elem]) -> Self {
+                let a: [$elem; $n] = src[..$n].try_into().expect("slice of LANES elements");
+                <$v>::new(a)
+            }
+            #[inline(always)]
+            fn store(self, dst: &mut [$elem]) {
+                dst[..$n].copy_from_slice(&self.to_array());
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$v>::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn select(m: Self, t: Self, f: Self) -> Self {
+                m.select(t, f)
+            }
+            #[inline(always)]
+            fn lt(self, o: Self) -> Self {
+                self.simd_lt(o)
+            }
+            #[inline(always)]
+            fn gt(self, o: Self) -> Self {
+                self.simd_gt(o)
+            }
+            #[inline(always)]
+            fn any(m: Self) -> bool {
+                m.any()
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$v>::abs(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$v>::sqrt(self)
+            }
+            #[inline(always)]
+            fn max(self, o: Self) -> Self {
+                <$v>::fast_max(self, o)
+            }
+            #[inline(always)]
+            fn min(self, o: Self) -> Self {
+                <$v>::fast_min(self, o)
+            }
+            #[inline(always)]
+            fn round(self) -> Self {
+                <$v>::round_ties_even(self)
+            }
+            #[inline(always)]
+            fn pow2i(n: Self) -> Self {
+                // Adding 2^mant + bias puts the integer n + bias in the low mantissa bits;
+                // shifting those bits into the exponent field gives 2^n.
+                let magic = <$v>::splat(((1u64 << $mant) as $elem) + $bias);
+                <$v>::from_bits((n + magic).to_bits() << $mant)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$v>::ln(self)
+            }
+            #[inline(always)]
+            fn exp_lib(self) -> Self {
+                <$v>::exp(self)
+            }
+        }
+    };
+}
+
+impl_wide!(f64x8, f64, 8, "f64x8 (AVX-512)", 1023.0, 52u32, true);
+impl_wide!(f64x4, f64, 4, "f64x4 (AVX2)", 1023.0, 52u32, true);
+impl_wide!(f32x16, f32, 16, "f32x16 (AVX-512)", 127.0, 23u32, false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow2i_matches_powi_on_every_instantiation() {
+        for n in [-1022i32, -100, -1, 0, 1, 7, 52, 1023] {
+            let want = 2f64.powi(n);
+            assert_eq!(<f64 as Lanes>::pow2i(n as f64), want, "f64 2^{n}");
+            assert_eq!(f64x8::pow2i(Lanes::splat(n as f64)).to_array()[3], want);
+            assert_eq!(f64x4::pow2i(Lanes::splat(n as f64)).to_array()[1], want);
+        }
+        for n in [-126i32, -3, 0, 5, 127] {
+            assert_eq!(
+                f32x16::pow2i(Lanes::splat(n as f64)).to_array()[9],
+                2f32.powi(n)
+            );
+        }
+    }
+
+    #[test]
+    fn load_store_round_trip_and_select() {
+        let src: Vec<f64> = (0..8).map(|i| i as f64 - 3.5).collect();
+        let v = f64x8::load(&src);
+        let mut dst = [0.0; 8];
+        f64x8::select(v.lt(Lanes::splat(0.0)), -v, v).store(&mut dst);
+        for (d, s) in dst.iter().zip(&src) {
+            assert_eq!(*d, s.abs());
+        }
+        assert!(f64x8::any(v.gt(Lanes::splat(3.0))));
+        assert!(!f64x8::any(v.gt(Lanes::splat(4.0))));
+    }
+}

@@ -1,0 +1,67 @@
+//! The SIMD batch Greeks kernel: prices and Greeks of a whole book per call.
+//!
+//! Owns: the SoA book layout ([`BookInputs`], [`GreeksColumns`], [`SpotCache`]), the kernel
+//! written once over [`Lanes`] and instantiated for `f64x8` (AVX-512), `f64x4` (AVX2),
+//! `f32x16` (single-precision hedge Greeks, summed in f64 by [`GreeksColumns::weighted_sum`]) and
+//! plain `f64` (the scalar twin, the oracle in tests), its vector math, implied volatility, and
+//! the inverse (coin-premium) conversion applied at the edge.
+//!
+//! Must never: allocate or fail while repricing (validation happens once, in the builder), or let
+//! a NaN into the book. Units are those of DESIGN.md: vega and volga per 1.00 of vol, theta per
+//! calendar year, rho per 1.00 of rate.
+
+mod batch;
+pub mod iv;
+mod kernel;
+pub mod lanes;
+pub mod math;
+
+pub use batch::{
+    BookInputs, Column, Element, GreekValues, GreeksColumns, InvalidRow, MAX_RATE, MAX_SIGMA, MAX_T,
+    Model, OptionKind, OptionRow, PAD, padded, validate,
+};
+pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, reprice_full, reprice_spot};
+pub use lanes::Lanes;
+
+/// The widest f64 vector this build can use: `f64x8` where AVX-512F is enabled at compile time
+/// (the workspace builds with `target-cpu=native`), else `f64x4`.
+#[cfg(target_feature = "avx512f")]
+pub type WideF64 = wide::f64x8;
+/// The widest f64 vector this build can use: `f64x8` where AVX-512F is enabled at compile time
+/// (the workspace builds with `target-cpu=native`), else `f64x4`.
+#[cfg(not(target_feature = "avx512f"))]
+pub type WideF64 = wide::f64x4;
+/// The f32 vector for hedge Greeks.
+pub type WideF32 = wide::f32x16;
+
+/// Prices one option with the scalar twin (allocates a one-row book: not for the hot path).
+pub fn greeks_one(row: &OptionRow) -> Result<GreekValues, InvalidRow> {
+    let book = BookInputs::<f64>::from_rows(std::slice::from_ref(row))?;
+    let mut out = GreeksColumns::for_book(&book);
+    reprice_full::<f64>(&book, &mut out);
+    Ok(out.row(0))
+}
+
+/// Converts one option's quote-currency values to a coin-premium (inverse) option's, for a
+/// venue such as Deribit whose premium is paid in the underlying coin; `forward` is the forward
+/// F of the option's expiry (not the index).
+///
+/// With V the quote-currency price: price = V/F (coin); delta = Δ − V/F, the coin exposure per
+/// unit of underlying (Deribit's "net transaction delta", HEDGING.md); gamma = d(delta)/dF =
+/// Γ − (Δ − V/F)/F; vega, theta, rho and volga are divided by F (coin per unit of each
+/// variable, F held); vanna = d(delta)/dσ = vanna − vega/F.
+pub fn to_coin(g: &GreekValues, forward: f64) -> GreekValues {
+    let inv_f = 1.0 / forward;
+    let price = g.price * inv_f;
+    let delta = g.delta - price;
+    GreekValues {
+        price,
+        delta,
+        gamma: g.gamma - delta * inv_f,
+        vega: g.vega * inv_f,
+        theta: g.theta * inv_f,
+        rho: g.rho * inv_f,
+        vanna: g.vanna - g.vega * inv_f,
+        volga: g.volga * inv_f,
+    }
+}
