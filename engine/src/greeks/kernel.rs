@@ -119,7 +119,13 @@ where
 fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     let zero = V::splat(0.0);
     let degenerate = m.inv_sd.lt(V::splat(f64::MIN_POSITIVE));
-    let big = V::select(x.gt(zero), V::splat(D_BIG), V::splat(-D_BIG));
+    // Exactly at the money counts as out of the money: ω·d = −D_BIG.
+    let atm = -(m.omega * V::splat(D_BIG));
+    let big = V::select(
+        x.gt(zero),
+        V::splat(D_BIG),
+        V::select(x.lt(zero), V::splat(-D_BIG), atm),
+    );
     let d1 = V::select(degenerate, big, x * m.inv_sd);
     let d2 = V::select(degenerate, big, d1 - m.sd);
     let e1 = exp(d1 * d1 * V::splat(-0.5));
