@@ -1,1 +1,43 @@
-fn main() {}
+//! `keel-bench`: Keel's benchmark harness. Each bench runs the competing implementations in one
+//! process on the same inputs and prints them side by side (a table, or one JSON object with
+//! `--json`). Later issues add `parse`, `ring`, `exec` and `e2e`.
+
+mod greeks;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keel-bench",
+    version,
+    about = "Keel's benchmark harness: competing implementations side by side, from one process",
+    long_about = "Keel's benchmark harness. Every bench runs Keel's implementation and its rivals \
+                  in the same process on the same inputs and prints them side by side. Build \
+                  with --release (the workspace builds for the native CPU)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Greeks kernel: SIMD f64 full and spot-move paths, SIMD f32, the scalar twin and a
+    /// published crate, in ns per option.
+    Greeks(greeks::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.bench {
+        Bench::Greeks(a) => greeks::run(&a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -29,8 +29,8 @@ fn arb_row() -> impl Strategy<Value = OptionRow> {
     (
         any::<bool>(),
         any::<bool>(),
-        0.0f64..5.0,    // log10 spot
-        -1.5f64..1.5,   // ln(K/S)
+        0.0f64..5.0,  // log10 spot
+        -1.5f64..1.5, // ln(K/S)
         prop_oneof![
             Just(0.0),
             Just(-0.01),
@@ -38,13 +38,17 @@ fn arb_row() -> impl Strategy<Value = OptionRow> {
             1e-6f64..1e-3,
             1e-3f64..5.0
         ],
-        -0.05f64..0.2,  // r
-        -0.05f64..0.3,  // q
+        -0.05f64..0.2, // r
+        -0.05f64..0.3, // q
         prop_oneof![Just(5.0), 1e-4f64..0.05, 0.05f64..5.0],
     )
         .prop_map(|(call, b76, ls, lm, t, r, q, sigma)| {
             let s = 10f64.powf(ls);
-            let kind = if call { OptionKind::Call } else { OptionKind::Put };
+            let kind = if call {
+                OptionKind::Call
+            } else {
+                OptionKind::Put
+            };
             let k = s * lm.exp();
             if b76 {
                 OptionRow::black76(kind, s, k, t, r, sigma)
@@ -178,8 +182,14 @@ fn expired_options_are_worth_intrinsic_with_step_deltas() {
                 continue;
             }
             let g = greeks_one(&row(kind, s, k, t, 0.05, 0.01, 0.3)).unwrap();
-            assert!((g.price - price).abs() < 1e-9, "{kind:?} {s} {k} t={t}: {g:?}");
-            assert!((g.delta - delta).abs() < 1e-9, "{kind:?} {s} {k} t={t}: {g:?}");
+            assert!(
+                (g.price - price).abs() < 1e-9,
+                "{kind:?} {s} {k} t={t}: {g:?}"
+            );
+            assert!(
+                (g.delta - delta).abs() < 1e-9,
+                "{kind:?} {s} {k} t={t}: {g:?}"
+            );
             assert_eq!(
                 [g.gamma, g.vega, g.vanna, g.volga],
                 [0.0; 4],
@@ -197,7 +207,11 @@ fn near_expiry_and_tiny_vol_stay_finite_and_converge() {
     let g = greeks_one(&row(OptionKind::Call, 100.0, 100.0, t, 0.0, 0.0, 0.5)).unwrap();
     assert!(g.to_array().iter().all(|x| x.is_finite()), "{g:?}");
     let approx = 0.398_942_280_4 * 100.0 * 0.5 * t.sqrt();
-    assert!((g.price / approx - 1.0).abs() < 1e-3, "{} vs {approx}", g.price);
+    assert!(
+        (g.price / approx - 1.0).abs() < 1e-3,
+        "{} vs {approx}",
+        g.price
+    );
     // σ → 0 with τ > 0: the discounted forward intrinsic, delta e^{−qτ}.
     let g = greeks_one(&row(OptionKind::Call, 100.0, 90.0, 1.0, 0.05, 0.02, 1e-12)).unwrap();
     let fwd_intrinsic = 100.0 * (-0.02f64).exp() - 90.0 * (-0.05f64).exp();
@@ -243,9 +257,21 @@ fn stale_spot_cache_is_refused() {
 #[test]
 fn f32_greeks_sum_in_f64() {
     let rows: Vec<OptionRow> = (0..1000)
-        .map(|i| row(OptionKind::Call, 100.0, 80.0 + 0.04 * i as f64, 0.5, 0.01, 0.0, 0.5))
+        .map(|i| {
+            row(
+                OptionKind::Call,
+                100.0,
+                80.0 + 0.04 * i as f64,
+                0.5,
+                0.01,
+                0.0,
+                0.5,
+            )
+        })
         .collect();
-    let qty: Vec<f64> = (0..1000).map(|i| if i % 2 == 0 { 3.0 } else { -2.0 }).collect();
+    let qty: Vec<f64> = (0..1000)
+        .map(|i| if i % 2 == 0 { 3.0 } else { -2.0 })
+        .collect();
     let b64 = BookInputs::<f64>::from_rows(&rows).unwrap();
     let mut g64 = GreeksColumns::for_book(&b64);
     reprice_full::<f64x8>(&b64, &mut g64);
@@ -253,6 +279,16 @@ fn f32_greeks_sum_in_f64() {
     let mut g32 = GreeksColumns::for_book(&b32);
     reprice_full::<f32x16>(&b32, &mut g32);
     let (a, b) = (g64.weighted_sum(&qty), g32.weighted_sum(&qty));
-    assert!(close(a.delta, b.delta, 1e-4, 1e-3), "{} vs {}", a.delta, b.delta);
-    assert!(close(a.vega, b.vega, 1e-4, 1e-2), "{} vs {}", a.vega, b.vega);
+    assert!(
+        close(a.delta, b.delta, 1e-4, 1e-3),
+        "{} vs {}",
+        a.delta,
+        b.delta
+    );
+    assert!(
+        close(a.vega, b.vega, 1e-4, 1e-2),
+        "{} vs {}",
+        a.vega,
+        b.vega
+    );
 }

@@ -529,18 +529,36 @@ mod tests {
         rows[3].sigma = 0.3;
         rows[1].s = f64::NAN;
         let e = BookInputs::<f64>::from_rows(&rows).unwrap_err();
-        assert!(matches!(e, InvalidRow::NotFinite { row: 1, field: "s", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                InvalidRow::NotFinite {
+                    row: 1,
+                    field: "s",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         rows[1].s = 100.0;
         rows[4].k = -1.0;
         assert!(matches!(
             BookInputs::<f64>::from_rows(&rows).unwrap_err(),
-            InvalidRow::NotPositive { row: 4, field: "k", .. }
+            InvalidRow::NotPositive {
+                row: 4,
+                field: "k",
+                ..
+            }
         ));
         rows[4].k = 100.0;
         rows[0].sigma = 7.0;
         assert!(matches!(
             BookInputs::<f64>::from_rows(&rows).unwrap_err(),
-            InvalidRow::OutOfRange { row: 0, field: "sigma", .. }
+            InvalidRow::OutOfRange {
+                row: 0,
+                field: "sigma",
+                ..
+            }
         ));
     }
 

@@ -135,10 +135,46 @@ mod tests {
     #[test]
     fn round_trips_through_the_kernel() {
         for (kind, model, s, k, t, r, q, sigma) in [
-            (OptionKind::Call, Model::Bsm, 100.0, 120.0, 0.5, 0.03, 0.01, 0.25),
-            (OptionKind::Put, Model::Bsm, 100.0, 80.0, 0.1, -0.01, 0.02, 0.9),
-            (OptionKind::Put, Model::Black76, 61_000.0, 70_000.0, 0.08, 0.0, 0.0, 0.8),
-            (OptionKind::Call, Model::Black76, 61_000.0, 30_000.0, 2.0, 0.05, 0.05, 4.0),
+            (
+                OptionKind::Call,
+                Model::Bsm,
+                100.0,
+                120.0,
+                0.5,
+                0.03,
+                0.01,
+                0.25,
+            ),
+            (
+                OptionKind::Put,
+                Model::Bsm,
+                100.0,
+                80.0,
+                0.1,
+                -0.01,
+                0.02,
+                0.9,
+            ),
+            (
+                OptionKind::Put,
+                Model::Black76,
+                61_000.0,
+                70_000.0,
+                0.08,
+                0.0,
+                0.0,
+                0.8,
+            ),
+            (
+                OptionKind::Call,
+                Model::Black76,
+                61_000.0,
+                30_000.0,
+                2.0,
+                0.05,
+                0.05,
+                4.0,
+            ),
         ] {
             let row = OptionRow {
                 kind,
@@ -172,7 +208,10 @@ mod tests {
             Err(IvError::Invalid { field: "price", .. })
         ));
         let expired = OptionRow { t: 0.0, ..row };
-        assert!(matches!(implied_vol(&expired, 10.0), Err(IvError::Expired { .. })));
+        assert!(matches!(
+            implied_vol(&expired, 10.0),
+            Err(IvError::Expired { .. })
+        ));
         let mut out = [Ok(0.0); 2];
         implied_vols(&[row, row], &[20.0, -1.0], &mut out);
         assert!(out[0].is_ok());

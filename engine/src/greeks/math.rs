@@ -6,6 +6,9 @@
 //! at 50 digits by `engine/tests/math_accuracy.rs` (reference points from
 //! `engine/tests/data/make_math_reference.py`) and are asserted there.
 
+// Published coefficients are kept digit for digit as printed, so they can be checked by eye.
+#![allow(clippy::excessive_precision)]
+
 use super::lanes::Lanes;
 
 /// 1/√(2π).
@@ -183,8 +186,16 @@ pub fn ncdf_with_exp<V: Lanes>(x: V, e: V) -> V {
         // With w = y² = 1/z, multiply P and Q by w⁵: z·P(z)/Q(z) = P̃(w)/(w·Q̃(w)), so the tail
         // is (w·Q̃/√(2π) − P̃)/(y·w·Q̃): no extra division.
         let w = y * y;
-        let pt = horner(w, CODY_P[4], &[CODY_P[3], CODY_P[2], CODY_P[1], CODY_P[0], CODY_P[5]]);
-        let qt = horner(w, CODY_Q[4], &[CODY_Q[3], CODY_Q[2], CODY_Q[1], CODY_Q[0], 1.0]);
+        let pt = horner(
+            w,
+            CODY_P[4],
+            &[CODY_P[3], CODY_P[2], CODY_P[1], CODY_P[0], CODY_P[5]],
+        );
+        let qt = horner(
+            w,
+            CODY_Q[4],
+            &[CODY_Q[3], CODY_Q[2], CODY_Q[1], CODY_Q[0], 1.0],
+        );
         let wq = w * qt;
         let fnum = wq.mul_add(V::splat(INV_SQRT_2PI), -pt);
         num = V::select(far, fnum, num);
@@ -232,7 +243,10 @@ mod tests {
         for (x, got) in xs32.iter().zip(v) {
             let want = (*x as f64).exp();
             if want < f32::MAX as f64 {
-                assert!(((got as f64 - want) / want).abs() < 2.5e-7, "exp({x}) = {got}");
+                assert!(
+                    ((got as f64 - want) / want).abs() < 2.5e-7,
+                    "exp({x}) = {got}"
+                );
             }
         }
     }
