@@ -20,7 +20,9 @@
 //!
 //! Never allocates; never branches on data except to skip the cdf's far-tail region.
 
-use super::batch::{BookInputs, Column, Element, GreeksColumns};
+use super::batch::{
+    BookInputs, Column, Element, GreekValues, GreeksColumns, Model, OptionKind, OptionRow,
+};
 use super::lanes::Lanes;
 use super::math::{INV_SQRT_2PI, exp, ncdf_with_exp};
 use thiserror::Error;
@@ -75,16 +77,22 @@ where
     V::Elem: Element,
 {
     let ld = |c: &Column<V::Elem>| V::load(&c.as_slice()[i..]);
+    terms(
+        ld(&b.omega),
+        ld(&b.black76),
+        ld(&b.k),
+        ld(&b.t),
+        ld(&b.r),
+        ld(&b.q),
+        ld(&b.sigma),
+    )
+}
+
+#[inline(always)]
+fn terms<V: Lanes>(omega: V, b76: V, k: V, t: V, r: V, q: V, sigma: V) -> Terms<V> {
     let zero = V::splat(0.0);
     let one = V::splat(1.0);
-    let omega = ld(&b.omega);
-    let b76 = ld(&b.black76);
-    let k = ld(&b.k);
-    let t = ld(&b.t).max(zero);
-    let r = ld(&b.r);
-    let q = ld(&b.q);
-    let sigma = ld(&b.sigma);
-
+    let t = t.max(zero);
     let sqrt_t = t.sqrt();
     let sd = sigma * sqrt_t;
     let degenerate = sd.lt(V::splat(SD_MIN));
@@ -111,6 +119,33 @@ where
         rho_b: t - t * b76,
         q,
         r,
+    }
+}
+
+/// Prices one option with the scalar twin, without allocating: the per-option entry point
+/// (the batch functions are the fast path). The row must have passed
+/// [`super::batch::validate`]; [`super::greeks_one`] checks it first.
+pub fn price_row(o: &OptionRow) -> GreekValues {
+    let omega = match o.kind {
+        OptionKind::Call => 1.0,
+        OptionKind::Put => -1.0,
+    };
+    let (b76, q) = match o.model {
+        Model::Bsm => (0.0, o.q),
+        Model::Black76 => (1.0, o.r),
+    };
+    let m = terms::<f64>(omega, b76, o.k, o.t, o.r, q, o.sigma);
+    let x = (o.s / o.k).ln() + m.drift;
+    let g = finish(o.s, x, &m);
+    GreekValues {
+        price: g.price,
+        delta: g.delta,
+        gamma: g.gamma,
+        vega: g.vega,
+        theta: g.theta,
+        rho: g.rho,
+        vanna: g.vanna,
+        volga: g.volga,
     }
 }
 

@@ -20,7 +20,7 @@ pub use batch::{
     BookInputs, Column, Element, GreekValues, GreeksColumns, InvalidRow, MAX_RATE, MAX_SIGMA,
     MAX_T, Model, OptionKind, OptionRow, PAD, padded, validate,
 };
-pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, reprice_full, reprice_spot};
+pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, price_row, reprice_full, reprice_spot};
 pub use lanes::Lanes;
 
 /// The widest f64 vector this build can use: `f64x8` where AVX-512F is enabled at compile time
@@ -34,12 +34,10 @@ pub type WideF64 = wide::f64x4;
 /// The f32 vector for hedge Greeks.
 pub type WideF32 = wide::f32x16;
 
-/// Prices one option with the scalar twin (allocates a one-row book: not for the hot path).
+/// Validates and prices one option with the scalar twin ([`price_row`]); never allocates.
 pub fn greeks_one(row: &OptionRow) -> Result<GreekValues, InvalidRow> {
-    let book = BookInputs::<f64>::from_rows(std::slice::from_ref(row))?;
-    let mut out = GreeksColumns::for_book(&book);
-    reprice_full::<f64>(&book, &mut out);
-    Ok(out.row(0))
+    validate(0, row)?;
+    Ok(price_row(row))
 }
 
 /// Converts one option's quote-currency values to a coin-premium (inverse) option's, for a
