@@ -152,6 +152,10 @@ impl OptionRow {
     }
 }
 
+/// Smallest spot, forward or strike the kernel accepts (keeps S/K a normal float).
+pub const MIN_PRICE: f64 = 1e-12;
+/// Largest spot, forward or strike the kernel accepts.
+pub const MAX_PRICE: f64 = 1e15;
 /// Largest volatility the kernel accepts (500 %).
 pub const MAX_SIGMA: f64 = 5.0;
 /// Largest |rate| or |yield| the kernel accepts.
@@ -219,6 +223,8 @@ pub fn validate(row: usize, o: &OptionRow) -> Result<(), InvalidRow> {
         }
     }
     let ranges = [
+        ("s", o.s, MIN_PRICE, MAX_PRICE),
+        ("k", o.k, MIN_PRICE, MAX_PRICE),
         ("sigma", o.sigma, 0.0, MAX_SIGMA),
         ("t", o.t, f64::NEG_INFINITY, MAX_T),
         ("r", o.r, -MAX_RATE, MAX_RATE),

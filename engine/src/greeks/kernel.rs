@@ -24,7 +24,7 @@ use super::batch::{
     BookInputs, Column, Element, GreekValues, GreeksColumns, Model, OptionKind, OptionRow,
 };
 use super::lanes::Lanes;
-use super::math::{INV_SQRT_2PI, exp, ncdf_with_exp};
+use super::math::{INV_SQRT_2PI, exp, exp_neg_half_sq, ncdf_with_exp};
 use thiserror::Error;
 
 /// Below this σ√τ a row is priced as deterministic (its limit as σ√τ → 0).
@@ -163,7 +163,7 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     );
     let d1 = V::select(degenerate, big, x * m.inv_sd);
     let d2 = V::select(degenerate, big, d1 - m.sd);
-    let e1 = exp(d1 * d1 * V::splat(-0.5));
+    let e1 = exp_neg_half_sq(d1);
     let e2 = e1 * s * m.fk;
     let n1 = e1 * V::splat(INV_SQRT_2PI);
     let cdf1 = ncdf_with_exp(m.omega * d1, e1);
