@@ -51,9 +51,8 @@ struct Terms<V> {
     dk: V,
     /// e^{(r−q)τ}/K, so that n(d2) = n(d1)·S·fk.
     fk: V,
-    /// ρ = rho_a·V + rho_b·ω·D_K·N(ωd2): (0, τ) for BSM, (−τ, 0) for Black-76.
-    rho_a: V,
-    rho_b: V,
+    /// +τ for BSM (ρ = τ·ω·D_K·N(ωd2)), −τ for Black-76 (ρ = −τ·V, F held).
+    rho_t: V,
     q: V,
     r: V,
 }
@@ -115,8 +114,7 @@ fn terms<V: Lanes>(omega: V, b76: V, k: V, t: V, r: V, q: V, sigma: V) -> Terms<
         eq,
         dk,
         fk,
-        rho_a: -(t * b76),
-        rho_b: t - t * b76,
+        rho_t: t - V::splat(2.0) * t * b76,
         q,
         r,
     }
@@ -179,7 +177,7 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     let a_n1 = a * n1;
     let vega = a_n1 * m.sqrt_t;
     let theta = m.q.mul_add(wa, -(a_n1 * m.theta_k)) - m.r * wk;
-    let rho = m.rho_a.mul_add(price, m.rho_b * wk);
+    let rho = m.rho_t * V::select(m.rho_t.lt(zero), price, wk);
     let d2_over_sigma = d2 * m.inv_sigma;
     let vanna = -(eq_n1 * d2_over_sigma);
     let volga = vega * d1 * d2_over_sigma;
@@ -237,14 +235,12 @@ pub struct SpotCache<E: Element> {
     c: Column<E>,
     sd: Column<E>,
     inv_sd: Column<E>,
-    sqrt_t: Column<E>,
     theta_k: Column<E>,
     inv_sigma: Column<E>,
     eq: Column<E>,
     dk: Column<E>,
     fk: Column<E>,
-    rho_a: Column<E>,
-    rho_b: Column<E>,
+    rho_t: Column<E>,
     q: Column<E>,
     r: Column<E>,
 }
@@ -272,14 +268,12 @@ impl<E: Element> SpotCache<E> {
             c: z(),
             sd: z(),
             inv_sd: z(),
-            sqrt_t: z(),
             theta_k: z(),
             inv_sigma: z(),
             eq: z(),
             dk: z(),
             fk: z(),
-            rho_a: z(),
-            rho_b: z(),
+            rho_t: z(),
             q: z(),
             r: z(),
         };
@@ -292,14 +286,12 @@ impl<E: Element> SpotCache<E> {
             st(m.drift - k.ln(), &mut c.c);
             st(m.sd, &mut c.sd);
             st(m.inv_sd, &mut c.inv_sd);
-            st(m.sqrt_t, &mut c.sqrt_t);
             st(m.theta_k, &mut c.theta_k);
             st(m.inv_sigma, &mut c.inv_sigma);
             st(m.eq, &mut c.eq);
             st(m.dk, &mut c.dk);
             st(m.fk, &mut c.fk);
-            st(m.rho_a, &mut c.rho_a);
-            st(m.rho_b, &mut c.rho_b);
+            st(m.rho_t, &mut c.rho_t);
             st(m.q, &mut c.q);
             st(m.r, &mut c.r);
             i += V::LANES;
@@ -334,19 +326,21 @@ where
     let mut i = 0;
     while i < n {
         let ld = |col: &Column<V::Elem>| V::load(&col.as_slice()[i..]);
+        // √τ is σ√τ/σ: one multiply instead of one more column to stream.
+        let sd = ld(&cache.sd);
+        let inv_sigma = ld(&cache.inv_sigma);
         let m = Terms {
             omega: ld(&cache.omega),
             drift: V::splat(0.0),
-            sd: ld(&cache.sd),
+            sd,
             inv_sd: ld(&cache.inv_sd),
-            sqrt_t: ld(&cache.sqrt_t),
+            sqrt_t: sd * inv_sigma,
             theta_k: ld(&cache.theta_k),
-            inv_sigma: ld(&cache.inv_sigma),
+            inv_sigma,
             eq: ld(&cache.eq),
             dk: ld(&cache.dk),
             fk: ld(&cache.fk),
-            rho_a: ld(&cache.rho_a),
-            rho_b: ld(&cache.rho_b),
+            rho_t: ld(&cache.rho_t),
             q: ld(&cache.q),
             r: ld(&cache.r),
         };
