@@ -1,0 +1,154 @@
+//! The `keel` command line: argument parsing, one-line error reporting and the subcommands.
+//!
+//! The binary (`src/bin/keel.rs`) only calls [`main`]. Each subcommand lives in its own module
+//! with a clap `Args` struct and a `run` function returning `anyhow::Result`, so that later
+//! subcommands (`run`, `tap`, `backtest`, `tx`) plug in by adding a module and a [`Command`]
+//! variant. Errors are reported once, here, as a single `error: ...` line on standard error
+//! with exit code 2; nothing below prints errors itself.
+
+pub mod greeks_cmd;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of every failure: bad arguments, bad input, I/O errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Keel, an options hedging engine: reprices a whole book with a SIMD Greeks kernel and hedges it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "keel",
+    version,
+    after_help = "Run 'keel <COMMAND> --help' for a command's flags, input format and units.\n\
+                  Example: keel greeks --input cases.csv --output greeks.csv"
+)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Keel's subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Price a CSV of options and append price and Greeks to each row (batch pricing).
+    #[command(long_about = greeks_cmd::LONG_ABOUT, after_help = greeks_cmd::AFTER_HELP)]
+    Greeks(greeks_cmd::GreeksArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Greeks(args) => greeks_cmd::run(&args),
+    }
+}
+
+/// Entry point of the `keel` binary: parses arguments, runs the command, reports any error as
+/// one line on standard error and returns exit code 2 for it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our standard output went away (`keel greeks ... | head`): nothing to
+        // report, like any Unix filter.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&format!("{e:#}"));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Help and version go to standard output with exit code 0; a bare `keel` shows the help on
+/// standard error (exit 2); every other argument error becomes one `error: ...` line.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_ERROR)
+        }
+        _ => {
+            report(&clap_one_line(&e.render().to_string()));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Prints `error: <msg>` as one line on standard error (never panics, even if stderr is closed).
+fn report(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(io::stderr(), "error: {}", one_line(msg));
+}
+
+/// Folds clap's multi-line error text into one line: drops the `Usage:` lines and the leading
+/// `error: `, and joins the rest (`[possible values: ...]`, tips, the `--help` hint).
+fn clap_one_line(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage:") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') || line.starts_with('[') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        out.push_str(line);
+    }
+    one_line(&out)
+}
+
+/// Replaces line breaks so a message always fits on one line.
+fn one_line(msg: &str) -> String {
+    msg.replace(['\r', '\n'], " ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn clap_errors_fold_to_one_line() {
+        let text = "error: invalid value 'f16' for '--precision <PRECISION>'\n  \
+                    [possible values: f64, f32]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_one_line(text),
+            "invalid value 'f16' for '--precision <PRECISION>' [possible values: f64, f32]; \
+             For more information, try '--help'."
+        );
+        let text = "error: the following required arguments were not provided:\n  \
+                    --input <FILE>\n\nUsage: keel greeks --input <FILE>\n\n\
+                    For more information, try '--help'.\n";
+        assert_eq!(
+            clap_one_line(text),
+            "the following required arguments were not provided: --input <FILE>; \
+             For more information, try '--help'."
+        );
+    }
+}
