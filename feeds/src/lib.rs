@@ -1,5 +1,13 @@
 //! Keel's market-data layer: the mio event loop, TLS, the RFC 6455 WebSocket client and the venue
-//! parsers that turn bytes into fixed-size `MarketEvent`s (DESIGN.md, "Data flow").
+//! parsers that turn bytes into fixed-size [`MarketEvent`]s (DESIGN.md, "Data flow").
 //!
-//! Empty until the feeds issue (#3) builds it: the crate exists now so that the workspace layout
-//! and the dependency direction (`feeds` knows nothing of `engine`) are fixed from the start.
+//! Owns everything between the socket and a normalised event; knows nothing of the engine.
+//! Must never allocate per message after start-up, panic on bytes from the network, or let a
+//! malformed message stop a feed.
+
+pub mod clock;
+pub mod event;
+pub mod instrument;
+
+pub use event::{DisconnectReason, EventBody, MarketEvent, OptionTicker, Side, Venue, VenueGreeks};
+pub use instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
