@@ -303,6 +303,17 @@ pub fn run(a: &Args) -> Result<()> {
             r.crate_baseline.ns_per_option / r.simd_f64_full.ns_per_option,
             1e3 / r.simd_f64_full.ns_per_option,
         );
+        let mops = |f: &Figure| 1e3 / f.ns_per_option;
+        println!(
+            "{:>8}  {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.1}  (M options/s)",
+            "",
+            mops(&r.simd_f64_full),
+            mops(&r.simd_f64_spot),
+            mops(&r.simd_f32_full),
+            mops(&r.scalar_f64_full),
+            mops(&r.scalar_f64_batch_loop),
+            mops(&r.crate_baseline),
+        );
         println!(
             "{:>8}  exp: own {:.2} ns, wide {:.2} ns per element; whole book (f64 full) {:.1} µs",
             "",

@@ -343,6 +343,10 @@ fn parse_row(rec: &ByteRecord, lay: &Layout) -> Result<(OptionRow, bool), String
     };
     let num = |j: usize| parse_num(cell(j), REQUIRED[j]);
     let (s, k, t, r, q, sigma) = (num(S)?, num(K)?, num(T)?, num(R)?, num(Q)?, num(SIGMA)?);
+    if !q.is_finite() {
+        // Black-76 does not use q, but a NaN or infinite value is still a broken input.
+        return Err(format!("q is not a finite number ({q})"));
+    }
     let row = match model {
         Model::Bsm => OptionRow::bsm(kind, s, k, t, r, q, sigma),
         // Black-76 ignores q (the engine carries r in its place).
@@ -353,6 +357,15 @@ fn parse_row(rec: &ByteRecord, lay: &Layout) -> Result<(OptionRow, bool), String
         Some(b"1") => true,
         Some(c) => return Err(format!("inverse must be 0 or 1 (got {})", show(c))),
     };
+    if inverse && model != Model::Black76 {
+        // DESIGN.md: coin-premium options are Black-76 on the forward of their expiry; the coin
+        // conversion holds F fixed, which a BSM row's spot is not.
+        return Err(
+            "inverse=1 needs model black76 (coin-premium options are priced on the \
+                    forward; give the forward as s)"
+                .to_string(),
+        );
+    }
     Ok((row, inverse))
 }
 
@@ -465,7 +478,8 @@ fn write_records<W: Write>(
             wtr.write_field(cell)?;
         }
         for x in g.to_array() {
-            wtr.write_field(num.format(x))?;
+            // + 0.0 turns −0.0 into 0.0: a zero Greek has no sign worth printing.
+            wtr.write_field(num.format(x + 0.0))?;
         }
         wtr.write_record(None::<&[u8]>)?;
         i += 1;
@@ -486,11 +500,29 @@ impl Drop for TempGuard {
 }
 
 /// Writes `path` through a temporary file in the same directory, renamed over `path` only after
-/// `fill` and the flush succeeded.
+/// `fill` and the flush succeeded. A symbolic link is followed (its target is replaced, the
+/// link kept); anything else that is not a regular file (a FIFO, a device) is refused, since a
+/// rename would replace it: write to standard output instead.
 fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = fs::canonicalize(path)?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    if let Ok(m) = fs::metadata(path)
+        && !m.is_file()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (write to standard output and redirect instead)",
+        ));
+    }
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;

@@ -234,7 +234,7 @@ fn a_bad_row_names_its_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.csv");
     let out_arg = output.to_str().unwrap().to_string();
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 10] = [
         // sigma <= 0, refused by the engine's validation, on line 4 (after a blank line 3).
         (
             "kind,model,s,k,t,r,q,sigma\ncall,bsm,100,100,0.5,0.01,0,0.3\n\nput,bsm,100,100,0.5,0.01,0,0\n",
@@ -263,6 +263,18 @@ fn a_bad_row_names_its_line_and_writes_nothing() {
         (
             "kind,model,s,k,t,r,q,sigma\ncall,bsm,100,100,0.5,0.01,0,NaN\n",
             &["bad.csv line 2: sigma is not a finite number"],
+        ),
+        (
+            "kind,model,s,k,t,r,q,sigma,inverse\ncall,bsm,60000,60000,0.5,0.05,0,0.6,1\n",
+            &["bad.csv line 2: inverse=1 needs model black76"],
+        ),
+        (
+            "kind,model,s,k,t,r,q,sigma\ncall,black76,100,100,0.5,0.01,NaN,0.3\n",
+            &["bad.csv line 2: q is not a finite number"],
+        ),
+        (
+            "kind,model,s,k,t,r,q,sigma\ncall,bsm,1e300,100,0.5,0.01,0,0.3\n",
+            &["bad.csv line 2: s = 1e300 is outside the supported range 1e-12 ..= 1e15"],
         ),
     ];
     for (content, needles) in cases {
@@ -465,4 +477,59 @@ fn help_and_version() {
         text(&out.stdout).trim(),
         format!("keel {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn output_through_a_symlink_keeps_the_link_and_refuses_special_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "cases.csv", CASES);
+    let target = dir.path().join("target.csv");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = keel(
+        &[
+            "greeks",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            link.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        written.starts_with("kind,model,s,k,t,r,q,sigma,inverse,price,"),
+        "{written}"
+    );
+
+    // A FIFO (or a device) is not replaced by a regular file: refused with one line.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let out = keel(
+        &[
+            "greeks",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            fifo.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_error(&out, &["not a regular file"]);
+    let ft = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(ft.is_fifo(), "the FIFO is still a FIFO");
 }

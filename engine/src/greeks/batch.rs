@@ -156,6 +156,11 @@ impl OptionRow {
 pub const MIN_PRICE: f64 = 1e-12;
 /// Largest spot, forward or strike the kernel accepts.
 pub const MAX_PRICE: f64 = 1e15;
+/// Smallest volatility the kernel accepts: 1/σ must stay finite in f32 as well as f64.
+pub const MIN_SIGMA: f64 = 1e-8;
+/// Largest |r|·τ and |q|·τ the kernel accepts: discount and carry factors e^{±20} stay far
+/// inside f32's range, so both precisions price every row the builder admits.
+pub const MAX_CARRY: f64 = 20.0;
 /// Largest volatility the kernel accepts (500 %).
 pub const MAX_SIGMA: f64 = 5.0;
 /// Largest |rate| or |yield| the kernel accepts.
@@ -167,7 +172,7 @@ pub const MAX_T: f64 = 100.0;
 #[derive(Debug, Error, PartialEq)]
 pub enum InvalidRow {
     /// A field was NaN or infinite.
-    #[error("row {row}: {field} is not a finite number ({value})")]
+    #[error("row {row}: {field} is not a finite number ({})", Num(*.value))]
     NotFinite {
         /// Row index (0-based).
         row: usize,
@@ -177,7 +182,7 @@ pub enum InvalidRow {
         value: f64,
     },
     /// A field that must be positive was zero or negative.
-    #[error("row {row}: {field} must be > 0 (got {value})")]
+    #[error("row {row}: {field} must be > 0 (got {})", Num(*.value))]
     NotPositive {
         /// Row index (0-based).
         row: usize,
@@ -187,7 +192,12 @@ pub enum InvalidRow {
         value: f64,
     },
     /// A field was outside the range the kernel is accurate over.
-    #[error("row {row}: {field} = {value} is outside the supported range {min} ..= {max}")]
+    #[error(
+        "row {row}: {field} = {} is outside the supported range {} ..= {}",
+        Num(*.value),
+        Num(*.min),
+        Num(*.max)
+    )]
     OutOfRange {
         /// Row index (0-based).
         row: usize,
@@ -225,12 +235,15 @@ pub fn validate(row: usize, o: &OptionRow) -> Result<(), InvalidRow> {
     let ranges = [
         ("s", o.s, MIN_PRICE, MAX_PRICE),
         ("k", o.k, MIN_PRICE, MAX_PRICE),
-        ("sigma", o.sigma, 0.0, MAX_SIGMA),
+        ("sigma", o.sigma, MIN_SIGMA, MAX_SIGMA),
         ("t", o.t, f64::NEG_INFINITY, MAX_T),
         ("r", o.r, -MAX_RATE, MAX_RATE),
         ("q", o.q, -MAX_RATE, MAX_RATE),
     ];
-    for (field, value, min, max) in ranges {
+    let t = o.t.max(0.0);
+    let carry = [("r*t", o.r * t), ("q*t", o.q * t)];
+    let carry_ranges = carry.map(|(f, v)| (f, v, -MAX_CARRY, MAX_CARRY));
+    for (field, value, min, max) in ranges.into_iter().chain(carry_ranges) {
         if value < min || value > max {
             return Err(InvalidRow::OutOfRange {
                 row,
@@ -244,6 +257,22 @@ pub fn validate(row: usize, o: &OptionRow) -> Result<(), InvalidRow> {
     Ok(())
 }
 
+/// A number in an error message: plain where that reads well, scientific otherwise (so 1e300
+/// is not printed with 301 digits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Num(pub f64);
+
+impl core::fmt::Display for Num {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let a = self.0.abs();
+        if self.0 == 0.0 || !self.0.is_finite() || (1e-4..1e7).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
 /// The kernel's inputs for a whole book, one column per field.
 ///
 /// `omega` is +1 for calls and −1 for puts; `black76` is 1 for Black-76 rows (whose `q` column
@@ -251,6 +280,7 @@ pub fn validate(row: usize, o: &OptionRow) -> Result<(), InvalidRow> {
 #[derive(Clone, Debug)]
 pub struct BookInputs<E: Element> {
     len: usize,
+    id: u64,
     generation: u64,
     /// +1 call, −1 put.
     pub omega: Column<E>,
@@ -295,8 +325,10 @@ impl<E: Element> BookInputs<E> {
             validate(i, o)?;
         }
         let n = padded(rows.len());
+        static NEXT_BOOK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut b = Self {
             len: rows.len(),
+            id: NEXT_BOOK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             generation: 0,
             omega: Column::zeros(n),
             black76: Column::zeros(n),
@@ -349,8 +381,28 @@ impl<E: Element> BookInputs<E> {
         Ok(())
     }
 
-    /// Sets the spot (or forward) of row `i`; refuses a non-finite or non-positive price.
+    /// Sets the spot (or forward) of row `i` (a tick that moved only the underlying); refuses a
+    /// row index outside the book and a price that is not finite or outside
+    /// [`MIN_PRICE`]..=[`MAX_PRICE`].
     pub fn set_spot(&mut self, i: usize, s: f64) -> Result<(), InvalidRow> {
+        if i >= self.len {
+            return Err(InvalidRow::OutOfRange {
+                row: i,
+                field: "row",
+                value: i as f64,
+                min: 0.0,
+                max: self.len as f64 - 1.0,
+            });
+        }
+        if !(MIN_PRICE..=MAX_PRICE).contains(&s) && s.is_finite() && s > 0.0 {
+            return Err(InvalidRow::OutOfRange {
+                row: i,
+                field: "s",
+                value: s,
+                min: MIN_PRICE,
+                max: MAX_PRICE,
+            });
+        }
         if !s.is_finite() {
             return Err(InvalidRow::NotFinite {
                 row: i,
@@ -372,6 +424,11 @@ impl<E: Element> BookInputs<E> {
     /// Number of real (unpadded) rows.
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// A process-unique id of this book (a clone keeps it), so a [`super::SpotCache`] can
+    /// tell its own book from another.
+    pub fn id(&self) -> u64 {
+        self.id
     }
     /// Bumped by every change other than a spot move; a [`super::SpotCache`] built at another
     /// generation is stale.
@@ -557,6 +614,24 @@ mod tests {
             }
         ));
         rows[4].k = 100.0;
+        rows[2].sigma = 1e-310;
+        assert!(matches!(
+            BookInputs::<f64>::from_rows(&rows).unwrap_err(),
+            InvalidRow::OutOfRange {
+                row: 2,
+                field: "sigma",
+                ..
+            }
+        ));
+        rows[2].sigma = 0.3;
+        rows[2].t = 100.0;
+        rows[2].r = 0.5;
+        let e = BookInputs::<f64>::from_rows(&rows).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "row 2: r*t = 50 is outside the supported range -20 ..= 20"
+        );
+        rows[2].r = 0.01;
         rows[0].sigma = 7.0;
         assert!(matches!(
             BookInputs::<f64>::from_rows(&rows).unwrap_err(),
@@ -573,6 +648,12 @@ mod tests {
         let mut book = BookInputs::<f64>::from_rows(&[good(); 2]).unwrap();
         assert!(book.set_spot(1, 0.0).is_err());
         assert!(book.set_spot(1, f64::INFINITY).is_err());
+        assert!(book.set_spot(1, 1e300).is_err());
+        let e = book.set_spot(2, 100.0).unwrap_err();
+        assert!(
+            matches!(e, InvalidRow::OutOfRange { field: "row", .. }),
+            "{e}"
+        );
         book.set_spot(1, 101.0).unwrap();
         assert_eq!(book.s.as_slice()[1], 101.0);
     }

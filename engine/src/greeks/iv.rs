@@ -5,7 +5,7 @@
 //! e^{rτ}. A price outside the no-arbitrage bounds is reported per option with the bound it
 //! broke; no NaN is ever returned.
 
-use super::batch::{MAX_SIGMA, Model, OptionKind, OptionRow};
+use super::batch::{InvalidRow, MAX_SIGMA, Model, OptionKind, OptionRow, validate};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 use thiserror::Error;
 
@@ -73,6 +73,12 @@ pub fn implied_vol(row: &OptionRow, price: f64) -> Result<f64, IvError> {
     if row.t <= 0.0 {
         return Err(IvError::Expired { t: row.t });
     }
+    // The same domain as the kernel's (a valid placeholder vol stands in for the unknown one).
+    validate(0, &OptionRow { sigma: 0.2, ..*row }).map_err(|e| match e {
+        InvalidRow::NotFinite { field, value, .. }
+        | InvalidRow::NotPositive { field, value, .. }
+        | InvalidRow::OutOfRange { field, value, .. } => IvError::Invalid { field, value },
+    })?;
     let df = (-row.r * row.t).exp();
     let forward = match row.model {
         Model::Bsm => row.forward(),
@@ -206,6 +212,11 @@ mod tests {
         assert!(matches!(
             implied_vol(&row, f64::NAN),
             Err(IvError::Invalid { field: "price", .. })
+        ));
+        let far = OptionRow { t: 1e9, ..row };
+        assert!(matches!(
+            implied_vol(&far, 10.0),
+            Err(IvError::Invalid { field: "t", .. })
         ));
         let expired = OptionRow { t: 0.0, ..row };
         assert!(matches!(

@@ -91,6 +91,8 @@ where
 fn terms<V: Lanes>(omega: V, b76: V, k: V, t: V, r: V, q: V, sigma: V) -> Terms<V> {
     let zero = V::splat(0.0);
     let one = V::splat(1.0);
+    // An expired option (τ ≤ 0) has no carry left: its theta and rho are 0.
+    let live = t.gt(zero);
     let t = t.max(zero);
     let sqrt_t = t.sqrt();
     let sd = sigma * sqrt_t;
@@ -115,8 +117,8 @@ fn terms<V: Lanes>(omega: V, b76: V, k: V, t: V, r: V, q: V, sigma: V) -> Terms<
         dk,
         fk,
         rho_t: t - V::splat(2.0) * t * b76,
-        q,
-        r,
+        q: V::select(live, q, zero),
+        r: V::select(live, r, zero),
     }
 }
 
@@ -151,7 +153,9 @@ pub fn price_row(o: &OptionRow) -> GreekValues {
 #[inline(always)]
 fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     let zero = V::splat(0.0);
-    let degenerate = m.inv_sd.lt(V::splat(f64::MIN_POSITIVE));
+    // Degenerate rows carry inv_sd = 0; any threshold between 0 and the smallest real 1/(σ√τ)
+    // (0.002 for σ ≤ 5, τ ≤ 100) works, and this one is a normal number in f32 too.
+    let degenerate = m.inv_sd.lt(V::splat(1e-20));
     // Exactly at the money counts as out of the money: ω·d = −D_BIG.
     let atm = -(m.omega * V::splat(D_BIG));
     let big = V::select(
@@ -229,6 +233,7 @@ where
 /// The spot-independent terms of every row, for [`reprice_spot`].
 #[derive(Clone, Debug)]
 pub struct SpotCache<E: Element> {
+    book_id: u64,
     generation: u64,
     omega: Column<E>,
     /// drift − ln K.
@@ -245,15 +250,21 @@ pub struct SpotCache<E: Element> {
     r: Column<E>,
 }
 
-/// The book changed (a row other than its spot) since the cache was built.
+/// The cache does not belong to this book as it is now: another book, or one whose inputs
+/// other than spots changed since the cache was built.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
-    "spot cache is stale: built for book generation {cache}, book is at {book}; rebuild it (full path)"
+    "spot cache is stale: built for book {cache_book} at generation {cache}, given book {book_id} \
+     at generation {book}; rebuild it (full path)"
 )]
 pub struct StaleCache {
+    /// Book the cache was built for.
+    pub cache_book: u64,
     /// Generation the cache was built for.
     pub cache: u64,
-    /// The book's generation now.
+    /// The book given.
+    pub book_id: u64,
+    /// The given book's generation now.
     pub book: u64,
 }
 
@@ -263,6 +274,7 @@ impl<E: Element> SpotCache<E> {
         let n = book.padded_len();
         let z = || Column::zeros(n);
         let mut c = Self {
+            book_id: book.id(),
             generation: book.generation(),
             omega: z(),
             c: z(),
@@ -315,9 +327,11 @@ pub fn reprice_spot<V: Lanes>(
 where
     V::Elem: Element,
 {
-    if cache.generation != book.generation() {
+    if cache.book_id != book.id() || cache.generation != book.generation() {
         return Err(StaleCache {
+            cache_book: cache.book_id,
             cache: cache.generation,
+            book_id: book.id(),
             book: book.generation(),
         });
     }

@@ -81,6 +81,7 @@ pub fn exp<V: Lanes>(x: V) -> V {
 /// e^{−x²/2} with x² carried exactly: x² = s + err (err from one FMA), and
 /// e^{−(s+err)/2} = e^{−s/2}·(1 − err/2) to within err², so the rounding of x², which would
 /// otherwise cost x²/2 ulp (250 ulp at |x| = 37), is removed for two extra operations.
+/// Measured (as [`npdf`], which is this times 1/√(2π)): 1.8 ulp for |x| ≤ 37.6 in f64.
 #[inline(always)]
 pub fn exp_neg_half_sq<V: Lanes>(x: V) -> V {
     let s = x * x;
