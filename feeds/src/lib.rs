@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod event;
 pub mod instrument;
+pub mod net;
 
 pub use event::{DisconnectReason, EventBody, MarketEvent, OptionTicker, Side, Venue, VenueGreeks};
 pub use instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};

@@ -1,0 +1,102 @@
+//! The venue protocol on top of a connection ([`Session`]) and the way it talks back
+//! ([`Outbox`]).
+//!
+//! A session owns its venue's subscriptions, heartbeats and parsing; the connection owns the
+//! socket, framing, reconnection and connection events. A session must never block, never
+//! allocate per message, and must make `on_open` idempotent: it runs again after every
+//! reconnection.
+
+use crate::event::{DisconnectReason, MarketEvent, Venue};
+use crate::net::ws::{FrameEncoder, WsError};
+
+/// A venue's protocol over one WebSocket connection.
+pub trait Session: Send {
+    /// Venue of the events this session emits.
+    fn venue(&self) -> Venue;
+
+    /// After every (re)connection's handshake: queue subscription/auth/heartbeat-setup messages.
+    fn on_open(&mut self, out: &mut Outbox<'_>);
+
+    /// One complete data message (text or binary), borrowed. Parse it, emit events, queue
+    /// replies (e.g. Deribit heartbeat test_request -> public/test; a resnapshot request).
+    /// Returning Err(reason) drops the connection (e.g. subscription rejected).
+    ///
+    /// `recv_ts_ns` is [`crate::clock::now_ns`] taken right after the socket read that
+    /// completed the message. The connection sets [`MarketEvent::conn`] on every emitted event.
+    fn on_message(
+        &mut self,
+        payload: &[u8],
+        recv_ts_ns: u64,
+        out: &mut Outbox<'_>,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason>;
+
+    /// Called about every 100 ms while open: client-side pings (OKX/Bybit send text "ping"
+    /// or {"op":"ping"}), per-subscription staleness. Err drops the connection.
+    fn on_timer(&mut self, now_ns: u64, out: &mut Outbox<'_>) -> Result<(), DisconnectReason> {
+        let _ = (now_ns, out);
+        Ok(())
+    }
+}
+
+/// Queues client frames (masked, framed) into a connection's preallocated write buffer; the
+/// connection flushes it after the callback returns. Never allocates while the buffer has room.
+pub struct Outbox<'a> {
+    encoder: &'a mut FrameEncoder,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> Outbox<'a> {
+    /// An outbox writing frames into `out` (the connection makes one per callback; venue tests
+    /// make their own and read the frames back with [`crate::net::ws::parse_client_frames`]).
+    pub fn new(encoder: &'a mut FrameEncoder, out: &'a mut Vec<u8>) -> Self {
+        Self { encoder, out }
+    }
+
+    /// Queues a text message (the caller guarantees UTF-8).
+    pub fn send_text(&mut self, payload: &[u8]) {
+        self.encoder.text(payload, self.out);
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, payload: &[u8]) {
+        self.encoder.binary(payload, self.out);
+    }
+
+    /// Queues a WebSocket ping (payload at most 125 bytes).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), WsError> {
+        self.encoder.ping(payload, self.out)
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ws::{OpCode, parse_client_frames};
+
+    #[test]
+    fn outbox_frames_what_sessions_send() {
+        let mut enc = FrameEncoder::new();
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        out.send_text(b"ping");
+        out.send_binary(&[1, 2]);
+        out.send_ping(b"hb").unwrap();
+        assert!(out.send_ping(&[0; 200]).is_err());
+        assert!(out.queued_bytes() > 0);
+        let frames = parse_client_frames(&buf).unwrap();
+        assert_eq!(
+            frames,
+            vec![
+                (OpCode::Text, true, b"ping".to_vec()),
+                (OpCode::Binary, true, vec![1, 2]),
+                (OpCode::Ping, true, b"hb".to_vec()),
+            ]
+        );
+    }
+}
