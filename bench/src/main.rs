@@ -3,6 +3,7 @@
 //! `--json`). Later issues add `parse`, `ring`, `exec` and `e2e`.
 
 mod greeks;
+mod parse;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,12 +27,16 @@ enum Bench {
     /// Greeks kernel: SIMD f64 full and spot-move paths, SIMD f32, the scalar twin and a
     /// published crate, in ns per option.
     Greeks(greeks::Args),
+    /// Venue parsers: ns per message for each venue's parser on the fixture messages, beside
+    /// serde_json and sonic-rs into typed structs.
+    Parse(parse::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.bench {
         Bench::Greeks(a) => greeks::run(&a),
+        Bench::Parse(a) => parse::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,9 @@ pub mod clock;
 pub mod event;
 pub mod instrument;
 pub mod net;
+pub mod session;
+pub mod venues;
 
 pub use event::{DisconnectReason, EventBody, MarketEvent, OptionTicker, Side, Venue, VenueGreeks};
 pub use instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
+pub use venues::{ParseError, Parsed, ParserStats, VenueParser};

@@ -2,7 +2,9 @@
 """A scripted WebSocket server on the `websockets` package: an implementation independent of
 Keel's, for the feeds network tests (feeds/tests/net_python.rs).
 
-Usage: ws_server.py --script JSON [--host 127.0.0.1]
+Usage: ws_server.py --script JSON [--host 127.0.0.1] [--certfile PEM --keyfile PEM]
+
+With --certfile and --keyfile it serves wss:// (TLS) with that certificate.
 
 Listens on port 0 and prints the port on the first line of stdout. Exits when stdin closes (so
 an orphan never outlives its test) or when killed.
@@ -117,7 +119,15 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--script", required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--certfile")
+    parser.add_argument("--keyfile")
     args = parser.parse_args()
+    ssl_context = None
+    if args.certfile:
+        import ssl
+
+        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_context.load_cert_chain(args.certfile, args.keyfile)
     script = Script(json.loads(args.script))
 
     async def handler(ws):
@@ -142,6 +152,7 @@ async def main():
         compression=None,
         ping_interval=None,
         max_size=1 << 24,
+        ssl=ssl_context,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(port, flush=True)

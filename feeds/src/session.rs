@@ -1,0 +1,479 @@
+//! The venue sessions: each venue's protocol on top of a WebSocket connection
+//! ([`crate::net::Session`]) — what to subscribe to on every (re)connection, how to answer
+//! heartbeats, when to ping, what to do after a sequence gap — with the venue's parser
+//! ([`crate::venues`]) turning payloads into events.
+//!
+//! Owns subscription state only; knows nothing of sockets. Never allocates per message: every
+//! request is built at construction or into a buffer reused for replies. Never stops a feed on a
+//! malformed message: it is counted and logged (at most one line per second per session, with
+//! the venue and the message's first bytes).
+
+use crate::event::{DisconnectReason, MarketEvent, Venue};
+use crate::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
+use crate::net::{Outbox, Session};
+use crate::venues::{
+    self, BinanceMarket, BinanceParser, BybitParser, DeribitParser, EthereumParser, OkxParser,
+    Parsed, ParserStats,
+};
+use std::io::Write as _;
+
+/// How often a session may log a malformed message.
+const LOG_EVERY_NS: u64 = 1_000_000_000;
+/// Client-side ping interval for venues that want one (OKX: within 30 s; Bybit: 20 s).
+const CLIENT_PING_NS: u64 = 15_000_000_000;
+/// Deribit heartbeat interval asked for with `public/set_heartbeat`, seconds.
+const DERIBIT_HEARTBEAT_S: u32 = 10;
+
+enum Parser {
+    Deribit(DeribitParser),
+    Binance(BinanceParser),
+    Okx(OkxParser),
+    Bybit(BybitParser),
+    Ethereum(EthereumParser),
+}
+
+impl Parser {
+    fn parse<'a>(
+        &mut self,
+        payload: &'a [u8],
+        recv_ts_ns: u64,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<Parsed<'a>, venues::ParseError> {
+        match self {
+            Parser::Deribit(p) => p.parse(payload, recv_ts_ns, emit),
+            Parser::Binance(p) => p.parse(payload, recv_ts_ns, emit),
+            Parser::Okx(p) => p.parse(payload, recv_ts_ns, emit),
+            Parser::Bybit(p) => p.parse(payload, recv_ts_ns, emit),
+            Parser::Ethereum(p) => p.parse(payload, recv_ts_ns, emit),
+        }
+    }
+
+    fn stats(&self) -> ParserStats {
+        match self {
+            Parser::Deribit(p) => p.stats(),
+            Parser::Binance(p) => p.stats(),
+            Parser::Okx(p) => p.stats(),
+            Parser::Bybit(p) => p.stats(),
+            Parser::Ethereum(p) => p.stats(),
+        }
+    }
+}
+
+/// One venue connection's protocol: subscriptions, heartbeats, gap recovery and parsing.
+pub struct VenueSession {
+    venue: Venue,
+    parser: Parser,
+    /// Requests sent, in order, after every (re)connection.
+    open_requests: Vec<Vec<u8>>,
+    /// Per instrument id: the request that resubscribes its book (Deribit), empty if none.
+    book_resubscribe: Vec<Vec<u8>>,
+    /// Ids of the open requests, to recognise their rejection.
+    open_ids: Vec<u64>,
+    /// Reused buffer for replies built while streaming.
+    scratch: Vec<u8>,
+    /// Client-side ping payload and interval, for venues that want one.
+    ping: Option<Vec<u8>>,
+    last_ping_ns: u64,
+    last_log_ns: u64,
+    /// Malformed messages not logged because of the rate limit.
+    suppressed: u64,
+    opens: u64,
+}
+
+impl VenueSession {
+    /// A Deribit session: `ticker.{name}.100ms` for options, futures and perpetuals,
+    /// `deribit_price_index.{name}` for indices, `book.{name}.100ms` too when `books`.
+    pub fn deribit(instruments: &Instruments, books: bool) -> Self {
+        let mut channels = Vec::new();
+        let mut book_resubscribe = vec![Vec::new(); instruments.len()];
+        for (id, inst) in instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Deribit)
+        {
+            match inst.kind {
+                InstrumentKind::Index => {
+                    channels.push(format!("deribit_price_index.{}", inst.name));
+                }
+                _ => {
+                    channels.push(format!("ticker.{}.100ms", inst.name));
+                    if books {
+                        let ch = format!("book.{}.100ms", inst.name);
+                        // A fresh subscription starts with a snapshot: unsubscribe, subscribe.
+                        let mut req = Vec::new();
+                        venues::deribit::unsubscribe(&mut req, 900_000 + id.0 as u64, &[&ch]);
+                        let mut sub = Vec::new();
+                        venues::deribit::subscribe(&mut sub, 950_000 + id.0 as u64, &[&ch]);
+                        req.push(b'\n');
+                        req.extend_from_slice(&sub);
+                        book_resubscribe[id.0 as usize] = req;
+                        channels.push(ch);
+                    }
+                }
+            }
+        }
+        let mut heartbeat = Vec::new();
+        venues::deribit::set_heartbeat(&mut heartbeat, 1, DERIBIT_HEARTBEAT_S);
+        let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let mut subscribe = Vec::new();
+        venues::deribit::subscribe(&mut subscribe, 2, &refs);
+        Self::new(
+            Venue::Deribit,
+            Parser::Deribit(DeribitParser::new(instruments)),
+            vec![heartbeat, subscribe],
+            vec![1, 2],
+            book_resubscribe,
+            None,
+        )
+    }
+
+    /// A Binance session (`market` spot or USDⓈ-M futures): `{symbol}@bookTicker` per
+    /// instrument.
+    pub fn binance(instruments: &Instruments, market: BinanceMarket) -> Self {
+        let streams: Vec<String> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Binance)
+            .map(|(_, i)| format!("{}@bookTicker", i.name.to_ascii_lowercase()))
+            .collect();
+        let refs: Vec<&str> = streams.iter().map(String::as_str).collect();
+        let mut subscribe = Vec::new();
+        venues::binance::subscribe(&mut subscribe, 1, &refs);
+        Self::new(
+            Venue::Binance,
+            Parser::Binance(BinanceParser::new(market, instruments)),
+            vec![subscribe],
+            vec![1],
+            Vec::new(),
+            None,
+        )
+    }
+
+    /// An OKX session: `tickers` per instrument; the text `ping` every 15 s.
+    pub fn okx(instruments: &Instruments) -> Self {
+        let names: Vec<&str> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Okx)
+            .map(|(_, i)| i.name.as_str())
+            .collect();
+        let args: Vec<venues::okx::OkxArg<'_>> = names
+            .iter()
+            .map(|n| venues::okx::OkxArg {
+                channel: "tickers",
+                inst_id: Some(n),
+                inst_family: None,
+                inst_type: None,
+            })
+            .collect();
+        let mut subscribe = Vec::new();
+        venues::okx::subscribe(&mut subscribe, Some(1), &args);
+        Self::new(
+            Venue::Okx,
+            Parser::Okx(OkxParser::new(instruments)),
+            vec![subscribe],
+            vec![1],
+            Vec::new(),
+            Some(b"ping".to_vec()),
+        )
+    }
+
+    /// A Bybit session: `tickers.{symbol}` per instrument; `{"op":"ping"}` every 15 s.
+    pub fn bybit(instruments: &Instruments) -> Self {
+        let topics: Vec<String> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Bybit)
+            .map(|(_, i)| format!("tickers.{}", i.name))
+            .collect();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let mut subscribe = Vec::new();
+        venues::bybit::subscribe(&mut subscribe, Some(1), &refs);
+        let mut ping = Vec::new();
+        venues::bybit::ping(&mut ping, None);
+        Self::new(
+            Venue::Bybit,
+            Parser::Bybit(BybitParser::new(instruments)),
+            vec![subscribe],
+            vec![1],
+            Vec::new(),
+            Some(ping),
+        )
+    }
+
+    /// An Ethereum node session: `eth_subscribe newHeads`.
+    pub fn ethereum() -> Self {
+        let mut subscribe = Vec::new();
+        venues::ethereum::subscribe_new_heads(&mut subscribe, 1);
+        Self::new(
+            Venue::Ethereum,
+            Parser::Ethereum(EthereumParser::new()),
+            vec![subscribe],
+            vec![1],
+            Vec::new(),
+            None,
+        )
+    }
+
+    fn new(
+        venue: Venue,
+        parser: Parser,
+        open_requests: Vec<Vec<u8>>,
+        open_ids: Vec<u64>,
+        book_resubscribe: Vec<Vec<u8>>,
+        ping: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            venue,
+            parser,
+            open_requests,
+            book_resubscribe,
+            open_ids,
+            scratch: Vec::with_capacity(256),
+            ping,
+            last_ping_ns: 0,
+            last_log_ns: 0,
+            suppressed: 0,
+            opens: 0,
+        }
+    }
+
+    /// The parser's counters (messages, events, unknown instruments, malformed).
+    pub fn stats(&self) -> ParserStats {
+        self.parser.stats()
+    }
+
+    fn log_malformed(&mut self, now_ns: u64, e: &venues::ParseError) {
+        if now_ns.saturating_sub(self.last_log_ns) < LOG_EVERY_NS && self.last_log_ns != 0 {
+            self.suppressed += 1;
+            return;
+        }
+        self.last_log_ns = now_ns.max(1);
+        let suppressed = std::mem::take(&mut self.suppressed);
+        // One line to standard error; a closed stderr is no reason to stop the feed.
+        let _ = writeln!(
+            std::io::stderr(),
+            "keel feeds: {} malformed message ({e}){}",
+            self.venue.name(),
+            if suppressed > 0 {
+                format!("; {suppressed} more not shown")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+impl Session for VenueSession {
+    fn venue(&self) -> Venue {
+        self.venue
+    }
+
+    fn on_open(&mut self, out: &mut Outbox<'_>) {
+        self.opens += 1;
+        if let Parser::Deribit(p) = &mut self.parser {
+            // A new subscription starts every book with a snapshot.
+            p.reset_books();
+        }
+        if let Parser::Binance(p) = &mut self.parser {
+            p.reset_books();
+        }
+        for req in &self.open_requests {
+            out.send_text(req);
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        payload: &[u8],
+        recv_ts_ns: u64,
+        out: &mut Outbox<'_>,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason> {
+        match self.parser.parse(payload, recv_ts_ns, emit) {
+            Ok(Parsed::HeartbeatRequest) => {
+                self.scratch.clear();
+                venues::deribit::test_reply(&mut self.scratch, 3);
+                out.send_text(&self.scratch);
+            }
+            Ok(Parsed::Gap { instrument }) => {
+                // Deribit: resubscribe the book for a new snapshot. (Binance needs a REST
+                // snapshot, which the engine fetches off this thread; the parser drops the
+                // instrument's updates until then.)
+                if let Some(req) = self.book_resubscribe.get(instrument.0 as usize) {
+                    for line in req.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        out.send_text(line);
+                    }
+                }
+            }
+            Ok(Parsed::Error { id: Some(id), .. }) if self.open_ids.contains(&id) => {
+                // A subscription or heartbeat setup was refused: nothing will flow.
+                return Err(DisconnectReason::Rejected);
+            }
+            Ok(_) => {}
+            Err(e) => self.log_malformed(recv_ts_ns, &e),
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, now_ns: u64, out: &mut Outbox<'_>) -> Result<(), DisconnectReason> {
+        if let Some(ping) = &self.ping
+            && now_ns.saturating_sub(self.last_ping_ns) >= CLIENT_PING_NS
+        {
+            if self.last_ping_ns != 0 {
+                out.send_text(ping);
+            }
+            self.last_ping_ns = now_ns;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the registry entry for a venue symbol given on a command line, without the venue's
+/// instrument list: Deribit option names are parsed (`BTC-27DEC24-100000-C`), `-PERPETUAL` is a
+/// perpetual, lower-case names with `_` are indices (`btc_usd`), anything else a future;
+/// Binance, OKX and Bybit symbols are perpetuals or spot pairs (`spot` says which) unless they
+/// parse as option names (OKX `BTC-USD-231229-40000-P`, Bybit `BTC-6JAN23-17500-C`).
+pub fn instrument_from_name(venue: Venue, name: &str, spot: bool) -> Instrument {
+    let base = |kind, inverse| Instrument {
+        venue,
+        name: name.to_string(),
+        kind,
+        base_currency: String::new(),
+        quote_currency: String::new(),
+        settlement_currency: String::new(),
+        strike: f64::NAN,
+        expiry_ms: 0,
+        right: None,
+        contract_size: 1.0,
+        inverse,
+        tick_size: f64::NAN,
+        min_size: f64::NAN,
+    };
+    match venue {
+        Venue::Deribit => {
+            if let Ok(opt) = venues::deribit::parse_option_name(name) {
+                let mut inst = opt.to_instrument(name);
+                inst.venue = venue;
+                return inst;
+            }
+            if name.ends_with("-PERPETUAL") {
+                base(InstrumentKind::Perpetual, true)
+            } else if name.contains('_') && name.chars().all(|c| !c.is_ascii_uppercase()) {
+                base(InstrumentKind::Index, false)
+            } else {
+                base(InstrumentKind::Future, true)
+            }
+        }
+        Venue::Okx | Venue::Bybit if looks_like_option(name) => {
+            let right = if name.ends_with("-C") {
+                OptionRight::Call
+            } else {
+                OptionRight::Put
+            };
+            Instrument {
+                right: Some(right),
+                ..base(InstrumentKind::Option, false)
+            }
+        }
+        Venue::Ethereum => base(InstrumentKind::Index, false),
+        _ if spot => base(InstrumentKind::Spot, false),
+        _ => base(InstrumentKind::Perpetual, false),
+    }
+}
+
+fn looks_like_option(name: &str) -> bool {
+    (name.ends_with("-C") || name.ends_with("-P")) && name.matches('-').count() >= 3
+}
+
+/// The id of `name` in `instruments`, registering it with [`instrument_from_name`] if new.
+pub fn register(
+    instruments: &mut Instruments,
+    venue: Venue,
+    name: &str,
+    spot: bool,
+) -> InstrumentId {
+    match instruments.id(venue, name.as_bytes()) {
+        Some(id) => id,
+        None => instruments.insert(instrument_from_name(venue, name, spot)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ws::{FrameEncoder, parse_client_frames};
+
+    fn opened(session: &mut VenueSession) -> Vec<String> {
+        let mut enc = FrameEncoder::with_seed(1);
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        session.on_open(&mut out);
+        parse_client_frames(&buf)
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, p)| String::from_utf8(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn deribit_subscribes_heartbeat_and_channels_and_answers_test_requests() {
+        let mut reg = Instruments::new();
+        register(&mut reg, Venue::Deribit, "BTC-27DEC24-100000-C", false);
+        register(&mut reg, Venue::Deribit, "BTC-PERPETUAL", false);
+        register(&mut reg, Venue::Deribit, "btc_usd", false);
+        let mut s = VenueSession::deribit(&reg, false);
+        let sent = opened(&mut s);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[0].contains("public/set_heartbeat"), "{}", sent[0]);
+        for ch in [
+            "ticker.BTC-27DEC24-100000-C.100ms",
+            "ticker.BTC-PERPETUAL.100ms",
+            "deribit_price_index.btc_usd",
+        ] {
+            assert!(sent[1].contains(ch), "{} lacks {ch}", sent[1]);
+        }
+        // A heartbeat test_request is answered with public/test.
+        let mut enc = FrameEncoder::with_seed(2);
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        let req = br#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#;
+        s.on_message(req, 1, &mut out, &mut |_| {}).unwrap();
+        let replies = parse_client_frames(&buf).unwrap();
+        assert_eq!(replies.len(), 1);
+        assert!(String::from_utf8_lossy(&replies[0].2).contains("public/test"));
+    }
+
+    #[test]
+    fn a_rejected_subscription_drops_the_connection_and_garbage_does_not() {
+        let mut reg = Instruments::new();
+        register(&mut reg, Venue::Deribit, "BTC-PERPETUAL", false);
+        let mut s = VenueSession::deribit(&reg, false);
+        let mut enc = FrameEncoder::with_seed(3);
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        assert_eq!(s.on_message(b"{not json", 5, &mut out, &mut |_| {}), Ok(()));
+        assert_eq!(s.stats().malformed, 1);
+        let err = br#"{"jsonrpc":"2.0","id":2,"error":{"code":11050,"message":"bad_request"}}"#;
+        assert_eq!(
+            s.on_message(err, 6, &mut out, &mut |_| {}),
+            Err(DisconnectReason::Rejected)
+        );
+    }
+
+    #[test]
+    fn names_become_instruments() {
+        let i = instrument_from_name(Venue::Deribit, "BTC-27DEC24-100000-C", false);
+        assert_eq!(i.kind, InstrumentKind::Option);
+        assert_eq!(i.strike, 100_000.0);
+        assert_eq!(i.right, Some(OptionRight::Call));
+        assert_eq!(
+            instrument_from_name(Venue::Deribit, "btc_usd", false).kind,
+            InstrumentKind::Index
+        );
+        assert_eq!(
+            instrument_from_name(Venue::Binance, "BTCUSDT", true).kind,
+            InstrumentKind::Spot
+        );
+        assert_eq!(
+            instrument_from_name(Venue::Okx, "BTC-USD-231229-40000-P", false).right,
+            Some(OptionRight::Put)
+        );
+    }
+}
