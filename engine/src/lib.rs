@@ -1,1 +1,2 @@
 pub mod greeks;
+pub mod sim;

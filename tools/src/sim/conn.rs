@@ -1,0 +1,1327 @@
+//! One simulated-venue connection per thread: the tungstenite server handshake (routing by
+//! path), then a loop that reads client frames (tungstenite, non-blocking), answers requests,
+//! streams subscribed channels at the configured rate and applies the fault plan.
+//!
+//! Owns the connection's socket, buffers and subscriptions. Never panics on client bytes,
+//! never blocks on a slow client (output is queued and written as the socket accepts it; a
+//! backlog above a limit pauses streaming), and never allocates per streamed message once its
+//! buffers have grown: messages are rendered into `body`, framed into the out queue by hand.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, FrameHeader};
+use tungstenite::protocol::{WebSocket, WebSocketConfig};
+use tungstenite::{Error as WsError, Message};
+
+use keel_engine::sim::SimRng;
+
+use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
+use super::encode::{self, JsonOut, SyntheticBook};
+use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
+use super::{Counters, SimConfig};
+
+/// What every connection shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub chain: Arc<Chain>,
+    pub market: Arc<SharedMarket>,
+    pub config: Arc<SimConfig>,
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<Counters>,
+}
+
+/// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
+const MAX_IDLE: Duration = Duration::from_millis(2);
+/// Output backlog (bytes not yet accepted by the socket) above which streaming pauses.
+const MAX_BACKLOG: usize = 4 << 20;
+/// Output backlog at which the client counts as too slow (it also sends requests without
+/// reading the replies) and is disconnected, as venues do.
+const MAX_SLOW_BACKLOG: usize = 64 << 20;
+/// Data messages rendered per loop iteration at most.
+const MAX_BATCH: usize = 4096;
+/// Largest client message accepted.
+const MAX_CLIENT_MESSAGE: usize = 1 << 20;
+/// Subscriptions per connection at most.
+const MAX_SUBS: usize = 20_000;
+/// How often a connection adds its counts to the shared counters at least.
+const COUNTER_PERIOD: Duration = Duration::from_millis(50);
+/// Deribit's API version string (public/test, public/hello).
+const API_VERSION: &str = "1.2.26";
+
+/// Accepts connections until `stop`, one thread each, then waits for them.
+pub(crate) fn accept_loop(listener: TcpListener, shared: Shared) {
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut next_id: u64 = 0;
+    while !shared.stop.load(Ordering::Acquire) {
+        threads.retain(|h| !h.is_finished());
+        match listener.accept() {
+            Ok((tcp, _peer)) => {
+                if threads.len() >= shared.config.max_connections {
+                    shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    continue;
+                }
+                next_id += 1;
+                let s = shared.clone();
+                let id = next_id;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("keel-sim-conn-{id}"))
+                    .spawn(move || serve(tcp, s, id));
+                match spawned {
+                    Ok(h) => threads.push(h),
+                    Err(_) => {
+                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(MAX_IDLE);
+            }
+            // EMFILE and friends: back off and keep serving the connections we have.
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    for h in threads {
+        let _ = h.join();
+    }
+}
+
+/// The socket as tungstenite sees it: reads come from TCP; writes (pongs, close replies) are
+/// appended to `out`, which the connection loop writes to the socket as it accepts bytes. Our
+/// own frames go to `out` too, so everything leaves in order. During the handshake (blocking
+/// socket) writes go straight to the socket, so that an HTTP error response reaches the client
+/// even though tungstenite drops the stream with the error.
+struct Wire {
+    tcp: TcpStream,
+    out: Vec<u8>,
+    sent: usize,
+    /// Handshake phase: write through to the socket.
+    direct: bool,
+    /// Silent fault: everything written is discarded.
+    discard: bool,
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.direct {
+            return self.tcp.write(buf);
+        }
+        if !self.discard {
+            self.out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.direct {
+            return self.tcp.flush();
+        }
+        Ok(())
+    }
+}
+
+impl Wire {
+    fn pending(&self) -> usize {
+        self.out.len().saturating_sub(self.sent)
+    }
+
+    /// Writes what the socket accepts; returns the bytes written.
+    fn drain(&mut self) -> io::Result<usize> {
+        let mut written = 0;
+        while self.sent < self.out.len() {
+            let Some(rest) = self.out.get(self.sent..) else {
+                break;
+            };
+            match self.tcp.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent >= self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent > (1 << 20) {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+        Ok(written)
+    }
+
+    /// Drains until empty or `limit` passes (blocking-ish, for closes).
+    fn drain_for(&mut self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while self.pending() > 0 && Instant::now() < until {
+            match self.drain() {
+                Ok(_) if self.pending() > 0 => std::thread::sleep(Duration::from_micros(200)),
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Which protocol the path selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Deribit,
+    /// Binance; `combined` wraps events as `{"stream","data"}`.
+    Binance {
+        combined: bool,
+    },
+}
+
+/// What a subscription streams.
+#[derive(Clone, Debug)]
+enum Feed {
+    OptionTicker(usize),
+    LinearTicker(InstrumentRef),
+    Book(InstrumentRef, SyntheticBook),
+    Index,
+    MarkOptions,
+    BookTicker,
+    Depth(SyntheticBook),
+    AggTrade,
+    MarkPrice,
+}
+
+/// One subscription: the name the client used, what it streams and its pacing.
+#[derive(Clone, Debug)]
+struct Sub {
+    name: String,
+    feed: Feed,
+    interval: Option<Duration>,
+    next_due: Instant,
+}
+
+/// Parses a Deribit channel name.
+fn deribit_channel(chain: &Chain, ch: &str) -> Option<(Feed, Option<Duration>)> {
+    let hundred = Some(Duration::from_millis(100));
+    let interval = |iv: &str| match iv {
+        "raw" => Some(None),
+        "100ms" | "agg2" => Some(hundred),
+        _ => None,
+    };
+    if let Some(rest) = ch.strip_prefix("ticker.") {
+        let (name, iv) = rest.rsplit_once('.')?;
+        let iv = interval(iv)?;
+        let feed = match chain.lookup(name)? {
+            InstrumentRef::Option(i) => Feed::OptionTicker(i),
+            other => Feed::LinearTicker(other),
+        };
+        return Some((feed, iv));
+    }
+    if let Some(rest) = ch.strip_prefix("book.") {
+        let (name, iv) = rest.rsplit_once('.')?;
+        let iv = interval(iv)?;
+        let inst = chain.lookup(name)?;
+        return Some((Feed::Book(inst, SyntheticBook::default()), iv));
+    }
+    if ch.strip_prefix("deribit_price_index.") == Some(INDEX_NAME) {
+        return Some((Feed::Index, hundred));
+    }
+    if ch.strip_prefix("markprice.options.") == Some(INDEX_NAME) {
+        return Some((Feed::MarkOptions, Some(Duration::from_secs(1))));
+    }
+    None
+}
+
+/// Parses a Binance stream name (`btcusdt@bookTicker`, ...).
+fn binance_stream(s: &str) -> Option<(Feed, Option<Duration>)> {
+    let (sym, kind) = s.split_once('@')?;
+    if !sym.eq_ignore_ascii_case(BINANCE_SYMBOL) {
+        return None;
+    }
+    let ms = |n| Some(Some(Duration::from_millis(n)));
+    let (feed, iv) = match kind {
+        "bookTicker" => (Feed::BookTicker, None),
+        "aggTrade" => (Feed::AggTrade, None),
+        "depth" => (Feed::Depth(SyntheticBook::default()), ms(250)?),
+        "depth@100ms" => (Feed::Depth(SyntheticBook::default()), ms(100)?),
+        "depth@500ms" => (Feed::Depth(SyntheticBook::default()), ms(500)?),
+        "markPrice" => (Feed::MarkPrice, ms(3000)?),
+        "markPrice@1s" => (Feed::MarkPrice, ms(1000)?),
+        _ => return None,
+    };
+    Some((feed, iv))
+}
+
+/// Routes a handshake request: the protocol and any streams named in the URL.
+fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
+    let path = req.uri().path().trim_end_matches('/');
+    let query = req.uri().query().unwrap_or("");
+    if path == "/ws/api/v2" {
+        return Ok((Proto::Deribit, Vec::new()));
+    }
+    let streams_of = |list: &str| -> Result<Vec<String>, (u16, String)> {
+        let mut v = Vec::new();
+        for s in list.split('/').filter(|s| !s.is_empty()) {
+            if binance_stream(s).is_none() {
+                return Err((400, format!("invalid stream name {s:?}")));
+            }
+            v.push(s.to_string());
+        }
+        Ok(v)
+    };
+    if path == "/ws" {
+        return Ok((Proto::Binance { combined: false }, Vec::new()));
+    }
+    if let Some(list) = path.strip_prefix("/ws/") {
+        return Ok((Proto::Binance { combined: false }, streams_of(list)?));
+    }
+    if path == "/stream" {
+        let list = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("streams="))
+            .unwrap_or("");
+        return Ok((Proto::Binance { combined: true }, streams_of(list)?));
+    }
+    Err((
+        404,
+        format!("no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance)"),
+    ))
+}
+
+/// Longest a client may take to send its handshake request.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Performs the server handshake on a blocking socket, in 100 ms read slices so that a stalled
+/// client neither outlives [`HANDSHAKE_LIMIT`] nor delays a stop.
+fn handshake(tcp: TcpStream, stop: &AtomicBool) -> Option<(WebSocket<Wire>, Proto, Vec<String>)> {
+    // Accepted sockets inherit the listener's non-blocking flag on some systems.
+    tcp.set_nonblocking(false).ok()?;
+    tcp.set_nodelay(true).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .ok()?;
+    tcp.set_write_timeout(Some(HANDSHAKE_LIMIT)).ok()?;
+    let mut routed = None;
+    // tungstenite's callback signature fixes the error type; it is built once per refused
+    // handshake, so its size does not matter.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        match route(req) {
+            Ok(r) => {
+                routed = Some(r);
+                Ok(resp)
+            }
+            Err((code, msg)) => {
+                let mut e = ErrorResponse::new(Some(msg));
+                let status = tungstenite::http::StatusCode::from_u16(code);
+                *e.status_mut() = status.unwrap_or_default();
+                Err(e)
+            }
+        }
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+    let wire = Wire {
+        tcp,
+        out: Vec::with_capacity(64 << 10),
+        sent: 0,
+        direct: true,
+        discard: false,
+    };
+    let deadline = Instant::now() + HANDSHAKE_LIMIT;
+    let mut attempt = tungstenite::accept_hdr_with_config(wire, callback, Some(config));
+    // On failure the error response (404/400) went straight to the socket; dropping the error
+    // closes it.
+    let ws = loop {
+        match attempt {
+            Err(tungstenite::HandshakeError::Interrupted(mid))
+                if Instant::now() < deadline && !stop.load(Ordering::Acquire) =>
+            {
+                attempt = mid.handshake();
+            }
+            other => break other.ok(),
+        }
+    };
+    match ws {
+        Some(mut ws) => {
+            let w = ws.get_mut();
+            w.direct = false;
+            if w.tcp.set_nonblocking(true).is_err() {
+                return None;
+            }
+            let (proto, streams) = routed?;
+            Some((ws, proto, streams))
+        }
+        None => None,
+    }
+}
+
+/// A Deribit heartbeat set by `public/set_heartbeat`.
+struct Heartbeat {
+    interval: Duration,
+    next: Instant,
+    awaiting: bool,
+}
+
+/// Why the connection is closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    /// A drop fault.
+    Drop,
+    /// The heartbeat went unanswered.
+    Heartbeat,
+    /// The client does not read what it asked for.
+    SlowConsumer,
+}
+
+/// The connection's state.
+struct Conn {
+    ws: WebSocket<Wire>,
+    proto: Proto,
+    shared: Shared,
+    subs: Vec<Sub>,
+    cursor: usize,
+    snap: MarketSnapshot,
+    generation: u64,
+    /// The message being rendered.
+    body: Vec<u8>,
+    /// Delay fault: framed bytes waiting, and (due, absolute end offset) marks.
+    delayed: VecDeque<u8>,
+    delay_marks: VecDeque<(Instant, u64)>,
+    delayed_base: u64,
+    rng: SimRng,
+    opened: Instant,
+    data_sent: u64,
+    tokens: f64,
+    last_refill: Instant,
+    heartbeat: Option<Heartbeat>,
+    next_ping: Option<Instant>,
+    silent: bool,
+    closing: Option<Closing>,
+    update_id: u64,
+    agg_id: u64,
+    trade_id: u64,
+    // Counters not yet added to the shared ones.
+    n_msgs: u64,
+    n_bad: u64,
+    n_bytes: u64,
+    n_requests: u64,
+    last_flush: Instant,
+}
+
+/// Serves one accepted socket until it closes, a fault drops it or the venue stops.
+fn serve(tcp: TcpStream, shared: Shared, id: u64) {
+    let Some((ws, proto, streams)) = handshake(tcp, &shared.stop) else {
+        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    shared.counters.active.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now();
+    let seed = shared.config.seed;
+    let ping = shared.config.faults.ping_every.map(|p| now + p);
+    let mut conn = Conn {
+        ws,
+        proto,
+        subs: Vec::new(),
+        cursor: 0,
+        snap: MarketSnapshot::default(),
+        generation: 0,
+        body: Vec::with_capacity(4096),
+        delayed: VecDeque::new(),
+        delay_marks: VecDeque::new(),
+        delayed_base: 0,
+        rng: SimRng::stream(seed, id),
+        opened: now,
+        data_sent: 0,
+        tokens: 0.0,
+        last_refill: now,
+        heartbeat: None,
+        next_ping: ping,
+        silent: false,
+        closing: None,
+        update_id: 400_000_000,
+        agg_id: 2_000_000_000,
+        trade_id: 4_800_000_000,
+        n_msgs: 0,
+        n_bad: 0,
+        n_bytes: 0,
+        n_requests: 0,
+        last_flush: now,
+        shared,
+    };
+    conn.generation = conn.shared.market.refresh(0, &mut conn.snap);
+    for s in streams {
+        conn.add_binance(&s);
+    }
+    conn.run();
+    conn.flush_counters();
+    conn.shared.counters.active.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Conn {
+    fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    fn flush_counters(&mut self) {
+        let c = &self.shared.counters;
+        c.messages.fetch_add(self.n_msgs, Ordering::Relaxed);
+        c.malformed.fetch_add(self.n_bad, Ordering::Relaxed);
+        c.bytes.fetch_add(self.n_bytes, Ordering::Relaxed);
+        c.requests.fetch_add(self.n_requests, Ordering::Relaxed);
+        self.n_msgs = 0;
+        self.n_bad = 0;
+        self.n_bytes = 0;
+        self.n_requests = 0;
+    }
+
+    /// The main loop.
+    fn run(&mut self) {
+        loop {
+            if self.shared.stop.load(Ordering::Acquire) {
+                self.close(CloseCode::Away, "keel-sim shutting down", false);
+                return;
+            }
+            if !self.read_requests() {
+                return;
+            }
+            let now = Instant::now();
+            self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+            self.apply_time_faults(now);
+            if !self.silent && self.closing.is_none() {
+                self.heartbeat(now);
+                self.ping(now);
+                self.stream(now);
+            }
+            self.release_delayed(now);
+            if self.closing.is_none() && self.backlog() > MAX_SLOW_BACKLOG {
+                self.closing = Some(Closing::SlowConsumer);
+                self.delayed.clear();
+                self.delay_marks.clear();
+            }
+            if let Some(why) = self.closing
+                && self.delay_marks.is_empty()
+            {
+                self.shared.counters.drops.fetch_add(1, Ordering::Relaxed);
+                let abrupt = why == Closing::Drop && self.config().faults.drop_abrupt;
+                let (code, reason) = match why {
+                    Closing::Drop => (CloseCode::Away, "keel-sim fault: drop"),
+                    Closing::Heartbeat => {
+                        (CloseCode::Policy, "heartbeat timeout: no public/test reply")
+                    }
+                    Closing::SlowConsumer => (CloseCode::Policy, "slow consumer"),
+                };
+                self.close(code, reason, abrupt);
+                return;
+            }
+            match self.ws.get_mut().drain() {
+                Ok(n) => self.n_bytes += n as u64,
+                Err(_) => return,
+            }
+            if self.n_msgs >= 1024 || now.duration_since(self.last_flush) >= COUNTER_PERIOD {
+                self.last_flush = now;
+                self.flush_counters();
+            }
+            self.sleep(now);
+        }
+    }
+
+    /// Sleeps until something is likely due (bounded by [`MAX_IDLE`]).
+    fn sleep(&mut self, now: Instant) {
+        let w = self.ws.get_ref();
+        if w.pending() > 0 {
+            std::thread::sleep(Duration::from_micros(100));
+            return;
+        }
+        let mut wait = MAX_IDLE;
+        let rate = self.config().rate;
+        if !self.subs.is_empty() && rate > 0 && self.tokens < 1.0 && !self.silent {
+            let until_token = (1.0 - self.tokens) / rate as f64;
+            wait = wait.min(Duration::from_secs_f64(until_token.max(0.0)));
+        } else if !self.subs.is_empty() && rate == 0 && !self.silent {
+            wait = Duration::ZERO;
+        }
+        if let Some(&(due, _)) = self.delay_marks.front() {
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        if wait >= Duration::from_micros(20) {
+            std::thread::sleep(wait);
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Closes: a WebSocket close frame (unless `abrupt`), a short wait for the client's reply,
+    /// then TCP shutdown.
+    fn close(&mut self, code: CloseCode, reason: &str, abrupt: bool) {
+        self.release_all_delayed();
+        if !abrupt && !self.silent {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = self.ws.close(Some(frame));
+            let _ = self.ws.flush();
+            self.ws.get_mut().drain_for(Duration::from_secs(1));
+            // Wait briefly for the client's close reply so the close handshake completes.
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until {
+                match self.ws.read() {
+                    Ok(_) => {}
+                    Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.ws.get_mut().drain_for(Duration::from_millis(200));
+        } else {
+            self.ws.get_mut().drain_for(Duration::from_secs(1));
+        }
+        if let Ok(n) = self.ws.get_mut().drain() {
+            self.n_bytes += n as u64;
+        }
+        let _ = self.ws.get_ref().tcp.shutdown(Shutdown::Both);
+    }
+
+    /// Reads and answers client messages; false when the connection is over.
+    fn read_requests(&mut self) -> bool {
+        for _ in 0..256 {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    self.n_requests += 1;
+                    self.handle_request(t.as_str());
+                }
+                Ok(Message::Binary(_)) => {
+                    self.n_requests += 1;
+                    self.handle_request("\u{0}binary");
+                }
+                Ok(Message::Close(_)) => {
+                    // tungstenite queued the close reply; send it and finish.
+                    let _ = self.ws.flush();
+                    self.ws.get_mut().drain_for(Duration::from_secs(1));
+                    let _ = self.ws.get_ref().tcp.shutdown(Shutdown::Both);
+                    return false;
+                }
+                Ok(_) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // Peer gone, or a protocol error (unmasked frame, bad UTF-8, oversize):
+                    // nothing sensible to answer.
+                    let _ = self.ws.get_mut().drain();
+                    let _ = self.ws.get_ref().tcp.shutdown(Shutdown::Both);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Drop-after-seconds and silent-after-seconds.
+    fn apply_time_faults(&mut self, now: Instant) {
+        let age = now.saturating_duration_since(self.opened);
+        let f = &self.shared.config.faults;
+        if let Some(t) = f.silent_after
+            && !self.silent
+            && age >= t
+        {
+            self.silent = true;
+            self.delayed.clear();
+            self.delay_marks.clear();
+            let w = self.ws.get_mut();
+            w.out.truncate(w.sent);
+            w.discard = true;
+        }
+        if let Some(t) = f.drop_after
+            && age >= t
+            && self.closing.is_none()
+        {
+            self.closing = Some(Closing::Drop);
+        }
+    }
+
+    fn heartbeat(&mut self, now: Instant) {
+        let enforce = self.config().enforce_heartbeat;
+        let Some(hb) = self.heartbeat.as_mut() else {
+            return;
+        };
+        if now < hb.next {
+            return;
+        }
+        if hb.awaiting && enforce {
+            self.closing = Some(Closing::Heartbeat);
+            return;
+        }
+        hb.awaiting = true;
+        hb.next = now + hb.interval;
+        self.body.clear();
+        self.body
+            .raw(r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#);
+        self.queue_body();
+    }
+
+    fn ping(&mut self, now: Instant) {
+        let Some(next) = self.next_ping else {
+            return;
+        };
+        if now < next {
+            return;
+        }
+        let every = self
+            .config()
+            .faults
+            .ping_every
+            .unwrap_or(Duration::from_secs(1));
+        self.next_ping = Some(now + every);
+        let payload = now_ns().to_be_bytes();
+        let header = FrameHeader {
+            is_final: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Control(Control::Ping),
+            mask: None,
+        };
+        let out = &mut self.ws.get_mut().out;
+        let _ = header.format(payload.len() as u64, out);
+        out.extend_from_slice(&payload);
+    }
+
+    /// Frames `self.body` as a text message (fragmented per the fault plan) into the out
+    /// queue, or into the delay queue.
+    fn queue_body(&mut self) {
+        if self.silent {
+            return;
+        }
+        let k = self.shared.config.faults.fragments.max(1) as usize;
+        if let Some(d) = self.shared.config.faults.delay {
+            write_frames(&mut self.delayed, &self.body, k);
+            let end = self.delayed_base + self.delayed.len() as u64;
+            self.delay_marks.push_back((Instant::now() + d, end));
+        } else {
+            write_frames(&mut self.ws.get_mut().out, &self.body, k);
+        }
+    }
+
+    /// Moves delayed bytes whose time has come to the out queue.
+    fn release_delayed(&mut self, now: Instant) {
+        let mut end = None;
+        while let Some(&(due, e)) = self.delay_marks.front() {
+            if due > now {
+                break;
+            }
+            end = Some(e);
+            self.delay_marks.pop_front();
+        }
+        if let Some(e) = end {
+            self.move_delayed(e);
+        }
+    }
+
+    fn release_all_delayed(&mut self) {
+        if let Some(&(_, e)) = self.delay_marks.back() {
+            self.move_delayed(e);
+        }
+        self.delay_marks.clear();
+    }
+
+    fn move_delayed(&mut self, end_abs: u64) {
+        let n = (end_abs.saturating_sub(self.delayed_base) as usize).min(self.delayed.len());
+        let out = &mut self.ws.get_mut().out;
+        let (a, b) = self.delayed.as_slices();
+        let from_a = n.min(a.len());
+        out.extend_from_slice(a.get(..from_a).unwrap_or(&[]));
+        out.extend_from_slice(b.get(..n - from_a).unwrap_or(&[]));
+        self.delayed.drain(..n);
+        self.delayed_base += n as u64;
+    }
+
+    /// Streams due messages within the rate budget.
+    fn stream(&mut self, now: Instant) {
+        if self.subs.is_empty() {
+            self.last_refill = now;
+            self.tokens = 0.0;
+            return;
+        }
+        let rate = self.config().rate;
+        let budget = if rate == 0 {
+            MAX_BATCH
+        } else {
+            let dt = now
+                .saturating_duration_since(self.last_refill)
+                .as_secs_f64();
+            let cap = (rate as f64 * 0.05).max(64.0);
+            self.tokens = (self.tokens + dt * rate as f64).min(cap);
+            (self.tokens.floor() as usize).min(MAX_BATCH)
+        };
+        self.last_refill = now;
+        let limit = self.config().faults.drop_after_messages;
+        let mut emitted = 0;
+        while emitted < budget && self.backlog() < MAX_BACKLOG {
+            let Some(i) = self.next_due(now) else {
+                break;
+            };
+            if let Some(sub) = self.subs.get_mut(i)
+                && let Some(iv) = sub.interval
+            {
+                // Keep the cadence, but never accumulate a burst after a stall.
+                let next = sub.next_due + iv;
+                sub.next_due = if next > now { next } else { now + iv };
+            }
+            self.emit(i);
+            emitted += 1;
+            self.data_sent += 1;
+            if limit.is_some_and(|n| self.data_sent >= n) {
+                self.closing = Some(Closing::Drop);
+                break;
+            }
+        }
+        if rate > 0 {
+            self.tokens -= emitted as f64;
+        }
+    }
+
+    fn backlog(&self) -> usize {
+        self.ws.get_ref().pending() + self.delayed.len()
+    }
+
+    /// The next subscription due, round-robin from the cursor.
+    fn next_due(&mut self, now: Instant) -> Option<usize> {
+        let n = self.subs.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if self.subs.get(i).is_some_and(|s| s.next_due <= now) {
+                self.cursor = (i + 1) % n;
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Renders and queues one data message of subscription `i` (or a malformed one).
+    fn emit(&mut self, i: usize) {
+        let rate = self.shared.config.faults.malformed_rate;
+        // 0 = well-formed, 1 = truncated, 2 = garbage, 3 = wrong types.
+        let fault = if rate > 0.0 && self.rng.chance(rate) {
+            1 + self.rng.below(3)
+        } else {
+            0
+        };
+        let ts_ms = now_ms();
+        let send_ns = now_ns();
+        self.body.clear();
+        if fault == 2 {
+            const CHARS: &[u8] = b"abcdefxyz0123456789{}[]\":,.-+ eE\\";
+            let len = 1 + self.rng.below(80) as usize;
+            for _ in 0..len {
+                let c = CHARS
+                    .get(self.rng.below(CHARS.len() as u64) as usize)
+                    .copied()
+                    .unwrap_or(b'?');
+                self.body.push(c);
+            }
+        } else {
+            self.render(i, ts_ms, send_ns, fault == 3);
+            if fault == 1 && self.body.len() > 1 {
+                let cut = 1 + self.rng.below(self.body.len() as u64 - 1) as usize;
+                self.body.truncate(cut);
+            }
+        }
+        if fault != 0 {
+            self.n_bad += 1;
+        }
+        self.n_msgs += 1;
+        self.queue_body();
+    }
+
+    /// Renders subscription `i`'s message into `self.body`.
+    fn render(&mut self, i: usize, ts_ms: u64, send_ns: u64, bad: bool) {
+        let Conn {
+            subs,
+            body,
+            snap,
+            shared,
+            rng,
+            proto,
+            update_id,
+            agg_id,
+            trade_id,
+            ..
+        } = self;
+        let Some(sub) = subs.get_mut(i) else {
+            return;
+        };
+        let chain = &shared.chain;
+        match proto {
+            Proto::Deribit => encode::deribit_notification_head(body, &sub.name),
+            Proto::Binance { combined: true } => {
+                body.raw(r#"{"stream":"#);
+                body.plain_str(&sub.name);
+                body.raw(r#","data":"#);
+            }
+            Proto::Binance { combined: false } => {}
+        }
+        match &mut sub.feed {
+            Feed::OptionTicker(o) => {
+                encode::deribit_option_ticker(body, chain, snap, *o, ts_ms, send_ns, bad)
+            }
+            Feed::LinearTicker(r) => {
+                encode::deribit_linear_ticker(body, chain, snap, *r, ts_ms, send_ns, bad)
+            }
+            Feed::Book(r, book) => {
+                encode::deribit_book(body, chain, snap, *r, book, rng, ts_ms, send_ns, bad)
+            }
+            Feed::Index => encode::deribit_index(body, snap, ts_ms, send_ns, bad),
+            Feed::MarkOptions => encode::deribit_markprice_options(body, chain, snap, ts_ms, bad),
+            Feed::BookTicker => {
+                *update_id += 1;
+                encode::binance_book_ticker(body, snap, *update_id, ts_ms, send_ns, bad)
+            }
+            Feed::Depth(book) => encode::binance_depth(body, snap, book, rng, ts_ms, send_ns, bad),
+            Feed::AggTrade => {
+                *agg_id += 1;
+                *trade_id += 3;
+                encode::binance_agg_trade(body, snap, *agg_id, *trade_id, rng, ts_ms, send_ns, bad)
+            }
+            Feed::MarkPrice => encode::binance_mark_price(body, snap, ts_ms, send_ns, bad),
+        }
+        match proto {
+            Proto::Deribit => encode::deribit_notification_tail(body),
+            Proto::Binance { combined: true } => body.push(b'}'),
+            Proto::Binance { combined: false } => {}
+        }
+    }
+
+    /// Adds a subscription unless present; false if the name is not a known channel.
+    fn add_sub(&mut self, name: &str, parsed: Option<(Feed, Option<Duration>)>) -> bool {
+        let Some((feed, interval)) = parsed else {
+            return false;
+        };
+        if self.subs.iter().any(|s| s.name == name) {
+            return true;
+        }
+        if self.subs.len() >= MAX_SUBS {
+            return false;
+        }
+        self.subs.push(Sub {
+            name: name.to_string(),
+            feed,
+            interval,
+            next_due: Instant::now(),
+        });
+        true
+    }
+
+    fn add_binance(&mut self, name: &str) -> bool {
+        let parsed = binance_stream(name);
+        self.add_sub(name, parsed)
+    }
+
+    fn remove_sub(&mut self, name: &str) -> bool {
+        let before = self.subs.len();
+        self.subs.retain(|s| s.name != name);
+        self.cursor = 0;
+        self.subs.len() != before
+    }
+
+    fn handle_request(&mut self, text: &str) {
+        match self.proto {
+            Proto::Deribit => self.handle_deribit(text),
+            Proto::Binance { .. } => self.handle_binance(text),
+        }
+    }
+
+    /// Queues a JSON value as a message (requests only: allocation is fine here).
+    fn reply(&mut self, v: &Value) {
+        self.body.clear();
+        if serde_json::to_writer(&mut self.body, v).is_ok() {
+            self.queue_body();
+        }
+    }
+
+    fn handle_deribit(&mut self, text: &str) {
+        let us_in = now_ns() / 1000;
+        let req: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = json!({"jsonrpc": "2.0", "id": null, "error": {
+                    "code": -32700, "message": "Parse error", "data": {"reason": e.to_string()}}});
+                return self.reply(&msg);
+            }
+        };
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
+        let Some(method) = req.get("method").and_then(Value::as_str) else {
+            let msg = json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32600, "message": "Invalid Request",
+                "data": {"reason": "expected an object with a string \"method\""}}});
+            return self.reply(&msg);
+        };
+        let params = req.get("params").cloned().unwrap_or(Value::Null);
+        let result: Result<Answer, RpcError> = match method {
+            "public/subscribe" | "private/subscribe" => self.deribit_subscribe(&params, true),
+            "public/unsubscribe" | "private/unsubscribe" => self.deribit_subscribe(&params, false),
+            "public/unsubscribe_all" | "private/unsubscribe_all" => {
+                self.subs.clear();
+                self.cursor = 0;
+                Ok(Answer::Value(json!("ok")))
+            }
+            "public/set_heartbeat" => self.set_heartbeat(&params),
+            "public/disable_heartbeat" => {
+                self.heartbeat = None;
+                Ok(Answer::Value(json!("ok")))
+            }
+            "public/test" => {
+                if let Some(hb) = self.heartbeat.as_mut() {
+                    hb.awaiting = false;
+                }
+                Ok(Answer::Value(json!({"version": API_VERSION})))
+            }
+            "public/hello" => Ok(Answer::Value(json!({"version": API_VERSION}))),
+            "public/get_time" => Ok(Answer::Value(json!(now_ms()))),
+            "public/get_instruments" => self.get_instruments(&params),
+            "public/ticker" => self.public_ticker(&params),
+            _ => Err((-32601, "Method not found", json!({"method": method}))),
+        };
+        let us_out = now_ns() / 1000;
+        // The result may be large (get_instruments): write the envelope by hand around it.
+        self.body.clear();
+        self.body.raw(r#"{"jsonrpc":"2.0","id":"#);
+        let _ = serde_json::to_writer(&mut self.body, &id);
+        match result {
+            Ok(Answer::Value(v)) => {
+                self.body.raw(r#","result":"#);
+                let _ = serde_json::to_writer(&mut self.body, &v);
+            }
+            Ok(Answer::Raw(raw)) => {
+                self.body.raw(r#","result":"#);
+                self.body.extend_from_slice(&raw);
+            }
+            Ok(Answer::Instruments(kind)) => {
+                self.body.raw(r#","result":"#);
+                let chain = &self.shared.chain;
+                self.body.raw(chain.instruments_json(kind).unwrap_or("[]"));
+            }
+            Err((code, message, data)) => {
+                let e = json!({"code": code, "message": message, "data": data});
+                self.body.raw(r#","error":"#);
+                let _ = serde_json::to_writer(&mut self.body, &e);
+            }
+        }
+        self.body.raw(r#","usIn":"#);
+        self.body.int(us_in);
+        self.body.raw(r#","usOut":"#);
+        self.body.int(us_out);
+        self.body.raw(r#","usDiff":"#);
+        self.body.int(us_out.saturating_sub(us_in));
+        self.body.raw(r#","testnet":false}"#);
+        self.queue_body();
+    }
+
+    fn deribit_subscribe(&mut self, params: &Value, add: bool) -> Result<Answer, RpcError> {
+        let Some(channels) = params.get("channels").and_then(Value::as_array) else {
+            return Err(invalid_params(
+                "channels",
+                "expected an array of channel names",
+            ));
+        };
+        let mut done = Vec::with_capacity(channels.len());
+        for ch in channels {
+            let Some(ch) = ch.as_str() else {
+                return Err(invalid_params("channels", "every channel must be a string"));
+            };
+            let ok = if add {
+                let parsed = deribit_channel(&self.shared.chain, ch);
+                self.add_sub(ch, parsed)
+            } else {
+                self.remove_sub(ch)
+            };
+            if ok {
+                done.push(Value::String(ch.to_string()));
+            }
+        }
+        Ok(Answer::Value(Value::Array(done)))
+    }
+
+    fn set_heartbeat(&mut self, params: &Value) -> Result<Answer, RpcError> {
+        let min = self.config().min_heartbeat.as_secs_f64();
+        let Some(secs) = params.get("interval").and_then(Value::as_f64) else {
+            return Err(invalid_params("interval", "expected a number of seconds"));
+        };
+        if !(secs.is_finite() && secs > 0.0 && secs >= min && secs <= 3600.0) {
+            return Err((
+                -32602,
+                "Invalid params",
+                json!({"param": "interval", "reason": format!("must be >= {min} and <= 3600")}),
+            ));
+        }
+        let interval = Duration::from_secs_f64(secs);
+        self.heartbeat = Some(Heartbeat {
+            interval,
+            next: Instant::now() + interval,
+            awaiting: false,
+        });
+        Ok(Answer::Value(json!("ok")))
+    }
+
+    fn get_instruments(&self, params: &Value) -> Result<Answer, RpcError> {
+        let currency = params.get("currency").and_then(Value::as_str);
+        let kind = params.get("kind").and_then(Value::as_str);
+        let expired = params
+            .get("expired")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        match currency {
+            Some("BTC" | "any") => {}
+            Some("ETH" | "USDC" | "USDT" | "EURR") => return Ok(Answer::Value(json!([]))),
+            Some(_) | None => {
+                return Err(invalid_params(
+                    "currency",
+                    "must be one of BTC, ETH, USDC, USDT, EURR, any",
+                ));
+            }
+        }
+        if expired {
+            return Ok(Answer::Value(json!([])));
+        }
+        let kind = match kind {
+            None => None,
+            Some("option") => Some("option"),
+            Some("future") => Some("future"),
+            Some("spot" | "future_combo" | "option_combo") => return Ok(Answer::Value(json!([]))),
+            Some(_) => {
+                return Err(invalid_params(
+                    "kind",
+                    "must be one of future, option, spot, future_combo, option_combo",
+                ));
+            }
+        };
+        Ok(Answer::Instruments(kind))
+    }
+
+    fn public_ticker(&mut self, params: &Value) -> Result<Answer, RpcError> {
+        let Some(name) = params.get("instrument_name").and_then(Value::as_str) else {
+            return Err(invalid_params("instrument_name", "expected a string"));
+        };
+        let Some(inst) = self.shared.chain.lookup(name) else {
+            return Err((
+                -32602,
+                "Invalid params",
+                json!({"param": "instrument_name",
+                "reason": format!("unknown instrument {name:?}")}),
+            ));
+        };
+        let mut b = Vec::with_capacity(1024);
+        let (ts, ns) = (now_ms(), now_ns());
+        match inst {
+            InstrumentRef::Option(i) => encode::deribit_option_ticker(
+                &mut b,
+                &self.shared.chain,
+                &self.snap,
+                i,
+                ts,
+                ns,
+                false,
+            ),
+            other => encode::deribit_linear_ticker(
+                &mut b,
+                &self.shared.chain,
+                &self.snap,
+                other,
+                ts,
+                ns,
+                false,
+            ),
+        }
+        Ok(Answer::Raw(b))
+    }
+
+    fn handle_binance(&mut self, text: &str) {
+        let req: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let reply = binance_error(3, &format!("Invalid JSON: {e}"), Value::Null);
+                return self.reply(&reply);
+            }
+        };
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
+        let method = req.get("method").and_then(Value::as_str).unwrap_or("");
+        let names: Vec<String> = req
+            .get("params")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reply = match method {
+            "SUBSCRIBE" | "UNSUBSCRIBE" => {
+                let bad: Vec<&String> = names
+                    .iter()
+                    .filter(|n| binance_stream(n).is_none())
+                    .collect();
+                if let Some(first) = bad.first() {
+                    let msg = format!("Invalid request: invalid stream name {first:?}");
+                    binance_error(2, &msg, id)
+                } else {
+                    for n in &names {
+                        if method == "SUBSCRIBE" {
+                            self.add_binance(n);
+                        } else {
+                            self.remove_sub(n);
+                        }
+                    }
+                    json!({"result": null, "id": id})
+                }
+            }
+            "LIST_SUBSCRIPTIONS" => {
+                let list: Vec<&str> = self.subs.iter().map(|s| s.name.as_str()).collect();
+                json!({"result": list, "id": id})
+            }
+            "SET_PROPERTY" => json!({"result": null, "id": id}),
+            "GET_PROPERTY" => {
+                json!({"result": self.proto == (Proto::Binance { combined: true }), "id": id})
+            }
+            other => {
+                let msg = format!(
+                    "Invalid request: unknown variant `{other}`, expected one of `SUBSCRIBE`, \
+                     `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
+                );
+                binance_error(2, &msg, id)
+            }
+        };
+        self.reply(&reply);
+    }
+}
+
+/// Binance's error reply: `{"error":{"code":N,"msg":"..."},"id":ID}`.
+fn binance_error(code: i64, msg: &str, id: Value) -> Value {
+    json!({"error": {"code": code, "msg": msg}, "id": id})
+}
+
+/// A JSON-RPC error: code, message and data.
+type RpcError = (i64, &'static str, Value);
+
+/// A JSON-RPC result.
+enum Answer {
+    /// A value to serialise.
+    Value(Value),
+    /// Pre-rendered JSON.
+    Raw(Vec<u8>),
+    /// The chain's pre-rendered instrument list of a kind (`None` = all).
+    Instruments(Option<&'static str>),
+}
+
+fn invalid_params(param: &str, reason: &str) -> RpcError {
+    (
+        -32602,
+        "Invalid params",
+        json!({"param": param, "reason": reason}),
+    )
+}
+
+/// Appends `payload` as one text message split into `k` frames (fewer if it is shorter than
+/// `k` bytes): a text frame, then continuation frames, the last one final.
+fn write_frames<W: Write>(w: &mut W, payload: &[u8], k: usize) {
+    let k = k.clamp(1, payload.len().max(1));
+    let chunk = payload.len().div_ceil(k).max(1);
+    let mut parts = payload.chunks(chunk).peekable();
+    let mut first = true;
+    if payload.is_empty() {
+        let h = header(true, true);
+        let _ = h.format(0, w);
+        return;
+    }
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        let h = header(first, last);
+        let _ = h.format(part.len() as u64, w);
+        let _ = w.write_all(part);
+        first = false;
+    }
+}
+
+fn header(first: bool, last: bool) -> FrameHeader {
+    FrameHeader {
+        is_final: last,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(if first { Data::Text } else { Data::Continue }),
+        mask: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_into_k_parts() {
+        let mut out = Vec::new();
+        write_frames(&mut out, b"abcdefghij", 3);
+        // 4+4+2 bytes: headers 0x01 (text, not final), 0x00, 0x80 (continuation, final).
+        assert_eq!(out[0], 0x01);
+        assert_eq!(out[1], 4);
+        assert_eq!(&out[2..6], b"abcd");
+        assert_eq!(out[6], 0x00);
+        assert_eq!(out[12], 0x80);
+        assert_eq!(out[13], 2);
+        assert_eq!(&out[14..], b"ij");
+        let mut one = Vec::new();
+        write_frames(&mut one, b"ab", 1);
+        assert_eq!(one, [0x81, 2, b'a', b'b']);
+        let mut big = Vec::new();
+        write_frames(&mut big, &[b'x'; 70_000], 1);
+        assert_eq!(&big[..4], &[0x81, 127, 0, 0]);
+    }
+
+    #[test]
+    fn channel_names_parse() {
+        let spec = super::super::chain::ChainSpec {
+            options: 20,
+            spot: 100_000.0,
+            vol: 0.6,
+            carry: 0.0,
+            now_ms: 1_780_000_000_000,
+            seed: 1,
+        };
+        let chain = Chain::build(&spec);
+        let opt = chain.options[0].name.clone();
+        assert!(matches!(
+            deribit_channel(&chain, &format!("ticker.{opt}.raw")),
+            Some((Feed::OptionTicker(0), None))
+        ));
+        assert!(matches!(
+            deribit_channel(&chain, "ticker.BTC-PERPETUAL.100ms"),
+            Some((Feed::LinearTicker(InstrumentRef::Perpetual), Some(_)))
+        ));
+        assert!(deribit_channel(&chain, "ticker.BTC-PERPETUAL.5ms").is_none());
+        assert!(deribit_channel(&chain, "ticker.NOPE.raw").is_none());
+        assert!(deribit_channel(&chain, "deribit_price_index.btc_usd").is_some());
+        assert!(deribit_channel(&chain, "deribit_price_index.eth_usd").is_none());
+        assert!(deribit_channel(&chain, "markprice.options.btc_usd").is_some());
+        assert!(deribit_channel(&chain, "").is_none());
+        assert!(binance_stream("btcusdt@bookTicker").is_some());
+        assert!(binance_stream("BTCUSDT@depth@100ms").is_some());
+        assert!(binance_stream("ethusdt@bookTicker").is_none());
+        assert!(binance_stream("btcusdt@kline_1m").is_none());
+        assert!(binance_stream("@@").is_none());
+    }
+}
