@@ -1081,8 +1081,91 @@ pub fn run(a: &Args) -> Result<()> {
         }
         report.insert(case.kind, f);
     }
+    let frame = ws_frame_decode(&d_ticker, min);
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut out = serde_json::to_value(&report)?;
+        out["ws_frame_decode"] = serde_json::json!({
+            "bytes": frame.0,
+            "keel_ns": frame.1,
+            "tungstenite_ns": frame.2,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{:<30} {:>6} {:>9.1} {:>11} {:>9}  (tungstenite {:.1} ns: {:.1}x)",
+            "ws_frame_decode (per frame)",
+            frame.0,
+            frame.1,
+            "-",
+            "-",
+            frame.2,
+            frame.2 / frame.1
+        );
     }
     Ok(())
+}
+
+/// The WebSocket frame decoder, ns per frame: keel's `FrameDecoder` beside tungstenite reading
+/// the same server frames (each carrying `payload`, text, UTF-8 checked by both) from memory.
+fn ws_frame_decode(payload: &[u8], min: Duration) -> (usize, f64, f64) {
+    use keel_feeds::net::ws::{FrameDecoder, Message};
+    const FRAMES: usize = 64;
+    let mut one = vec![0x81u8];
+    if payload.len() < 126 {
+        one.push(payload.len() as u8);
+    } else {
+        one.push(126);
+        one.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    one.extend_from_slice(payload);
+    let stream: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * FRAMES)
+        .collect();
+
+    let mut dec = FrameDecoder::new(1 << 20);
+    let keel = measure(min, || {
+        dec.push(black_box(&stream));
+        let mut n = 0;
+        while let Ok(Some(m)) = dec.next_message() {
+            if let Message::Text(p) = m {
+                n += p.len();
+            }
+        }
+        black_box(n);
+    }) / FRAMES as f64;
+
+    /// An in-memory stream: reads the frames, discards writes (there are none to make).
+    struct Mem<'a>(std::io::Cursor<&'a [u8]>);
+    impl std::io::Read for Mem<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl std::io::Write for Mem<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let tung = measure(min, || {
+        let cursor = Mem(std::io::Cursor::new(black_box(&stream).as_slice()));
+        let mut ws = tungstenite::WebSocket::from_raw_socket(
+            cursor,
+            tungstenite::protocol::Role::Client,
+            None,
+        );
+        let mut n = 0;
+        for _ in 0..FRAMES {
+            if let Ok(tungstenite::Message::Text(t)) = ws.read() {
+                n += t.len();
+            }
+        }
+        black_box(n);
+    }) / FRAMES as f64;
+    (one.len(), keel, tung)
 }

@@ -45,5 +45,8 @@ fuzz_target!(|data: &[u8]| {
     let whole = decode(&[bytes]);
     let pieces: Vec<&[u8]> = bytes.chunks(split).collect();
     let split_result = decode(&pieces);
-    assert_eq!(whole, split_result, "decoding depends on how the bytes were split");
+    assert_eq!(
+        whole, split_result,
+        "decoding depends on how the bytes were split"
+    );
 });

@@ -7,6 +7,8 @@
 //! with exit code 2; nothing below prints errors itself.
 
 pub mod greeks_cmd;
+pub mod sim;
+pub mod tap_cmd;
 
 use std::io;
 use std::process::ExitCode;
@@ -36,12 +38,16 @@ pub enum Command {
     /// Price a CSV of options and append price and Greeks to each row (batch pricing).
     #[command(long_about = greeks_cmd::LONG_ABOUT, after_help = greeks_cmd::AFTER_HELP)]
     Greeks(greeks_cmd::GreeksArgs),
+    /// Connect to one venue and print the normalised market events its parser produces.
+    #[command(long_about = tap_cmd::LONG_ABOUT, after_help = tap_cmd::AFTER_HELP)]
+    Tap(tap_cmd::TapArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Greeks(args) => greeks_cmd::run(&args),
+        Command::Tap(args) => tap_cmd::run(&args),
     }
 }
 

@@ -1,0 +1,399 @@
+//! `keel tap` end to end: the real binary against keel-sim (Deribit and Binance formats) and
+//! against an independent WebSocket server (Python `websockets`, feeds/tests/py/ws_server.py):
+//! fragmented messages, pings, a server-initiated close followed by reconnection, and wss://
+//! with a private certificate trusted through --ca-file.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn keel(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keel runs");
+    // Every tap in these tests ends by --max-events or --duration; a hang is a failure.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "keel {args:?} did not finish: stdout {} stderr {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "keel tap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// A process killed when dropped.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// keel-sim on a free port; returns it and its port.
+fn sim(extra: &[&str]) -> (Proc, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel-sim"))
+        .args(["--listen", "127.0.0.1:0", "--duration", "60"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keel-sim runs");
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    reader
+        .read_line(&mut line)
+        .expect("keel-sim prints its address");
+    // Keep draining what else it prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (Proc(child), port)
+}
+
+/// An option the simulated chain lists (its names depend on today's date).
+fn a_listed_option(port: u16) -> String {
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://127.0.0.1:{port}/ws/api/v2")).expect("sim connects");
+    ws.send(tungstenite::Message::text(
+        r#"{"jsonrpc":"2.0","id":1,"method":"public/get_instruments","params":{"currency":"BTC","kind":"option"}}"#,
+    ))
+    .unwrap();
+    loop {
+        let msg = ws.read().unwrap();
+        if let tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["id"] == 1 {
+                let list = v["result"].as_array().expect("instrument list");
+                return list[list.len() / 2]["instrument_name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+            }
+        }
+    }
+}
+
+#[test]
+fn taps_keel_sim_deribit_and_binance() {
+    let (_sim, port) = sim(&["--rate", "2000"]);
+    let option = a_listed_option(port);
+    let url = format!("ws://127.0.0.1:{port}/ws/api/v2");
+    let instruments = format!("{option},BTC-PERPETUAL,btc_usd");
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "deribit",
+        "--deribit-url",
+        &url,
+        "--instruments",
+        &instruments,
+        "--max-events",
+        "30",
+        "--json",
+    ]));
+    assert_eq!(lines[0]["kind"], "connected");
+    let market: Vec<&Value> = lines.iter().filter(|l| l["kind"] != "connected").collect();
+    assert_eq!(market.len(), 30, "exactly --max-events market events");
+    for l in &lines {
+        for key in [
+            "venue",
+            "kind",
+            "instrument",
+            "bid",
+            "ask",
+            "mark",
+            "iv",
+            "underlying",
+            "exchange_ts_ns",
+            "recv_ts_ns",
+        ] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+        assert_eq!(l["venue"], "deribit");
+    }
+    let ticker = market
+        .iter()
+        .find(|l| l["kind"] == "option_ticker")
+        .expect("an option ticker");
+    assert_eq!(ticker["instrument"], option.as_str());
+    let iv = ticker["iv"].as_f64().unwrap();
+    assert!(iv > 0.05 && iv < 3.0, "iv is a decimal: {iv}");
+    let mark = ticker["mark"].as_f64().unwrap();
+    assert!(
+        mark > 0.0 && mark < 1.0,
+        "an option's mark is in BTC: {mark}"
+    );
+    assert!(ticker["underlying"].as_f64().unwrap() > 1000.0);
+    let exch = ticker["exchange_ts_ns"].as_u64().unwrap();
+    let recv = ticker["recv_ts_ns"].as_u64().unwrap();
+    assert!(
+        exch > 1_700_000_000_000_000_000 && recv >= exch - 5_000_000_000,
+        "{exch} {recv}"
+    );
+    assert!(
+        market
+            .iter()
+            .any(|l| l["kind"] == "index" && l["instrument"] == "btc_usd")
+    );
+    assert!(
+        market
+            .iter()
+            .any(|l| l["kind"] == "quote" && l["instrument"] == "BTC-PERPETUAL")
+    );
+
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "binance",
+        "--binance-url",
+        &url,
+        "--instruments",
+        "BTCUSDT",
+        "--max-events",
+        "5",
+        "--json",
+    ]));
+    let quotes: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "quote").collect();
+    assert_eq!(quotes.len(), 5);
+    for q in quotes {
+        assert_eq!(q["instrument"], "BTCUSDT");
+        assert!(q["bid"].as_f64().unwrap() <= q["ask"].as_f64().unwrap());
+    }
+}
+
+/// The Python websockets server, with a script; killed when dropped.
+fn python_server(script: &Value, tls: Option<(&Path, &Path)>) -> (Proc, u16) {
+    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/py/ws_server.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&py).arg("--script").arg(script.to_string());
+    if let Some((cert, key)) = tls {
+        cmd.arg("--certfile").arg(cert).arg("--keyfile").arg(key);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    reader.read_line(&mut line).expect("server prints its port");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let port = match line.trim().parse() {
+        Ok(p) => p,
+        Err(_) => {
+            let out = child.wait_with_output().expect("server output");
+            panic!(
+                "the Python websockets server did not start (pip install websockets): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    (Proc(child), port)
+}
+
+fn deribit_ticker(mark_iv: f64) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/venues/deribit/ticker_option.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["params"]["data"]["mark_iv"] = mark_iv.into();
+    v.to_string()
+}
+
+#[test]
+fn survives_fragments_pings_and_a_server_close_from_an_independent_server() {
+    let t1 = deribit_ticker(45.43);
+    let (a, b) = t1.split_at(t1.len() / 3);
+    let (b, c) = b.split_at(b.len() / 2);
+    let t2 = deribit_ticker(50.0);
+    let script = serde_json::json!({
+        "connections": [[
+            {"wait_recv": 2},
+            {"fragments": [a, b, c]},
+            {"ping": "hb"},
+            {"send": t1},
+            {"close": 1001, "reason": "going away"}
+        ]],
+        "default": [{"wait_recv": 2}, {"send": t2}]
+    });
+    let (_srv, port) = python_server(&script, None);
+    let url = format!("ws://127.0.0.1:{port}/ws/api/v2");
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "deribit",
+        "--deribit-url",
+        &url,
+        "--instruments",
+        "BTC-26JUN26-100000-C",
+        "--max-events",
+        "6",
+        "--json",
+    ]));
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "connected",
+            "option_ticker",
+            "venue_greeks",
+            "option_ticker",
+            "venue_greeks",
+            "disconnected",
+            "reconnected",
+            "option_ticker",
+            "venue_greeks"
+        ],
+        "{lines:#?}"
+    );
+    // The fragmented message arrived whole: Deribit's mark_iv 45.43 % became 0.4543.
+    assert_eq!(lines[1]["iv"], 0.4543);
+    assert_eq!(lines[1]["underlying"], 116086.34);
+    assert_eq!(lines[7]["iv"], 0.5, "after reconnecting and resubscribing");
+    assert_eq!(lines[5]["reason"], "PeerClosed");
+}
+
+#[test]
+fn wss_with_a_private_ca_via_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "keel tap test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let cert_file = dir.path().join("cert.pem");
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let mut chain = std::fs::File::create(&cert_file).unwrap();
+    chain.write_all(leaf.pem().as_bytes()).unwrap();
+    chain.write_all(ca_cert.pem().as_bytes()).unwrap();
+    std::fs::write(&key_file, leaf_key.serialize_pem()).unwrap();
+
+    let script =
+        serde_json::json!({"default": [{"wait_recv": 2}, {"send": deribit_ticker(45.43)}]});
+    let (_srv, port) = python_server(&script, Some((&cert_file, &key_file)));
+    let url = format!("wss://127.0.0.1:{port}/ws/api/v2");
+    let ca = ca_file.to_str().unwrap();
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "deribit",
+        "--deribit-url",
+        &url,
+        "--instruments",
+        "BTC-26JUN26-100000-C",
+        "--ca-file",
+        ca,
+        "--max-events",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(lines[0]["kind"], "connected");
+    assert_eq!(lines[1]["kind"], "option_ticker");
+
+    // Without the CA the certificate is not trusted: no connection, a disconnected event.
+    let out = keel(&[
+        "tap",
+        "--venue",
+        "deribit",
+        "--deribit-url",
+        &url,
+        "--instruments",
+        "BTC-26JUN26-100000-C",
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    let lines = json_lines(&out);
+    assert!(
+        lines.iter().all(|l| l["kind"] != "option_ticker"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["kind"] == "disconnected" && l["reason"] == "ConnectFailed"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_flags_are_one_line_errors() {
+    for (args, needle) in [
+        (
+            vec![
+                "tap",
+                "--venue",
+                "deribit",
+                "--deribit-url",
+                "ftp://x",
+                "--instruments",
+                "A",
+            ],
+            "--deribit-url ftp://x",
+        ),
+        (vec!["tap", "--venue", "eth"], "--venue eth needs --eth-url"),
+        (vec!["tap", "--venue", "binance"], "--instruments"),
+        (
+            vec![
+                "tap",
+                "--venue",
+                "deribit",
+                "--instruments",
+                "A",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca-file /nonexistent/ca.pem",
+        ),
+    ] {
+        let out = keel(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
