@@ -383,7 +383,7 @@ impl<E: Element> BookInputs<E> {
 
     /// Sets the spot (or forward) of row `i` (a tick that moved only the underlying); refuses a
     /// row index outside the book and a price that is not finite or outside
-    /// [`MIN_PRICE`]..=[`MAX_PRICE`].
+    /// [`MIN_PRICE`](crate::greeks::MIN_PRICE)..=[`MAX_PRICE`](crate::greeks::MAX_PRICE).
     pub fn set_spot(&mut self, i: usize, s: f64) -> Result<(), InvalidRow> {
         if i >= self.len {
             return Err(InvalidRow::OutOfRange {
@@ -541,7 +541,7 @@ impl<E: Element> GreeksColumns<E> {
         }
     }
     /// Position-weighted sums of every Greek, accumulated in f64 whatever the column type:
-    /// Σ qty[i]·greek[i] over the real rows. `qty` must have [`Self::len`] entries.
+    /// Σ qty\[i\]·greek\[i\] over the real rows. `qty` must have [`Self::len`] entries.
     pub fn weighted_sum(&self, qty: &[f64]) -> GreekValues {
         assert_eq!(qty.len(), self.len, "one quantity per row");
         let sum = |c: &Column<E>| -> f64 {
