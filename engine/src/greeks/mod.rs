@@ -22,8 +22,9 @@ pub mod lanes;
 pub mod math;
 
 pub use batch::{
-    BookInputs, Column, Element, GreekValues, GreeksColumns, InvalidRow, MAX_RATE, MAX_SIGMA,
-    MAX_T, Model, OptionKind, OptionRow, PAD, padded, validate,
+    BookInputs, Column, Element, GreekValues, GreeksColumns, InvalidRow, MAX_CARRY, MAX_PRICE,
+    MAX_RATE, MAX_SIGMA, MAX_T, MIN_PRICE, MIN_SIGMA, Model, Num, OptionKind, OptionRow, PAD,
+    padded, validate,
 };
 pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, price_row, reprice_full, reprice_spot};
 pub use lanes::Lanes;

@@ -156,7 +156,7 @@ impl MarketModel for Gbm {
 
 /// Merton's jump-diffusion: GBM plus compound Poisson jumps of the log-price, with intensity
 /// λ per year and jump sizes Y ~ N(μ_J, σ_J²) in log terms. The drift is compensated
-/// (μ − λκ with κ = E[e^Y] − 1), so E[S_t] = S_0·e^{μt} as for GBM.
+/// (μ − λκ with κ = E[e^Y] − 1), so E\[S_t\] = S_0·e^{μt} as for GBM.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MertonJump {
     gbm: Gbm,
