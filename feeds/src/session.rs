@@ -65,8 +65,9 @@ pub struct VenueSession {
     parser: Parser,
     /// Requests sent, in order, after every (re)connection.
     open_requests: Vec<Vec<u8>>,
-    /// Per instrument id: the request that resubscribes its book (Deribit), empty if none.
-    book_resubscribe: Vec<Vec<u8>>,
+    /// Per instrument id: the requests that resubscribe its book (Deribit: unsubscribe, then
+    /// subscribe, so the new subscription starts with a snapshot); none if it has no book.
+    book_resubscribe: Vec<Option<[Vec<u8>; 2]>>,
     /// Ids of the open requests, to recognise their rejection.
     open_ids: Vec<u64>,
     /// Reused buffer for replies built while streaming.
@@ -85,7 +86,7 @@ impl VenueSession {
     /// `deribit_price_index.{name}` for indices, `book.{name}.100ms` too when `books`.
     pub fn deribit(instruments: &Instruments, books: bool) -> Self {
         let mut channels = Vec::new();
-        let mut book_resubscribe = vec![Vec::new(); instruments.len()];
+        let mut book_resubscribe = vec![None; instruments.len()];
         for (id, inst) in instruments
             .iter()
             .filter(|(_, i)| i.venue == Venue::Deribit)
@@ -99,13 +100,11 @@ impl VenueSession {
                     if books {
                         let ch = format!("book.{}.100ms", inst.name);
                         // A fresh subscription starts with a snapshot: unsubscribe, subscribe.
-                        let mut req = Vec::new();
-                        venues::deribit::unsubscribe(&mut req, 900_000 + id.0 as u64, &[&ch]);
+                        let mut unsub = Vec::new();
+                        venues::deribit::unsubscribe(&mut unsub, 900_000 + id.0 as u64, &[&ch]);
                         let mut sub = Vec::new();
                         venues::deribit::subscribe(&mut sub, 950_000 + id.0 as u64, &[&ch]);
-                        req.push(b'\n');
-                        req.extend_from_slice(&sub);
-                        book_resubscribe[id.0 as usize] = req;
+                        book_resubscribe[id.0 as usize] = Some([unsub, sub]);
                         channels.push(ch);
                     }
                 }
@@ -216,7 +215,7 @@ impl VenueSession {
         parser: Parser,
         open_requests: Vec<Vec<u8>>,
         open_ids: Vec<u64>,
-        book_resubscribe: Vec<Vec<u8>>,
+        book_resubscribe: Vec<Option<[Vec<u8>; 2]>>,
         ping: Option<Vec<u8>>,
     ) -> Self {
         Self {
@@ -296,9 +295,9 @@ impl Session for VenueSession {
                 // Deribit: resubscribe the book for a new snapshot. (Binance needs a REST
                 // snapshot, which the engine fetches off this thread; the parser drops the
                 // instrument's updates until then.)
-                if let Some(req) = self.book_resubscribe.get(instrument.0 as usize) {
-                    for line in req.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        out.send_text(line);
+                if let Some(Some(reqs)) = self.book_resubscribe.get(instrument.0 as usize) {
+                    for req in reqs {
+                        out.send_text(req);
                     }
                 }
             }
@@ -438,6 +437,41 @@ mod tests {
         let replies = parse_client_frames(&buf).unwrap();
         assert_eq!(replies.len(), 1);
         assert!(String::from_utf8_lossy(&replies[0].2).contains("public/test"));
+    }
+
+    #[test]
+    fn a_deribit_book_gap_resubscribes_the_book() {
+        let mut reg = Instruments::new();
+        register(&mut reg, Venue::Deribit, "BTC-PERPETUAL", false);
+        let mut s = VenueSession::deribit(&reg, true);
+        assert!(opened(&mut s)[1].contains("book.BTC-PERPETUAL.100ms"));
+        let mut enc = FrameEncoder::with_seed(4);
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        let snap = br#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms","data":{"type":"snapshot","instrument_name":"BTC-PERPETUAL","timestamp":1,"change_id":10,"bids":[["new",100.0,1.0]],"asks":[["new",101.0,1.0]]}}}"#;
+        s.on_message(snap, 1, &mut out, &mut |_| {}).unwrap();
+        assert_eq!(out.queued_bytes(), 0, "nothing to send after a snapshot");
+        let gap = br#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms","data":{"type":"change","instrument_name":"BTC-PERPETUAL","timestamp":2,"change_id":13,"prev_change_id":12,"bids":[],"asks":[]}}}"#;
+        let mut gaps = 0;
+        s.on_message(gap, 2, &mut out, &mut |ev| {
+            if matches!(ev.body, crate::EventBody::SequenceGap { .. }) {
+                gaps += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(gaps, 1);
+        let sent: Vec<String> = parse_client_frames(&buf)
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, p)| String::from_utf8(p).unwrap())
+            .collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(
+            sent[0].contains("public/unsubscribe") && sent[0].contains("book.BTC-PERPETUAL.100ms")
+        );
+        assert!(
+            sent[1].contains("public/subscribe") && sent[1].contains("book.BTC-PERPETUAL.100ms")
+        );
     }
 
     #[test]
