@@ -13,7 +13,7 @@ use crate::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, O
 use crate::net::{Outbox, Session};
 use crate::venues::{
     self, BinanceMarket, BinanceParser, BybitParser, DeribitParser, EthereumParser, OkxParser,
-    Parsed, ParserStats,
+    Parsed, ParserStats, VenueParser,
 };
 use std::io::Write as _;
 
@@ -24,45 +24,10 @@ const CLIENT_PING_NS: u64 = 15_000_000_000;
 /// Deribit heartbeat interval asked for with `public/set_heartbeat`, seconds.
 const DERIBIT_HEARTBEAT_S: u32 = 10;
 
-enum Parser {
-    Deribit(DeribitParser),
-    Binance(BinanceParser),
-    Okx(OkxParser),
-    Bybit(BybitParser),
-    Ethereum(EthereumParser),
-}
-
-impl Parser {
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, venues::ParseError> {
-        match self {
-            Parser::Deribit(p) => p.parse(payload, recv_ts_ns, emit),
-            Parser::Binance(p) => p.parse(payload, recv_ts_ns, emit),
-            Parser::Okx(p) => p.parse(payload, recv_ts_ns, emit),
-            Parser::Bybit(p) => p.parse(payload, recv_ts_ns, emit),
-            Parser::Ethereum(p) => p.parse(payload, recv_ts_ns, emit),
-        }
-    }
-
-    fn stats(&self) -> ParserStats {
-        match self {
-            Parser::Deribit(p) => p.stats(),
-            Parser::Binance(p) => p.stats(),
-            Parser::Okx(p) => p.stats(),
-            Parser::Bybit(p) => p.stats(),
-            Parser::Ethereum(p) => p.stats(),
-        }
-    }
-}
-
 /// One venue connection's protocol: subscriptions, heartbeats, gap recovery and parsing.
 pub struct VenueSession {
     venue: Venue,
-    parser: Parser,
+    parser: Box<dyn VenueParser>,
     /// Requests sent, in order, after every (re)connection.
     open_requests: Vec<Vec<u8>>,
     /// Per instrument id: the requests that resubscribe its book (Deribit: unsubscribe, then
@@ -117,7 +82,7 @@ impl VenueSession {
         venues::deribit::subscribe(&mut subscribe, 2, &refs);
         Self::new(
             Venue::Deribit,
-            Parser::Deribit(DeribitParser::new(instruments)),
+            Box::new(DeribitParser::new(instruments)),
             vec![heartbeat, subscribe],
             vec![1, 2],
             book_resubscribe,
@@ -138,7 +103,7 @@ impl VenueSession {
         venues::binance::subscribe(&mut subscribe, 1, &refs);
         Self::new(
             Venue::Binance,
-            Parser::Binance(BinanceParser::new(market, instruments)),
+            Box::new(BinanceParser::new(market, instruments)),
             vec![subscribe],
             vec![1],
             Vec::new(),
@@ -166,7 +131,7 @@ impl VenueSession {
         venues::okx::subscribe(&mut subscribe, Some(1), &args);
         Self::new(
             Venue::Okx,
-            Parser::Okx(OkxParser::new(instruments)),
+            Box::new(OkxParser::new(instruments)),
             vec![subscribe],
             vec![1],
             Vec::new(),
@@ -188,7 +153,7 @@ impl VenueSession {
         venues::bybit::ping(&mut ping, None);
         Self::new(
             Venue::Bybit,
-            Parser::Bybit(BybitParser::new(instruments)),
+            Box::new(BybitParser::new(instruments)),
             vec![subscribe],
             vec![1],
             Vec::new(),
@@ -202,7 +167,7 @@ impl VenueSession {
         venues::ethereum::subscribe_new_heads(&mut subscribe, 1);
         Self::new(
             Venue::Ethereum,
-            Parser::Ethereum(EthereumParser::new()),
+            Box::new(EthereumParser::new()),
             vec![subscribe],
             vec![1],
             Vec::new(),
@@ -212,7 +177,7 @@ impl VenueSession {
 
     fn new(
         venue: Venue,
-        parser: Parser,
+        parser: Box<dyn VenueParser>,
         open_requests: Vec<Vec<u8>>,
         open_ids: Vec<u64>,
         book_resubscribe: Vec<Option<[Vec<u8>; 2]>>,
@@ -266,13 +231,8 @@ impl Session for VenueSession {
 
     fn on_open(&mut self, out: &mut Outbox<'_>) {
         self.opens += 1;
-        if let Parser::Deribit(p) = &mut self.parser {
-            // A new subscription starts every book with a snapshot.
-            p.reset_books();
-        }
-        if let Parser::Binance(p) = &mut self.parser {
-            p.reset_books();
-        }
+        // A new subscription starts every book with a snapshot.
+        self.parser.reset_books();
         for req in &self.open_requests {
             out.send_text(req);
         }

@@ -604,6 +604,10 @@ impl VenueParser for BinanceParser {
     fn stats(&self) -> ParserStats {
         self.stats
     }
+
+    fn reset_books(&mut self) {
+        BinanceParser::reset_books(self);
+    }
 }
 
 /// A `bookTicker`, `aggTrade` or `markPriceUpdate` event into `sink`.

@@ -371,6 +371,10 @@ impl VenueParser for DeribitParser {
     fn stats(&self) -> ParserStats {
         self.stats
     }
+
+    fn reset_books(&mut self) {
+        DeribitParser::reset_books(self);
+    }
 }
 
 /// `{"code": .., "message": .., "data": ..}`.

@@ -239,6 +239,10 @@ pub trait VenueParser: Send {
 
     /// Counters since construction.
     fn stats(&self) -> ParserStats;
+
+    /// Forgets every book's sequence state (after a reconnection the new subscription starts
+    /// with snapshots). Parsers without books have nothing to forget.
+    fn reset_books(&mut self) {}
 }
 
 /// A venue's symbols resolved to ids and kinds, built once; lookups hash the borrowed bytes
