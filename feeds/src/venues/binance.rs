@@ -22,8 +22,8 @@
 
 use super::json::{Scanner, Span, write_str, write_u64};
 use super::{
-    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, VenueParser,
-    account, event, ms_to_ns, side_or_empty,
+    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, account, event,
+    ms_to_ns, side_or_empty,
 };
 use crate::event::{EventBody, MarketEvent, Side, Venue};
 use crate::instrument::{InstrumentId, InstrumentKind, Instruments};
@@ -587,28 +587,7 @@ impl BinanceParser {
     }
 }
 
-impl VenueParser for BinanceParser {
-    fn venue(&self) -> Venue {
-        VENUE
-    }
-
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, ParseError> {
-        BinanceParser::parse(self, payload, recv_ts_ns, emit)
-    }
-
-    fn stats(&self) -> ParserStats {
-        self.stats
-    }
-
-    fn reset_books(&mut self) {
-        BinanceParser::reset_books(self);
-    }
-}
+super::impl_venue_parser!(BinanceParser, reset_books);
 
 /// A `bookTicker`, `aggTrade` or `markPriceUpdate` event into `sink`.
 fn simple_event<S: Sink>(

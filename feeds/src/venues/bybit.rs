@@ -14,8 +14,7 @@
 
 use super::json::{Scanner, Span, write_str, write_u64};
 use super::{
-    ParseError, Parsed, ParserStats, Problem, SymbolTable, VenueParser, account, event, ms_to_ns,
-    side_or_empty,
+    ParseError, Parsed, ParserStats, Problem, SymbolTable, account, event, ms_to_ns, side_or_empty,
 };
 use crate::event::{EventBody, MarketEvent, OptionTicker, Venue, VenueGreeks};
 use crate::instrument::{InstrumentKind, Instruments};
@@ -298,24 +297,7 @@ impl BybitParser {
     }
 }
 
-impl VenueParser for BybitParser {
-    fn venue(&self) -> Venue {
-        VENUE
-    }
-
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, ParseError> {
-        BybitParser::parse(self, payload, recv_ts_ns, emit)
-    }
-
-    fn stats(&self) -> ParserStats {
-        self.stats
-    }
-}
+super::impl_venue_parser!(BybitParser);
 
 fn is_ticker(topic: &[u8]) -> bool {
     topic.starts_with(b"tickers.")

@@ -17,8 +17,8 @@ pub use instruments::{NameError, OptionName, parse_instruments, parse_option_nam
 
 use super::json::{Scanner, Span, write_str, write_u64};
 use super::{
-    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, VenueParser,
-    account, event, ms_to_ns, side_or_empty,
+    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, account, event,
+    ms_to_ns, side_or_empty,
 };
 use crate::event::{EventBody, MarketEvent, OptionTicker, Side, Venue, VenueGreeks};
 use crate::instrument::{InstrumentId, InstrumentKind, Instruments};
@@ -354,28 +354,7 @@ impl DeribitParser {
     }
 }
 
-impl VenueParser for DeribitParser {
-    fn venue(&self) -> Venue {
-        VENUE
-    }
-
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, ParseError> {
-        DeribitParser::parse(self, payload, recv_ts_ns, emit)
-    }
-
-    fn stats(&self) -> ParserStats {
-        self.stats
-    }
-
-    fn reset_books(&mut self) {
-        DeribitParser::reset_books(self);
-    }
-}
+super::impl_venue_parser!(DeribitParser, reset_books);
 
 /// `{"code": .., "message": .., "data": ..}`.
 fn rpc_error<'a>(sc: &mut Scanner<'a>) -> Result<(i64, &'a [u8]), Problem> {

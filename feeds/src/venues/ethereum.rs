@@ -9,7 +9,7 @@
 //! message or panic on any input.
 
 use super::json::{Scanner, write_u64};
-use super::{ParseError, Parsed, ParserStats, Problem, VenueParser, account, event};
+use super::{ParseError, Parsed, ParserStats, Problem, account, event};
 use crate::event::{EventBody, MarketEvent, Venue};
 use crate::instrument::InstrumentId;
 
@@ -45,24 +45,7 @@ impl EthereumParser {
     }
 }
 
-impl VenueParser for EthereumParser {
-    fn venue(&self) -> Venue {
-        VENUE
-    }
-
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, ParseError> {
-        EthereumParser::parse(self, payload, recv_ts_ns, emit)
-    }
-
-    fn stats(&self) -> ParserStats {
-        self.stats
-    }
-}
+super::impl_venue_parser!(EthereumParser);
 
 #[derive(Clone, Copy, Debug)]
 struct Head {

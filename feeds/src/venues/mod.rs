@@ -245,6 +245,38 @@ pub trait VenueParser: Send {
     fn reset_books(&mut self) {}
 }
 
+/// The [`VenueParser`] impl of a parser whose inherent `parse` and `stats` field already do the
+/// work (every venue's), so the forwarding is written once; `reset_books` for those with books.
+macro_rules! impl_venue_parser {
+    ($ty:ty $(, $reset:ident)?) => {
+        impl $crate::venues::VenueParser for $ty {
+            fn venue(&self) -> $crate::event::Venue {
+                VENUE
+            }
+
+            fn parse<'a>(
+                &mut self,
+                payload: &'a [u8],
+                recv_ts_ns: u64,
+                emit: &mut dyn FnMut($crate::event::MarketEvent),
+            ) -> Result<$crate::venues::Parsed<'a>, $crate::venues::ParseError> {
+                <$ty>::parse(self, payload, recv_ts_ns, emit)
+            }
+
+            fn stats(&self) -> $crate::venues::ParserStats {
+                self.stats
+            }
+
+            $(
+                fn $reset(&mut self) {
+                    <$ty>::$reset(self);
+                }
+            )?
+        }
+    };
+}
+pub(crate) use impl_venue_parser;
+
 /// A venue's symbols resolved to ids and kinds, built once; lookups hash the borrowed bytes
 /// once and never allocate.
 #[derive(Clone, Debug, Default)]

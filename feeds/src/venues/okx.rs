@@ -15,8 +15,8 @@
 
 use super::json::{Scanner, Span, write_str, write_u64};
 use super::{
-    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, VenueParser,
-    account, event, ms_to_ns, side_or_empty,
+    Direct, ParseError, Parsed, ParserStats, Problem, Sink, Staged, SymbolTable, account, event,
+    ms_to_ns, side_or_empty,
 };
 use crate::event::{EventBody, MarketEvent, OptionTicker, Venue, VenueGreeks};
 use crate::instrument::{InstrumentKind, Instruments};
@@ -188,24 +188,7 @@ impl OkxParser {
     }
 }
 
-impl VenueParser for OkxParser {
-    fn venue(&self) -> Venue {
-        VENUE
-    }
-
-    fn parse<'a>(
-        &mut self,
-        payload: &'a [u8],
-        recv_ts_ns: u64,
-        emit: &mut dyn FnMut(MarketEvent),
-    ) -> Result<Parsed<'a>, ParseError> {
-        OkxParser::parse(self, payload, recv_ts_ns, emit)
-    }
-
-    fn stats(&self) -> ParserStats {
-        self.stats
-    }
-}
+super::impl_venue_parser!(OkxParser);
 
 /// `arg`: its `channel` and where it is.
 fn arg_channel<'a>(sc: &mut Scanner<'a>) -> Result<(Option<&'a [u8]>, Span), Problem> {
