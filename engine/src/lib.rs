@@ -1,2 +1,4 @@
+pub mod book;
 pub mod greeks;
+pub mod market;
 pub mod sim;
