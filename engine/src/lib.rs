@@ -1,2 +1,3 @@
 pub mod greeks;
+pub mod pipeline;
 pub mod sim;
