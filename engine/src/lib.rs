@@ -1,4 +1,5 @@
 pub mod book;
 pub mod greeks;
 pub mod market;
+pub mod pipeline;
 pub mod sim;
