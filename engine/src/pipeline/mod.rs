@@ -9,12 +9,18 @@
 //! intents and fills wait instead of dropping). DESIGN.md "Threads and cores" and "Rules of the
 //! hot path".
 
+pub mod conflate;
 pub mod ring;
+pub mod telemetry;
 pub mod tile;
 pub mod topology;
 pub mod wait;
 
+pub use conflate::{Conflator, OfferOutcome};
 pub use ring::{Consumer, Disconnected, Full, Producer, RingError, ring};
+pub use telemetry::{
+    LatencySummary, Percentiles, Stage, Telemetry, TelemetryHandle, TelemetryTile, TickTrace,
+};
 pub use tile::{PinPolicy, StopFlag, Tile, TileError, TileSpec, TileThread, spawn};
 pub use topology::{PinMap, Topology, WaitMap, available_cores};
 pub use wait::{WaitStrategy, Waiter};

@@ -170,6 +170,9 @@ impl<T: Copy + Send> Producer<T> {
     /// (hedge intents, fills). Returns `Err` only if the consumer is gone (checked before the
     /// first attempt and while waiting), so a value is never left in a ring nobody reads.
     /// A wait counts once in [`full_count`](Self::full_count); `wait` is reset on success.
+    ///
+    /// Blocks until the consumer pops: never use it when the consumer is a tile fused on the
+    /// same thread (it would wait forever); there, `push` and retry on the next step.
     pub fn push_spin(&mut self, mut v: T, wait: &mut Waiter) -> Result<(), Disconnected> {
         if !self.is_consumer_alive() {
             return Err(Disconnected);
