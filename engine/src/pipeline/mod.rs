@@ -3,13 +3,16 @@
 //! threads with a lifecycle ([`tile`]), the topology and pin map chosen on the command line
 //! ([`topology`]) and stage latencies recorded off the hot path ([`telemetry`]).
 //!
-//! Owns the plumbing, not the stages: the feed, pricer and exec tiles live with the code they
-//! run (`market`, `book`, `exec`). Must never, on the hot path: allocate, lock, make a syscall
+//! Owns the plumbing and the two stages that are only plumbing around other modules: the feed
+//! tile ([`feed_tile`]: feed loop → ring) and the pricer tile ([`pricer`]: market → book →
+//! policy → intents); the exec tile lives in `exec`. Must never, on the hot path: allocate, lock, make a syscall
 //! other than what the wait strategy chooses, or drop a message silently (a full ring is counted;
 //! intents and fills wait instead of dropping). DESIGN.md "Threads and cores" and "Rules of the
 //! hot path".
 
 pub mod conflate;
+pub mod feed_tile;
+pub mod pricer;
 pub mod ring;
 pub mod telemetry;
 pub mod tile;

@@ -453,6 +453,22 @@ impl Connection {
         }
     }
 
+    /// Lets an open connection's session queue messages on its own initiative
+    /// ([`Session::poll_outgoing`]) and writes them at once.
+    pub(crate) fn poll_outgoing(&mut self, registry: &Registry, emit: &mut dyn FnMut(MarketEvent)) {
+        if self.state != ConnState::Open {
+            return;
+        }
+        let mut outbox = Outbox::new(&mut self.encoder, &mut self.out);
+        if !self.session.poll_outgoing(&mut outbox) {
+            return;
+        }
+        match self.flush() {
+            Ok(()) => self.session.on_flushed(clock::now_ns()),
+            Err(e) => self.fail(registry, e, Instant::now(), emit),
+        }
+    }
+
     /// Timers: attempt start, attempt deadline, ticks (staleness, session timer).
     pub(crate) fn on_time(
         &mut self,

@@ -91,6 +91,7 @@ impl FeedLoop {
     ) -> io::Result<()> {
         let emit: &mut dyn FnMut(MarketEvent) = emit;
         let now = Instant::now();
+        self.poll_outgoing_dyn(emit);
         self.run_timers(now, emit);
         let wait = if self.conns.iter().any(Connection::has_more_to_read) {
             Duration::ZERO
@@ -121,6 +122,20 @@ impl FeedLoop {
         }
         self.run_timers(Instant::now(), emit);
         Ok(())
+    }
+
+    /// Lets every open connection's session send what it has queued on its own initiative
+    /// (see [`Session::poll_outgoing`]) without waiting for readiness; `run_once` does this
+    /// first on every turn.
+    pub fn poll_outgoing<F: FnMut(MarketEvent)>(&mut self, emit: &mut F) {
+        self.poll_outgoing_dyn(emit);
+    }
+
+    fn poll_outgoing_dyn(&mut self, emit: &mut dyn FnMut(MarketEvent)) {
+        let registry = self.poll.registry();
+        for conn in &mut self.conns {
+            conn.poll_outgoing(registry, emit);
+        }
     }
 
     fn run_timers(&mut self, now: Instant, emit: &mut dyn FnMut(MarketEvent)) {

@@ -37,6 +37,21 @@ pub trait Session: Send {
         let _ = (now_ns, out);
         Ok(())
     }
+
+    /// Called on every loop turn while open, before waiting for readiness: a session that
+    /// sends on its own initiative (an order session draining its intents) queues messages
+    /// here and returns true; the connection then writes them at once and calls
+    /// [`Session::on_flushed`]. Must be cheap when there is nothing to send.
+    fn poll_outgoing(&mut self, out: &mut Outbox<'_>) -> bool {
+        let _ = out;
+        false
+    }
+
+    /// After the write that followed a [`Session::poll_outgoing`] returning true (bytes handed
+    /// to the socket, or to TLS and the socket): `now_ns` is [`crate::clock::now_ns`] then.
+    fn on_flushed(&mut self, now_ns: u64) {
+        let _ = now_ns;
+    }
 }
 
 /// Queues client frames (masked, framed) into a connection's preallocated write buffer; the

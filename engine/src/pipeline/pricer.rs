@@ -1,0 +1,432 @@
+//! The pricer tile: market events → market state → whole-book reprice → data guards → policy
+//! → hedge intents; fills back into the book (DESIGN.md "Data flow", pricer thread).
+//!
+//! Owns the market state, the book, the policy and the hedges in flight. Each step drains the
+//! fills, then every event waiting on the feed ring (up to a batch), applies them, and reprices
+//! once on the latest state: ticks that arrived while it was busy are counted as skipped, never
+//! queued. Never allocates after start-up; publishes its figures through relaxed atomics
+//! ([`PricerStats`]) that the status line reads.
+//!
+//! A hedge in flight counts in the book's exposure until its outcome comes back, so the same
+//! exposure is never hedged twice; an outcome whose fill is unknown keeps counting until the
+//! exec tile resolves it by label.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keel_feeds::clock;
+use keel_feeds::event::Venue;
+use keel_feeds::instrument::InstrumentId;
+
+use super::feed_tile::TickMsg;
+use super::ring::{Consumer, Producer};
+use super::telemetry::TickTrace;
+use super::tile::Tile;
+use crate::book::{Book, PortfolioGreeks, RepriceKind};
+use crate::exec::{Fill, HedgeIntent};
+use crate::market::{Change, DataFault, MarketState};
+use crate::policy::{DeltaBand, HedgeSpec};
+
+/// Events taken off the ring per step before repricing.
+pub const MAX_BATCH: usize = 4096;
+/// Hedges in flight at once (the first policy keeps one).
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A float published through an atomic.
+#[derive(Debug, Default)]
+pub struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    /// Stores `v`.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// The last value stored.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// What the pricer publishes (relaxed atomics; one writer, the pricer).
+#[derive(Debug, Default)]
+pub struct PricerStats {
+    /// Events taken off the feed ring.
+    pub ticks: AtomicU64,
+    /// Full-path reprices.
+    pub reprices_full: AtomicU64,
+    /// Spot-path reprices.
+    pub reprices_spot: AtomicU64,
+    /// Price-moving events folded into a later reprice (arrived while busy).
+    pub skipped_ticks: AtomicU64,
+    /// Hedge intents sent.
+    pub hedges: AtomicU64,
+    /// Outcomes with a fill (full, partial or paper).
+    pub fills: AtomicU64,
+    /// Outcomes without a fill (rejected, not found).
+    pub rejects: AtomicU64,
+    /// Intents the exec ring had no room for at once (held, then sent).
+    pub intent_ring_full: AtomicU64,
+    /// Traces the telemetry ring had no room for (dropped: telemetry is best effort).
+    pub trace_drops: AtomicU64,
+    /// Steps on which hedging was held back by a data fault.
+    pub fault_steps: AtomicU64,
+    /// The current data fault (0 = none, else 1 + `DataFault` index).
+    pub fault: AtomicU64,
+    /// Portfolio coin delta (options + hedges), as of the last reprice.
+    pub delta_coin: AtomicF64,
+    /// Dollar delta.
+    pub delta_usd: AtomicF64,
+    /// Options' coin gamma.
+    pub gamma_coin: AtomicF64,
+    /// Options' coin vega (per 1.00 vol).
+    pub vega_coin: AtomicF64,
+    /// Options' coin theta (per year).
+    pub theta_coin: AtomicF64,
+    /// Options' USD gamma.
+    pub gamma_usd: AtomicF64,
+    /// Options' USD vega.
+    pub vega_usd: AtomicF64,
+    /// Options' USD theta.
+    pub theta_usd: AtomicF64,
+    /// Hedges in flight, coin delta.
+    pub in_flight: AtomicF64,
+    /// Index.
+    pub index: AtomicF64,
+    /// Coin delta at the first complete reprice (NaN before).
+    pub delta_before: AtomicF64,
+    /// Largest |delta − target| seen with good data.
+    pub max_abs_excursion: AtomicF64,
+    /// Largest |Taylor-carried delta − repriced delta| (options, USD delta units).
+    pub taylor_max_error: AtomicF64,
+    /// Venue Greeks cross-check maxima: delta, gamma, vega (per point), theta (per day).
+    pub cross_delta: AtomicF64,
+    /// See `cross_delta`.
+    pub cross_gamma: AtomicF64,
+    /// See `cross_delta`.
+    pub cross_vega: AtomicF64,
+    /// See `cross_delta`.
+    pub cross_theta: AtomicF64,
+    /// Comparisons made.
+    pub cross_count: AtomicU64,
+}
+
+impl PricerStats {
+    /// The current data fault, if any.
+    pub fn fault(&self) -> Option<DataFault> {
+        FAULTS
+            .get((self.fault.load(Ordering::Relaxed) as usize).wrapping_sub(1))
+            .copied()
+    }
+}
+
+const FAULTS: [DataFault; 5] = [
+    DataFault::NoIndex,
+    DataFault::StaleIndex,
+    DataFault::Disconnected,
+    DataFault::NoHedgeQuote,
+    DataFault::Unmarked,
+];
+
+/// The pricer's hedging settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PricerConfig {
+    /// The delta band.
+    pub policy: DeltaBand,
+    /// How the hedge instrument trades.
+    pub hedge: HedgeSpec,
+    /// The hedge instrument and its venue.
+    pub hedge_instrument: InstrumentId,
+    /// Its venue.
+    pub hedge_venue: Venue,
+    /// Hedge at most once per this many ns (no order spam while a venue misbehaves).
+    pub min_hedge_interval_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    coin_delta: f64,
+}
+
+/// The pricer tile.
+pub struct PricerTile {
+    market: MarketState,
+    book: Book,
+    config: PricerConfig,
+    input: Consumer<TickMsg>,
+    intents: Producer<HedgeIntent>,
+    fills: Consumer<Fill>,
+    traces: Producer<TickTrace>,
+    held_intent: Option<HedgeIntent>,
+    in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
+    in_flight_coin: f64,
+    next_id: u64,
+    last_hedge_ns: u64,
+    stats: Arc<PricerStats>,
+    /// Last repriced options' USD delta, gamma and the index then (Taylor check).
+    taylor: Option<(f64, f64, f64)>,
+    have_before: bool,
+    last_check_ns: u64,
+}
+
+impl PricerTile {
+    /// A pricer over `market` and `book`, reading `input` and `fills`, writing `intents` and
+    /// `traces`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        market: MarketState,
+        book: Book,
+        config: PricerConfig,
+        input: Consumer<TickMsg>,
+        intents: Producer<HedgeIntent>,
+        fills: Consumer<Fill>,
+        traces: Producer<TickTrace>,
+    ) -> (Self, Arc<PricerStats>) {
+        let stats = Arc::new(PricerStats::default());
+        stats.delta_before.set(f64::NAN);
+        (
+            Self {
+                market,
+                book,
+                config,
+                input,
+                intents,
+                fills,
+                traces,
+                held_intent: None,
+                in_flight: [None; MAX_IN_FLIGHT],
+                in_flight_coin: 0.0,
+                next_id: 1,
+                last_hedge_ns: 0,
+                stats: stats.clone(),
+                taylor: None,
+                have_before: false,
+                last_check_ns: 0,
+            },
+            stats,
+        )
+    }
+
+    fn take_fills(&mut self) -> bool {
+        let mut any = false;
+        while let Some(f) = self.fills.pop() {
+            any = true;
+            let Some(slot) = self
+                .in_flight
+                .iter()
+                .position(|s| s.is_some_and(|x| x.id == f.intent_id))
+            else {
+                continue;
+            };
+            let Some(x) = self.in_flight[slot].take() else {
+                continue;
+            };
+            self.in_flight_coin -= x.coin_delta;
+            if f.filled != 0.0 {
+                self.book.apply_fill(&self.market, f.instrument, f.filled);
+                self.stats.fills.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.rejects.fetch_add(1, Ordering::Relaxed);
+            }
+            self.trace(f.trace);
+        }
+        if self.in_flight.iter().all(Option::is_none) {
+            // No rounding residue survives the last outcome.
+            self.in_flight_coin = 0.0;
+        }
+        any
+    }
+
+    fn trace(&mut self, t: TickTrace) {
+        if self.traces.push(t).is_err() {
+            self.stats.trace_drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn publish(&self, p: &PortfolioGreeks) {
+        let s = &self.stats;
+        s.delta_coin.set(p.delta_coin);
+        s.delta_usd.set(p.delta_usd);
+        s.gamma_coin.set(p.options_coin.gamma);
+        s.vega_coin.set(p.options_coin.vega);
+        s.theta_coin.set(p.options_coin.theta);
+        s.gamma_usd.set(p.options_usd.gamma);
+        s.vega_usd.set(p.options_usd.vega);
+        s.theta_usd.set(p.options_usd.theta);
+        s.index.set(p.index);
+        s.in_flight.set(self.in_flight_coin);
+        let (full, spot) = self.book.reprice_counts();
+        s.reprices_full.store(full, Ordering::Relaxed);
+        s.reprices_spot.store(spot, Ordering::Relaxed);
+        let c = self.book.cross_check();
+        s.cross_count.store(c.count, Ordering::Relaxed);
+        s.cross_delta.set(c.delta);
+        s.cross_gamma.set(c.gamma);
+        s.cross_vega.set(c.vega);
+        s.cross_theta.set(c.theta);
+    }
+
+    fn send_held(&mut self) -> bool {
+        if let Some(i) = self.held_intent.take()
+            && let Err(back) = self.intents.push(i)
+        {
+            self.held_intent = Some(back.0);
+            return false;
+        }
+        true
+    }
+
+    /// The data fault now (published), or `None` when data may drive a hedge.
+    fn check_data(&mut self, now: u64) -> Option<DataFault> {
+        let fault = self.market.fault(now).or(if self.book.unmarked_held() > 0 {
+            Some(DataFault::Unmarked)
+        } else {
+            None
+        });
+        let code = fault.map_or(0, |f| {
+            1 + FAULTS.iter().position(|x| *x == f).unwrap_or(0) as u64
+        });
+        self.stats.fault.store(code, Ordering::Relaxed);
+        self.last_check_ns = now;
+        fault
+    }
+
+    /// Risk and policy on the repriced book; true if a hedge was sent (its trace travels with
+    /// the intent).
+    fn decide(&mut self, p: &PortfolioGreeks, mut trace: TickTrace, now: u64) -> bool {
+        if self.check_data(now).is_some() {
+            self.stats.fault_steps.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let off = (p.delta_coin - self.config.policy.target).abs();
+        if off > self.stats.max_abs_excursion.get() {
+            self.stats.max_abs_excursion.set(off);
+        }
+        if self.held_intent.is_some()
+            || self.in_flight.iter().any(Option::is_some)
+            || now.saturating_sub(self.last_hedge_ns) < self.config.min_hedge_interval_ns
+        {
+            return false;
+        }
+        let price = self.market.hedge_quote().reference();
+        let Some(order) =
+            self.config
+                .policy
+                .decide(p.delta_coin, self.in_flight_coin, price, &self.config.hedge)
+        else {
+            return false;
+        };
+        let Some(slot) = self.in_flight.iter().position(Option::is_none) else {
+            return false;
+        };
+        trace.decided_ns = clock::now_ns();
+        let intent = HedgeIntent {
+            trace,
+            id: self.next_id,
+            amount: order.amount,
+            ref_price: price,
+            coin_delta: order.coin_delta,
+            instrument: self.config.hedge_instrument,
+            side: order.side,
+            venue: self.config.hedge_venue,
+        };
+        self.next_id += 1;
+        self.in_flight[slot] = Some(InFlight {
+            id: intent.id,
+            coin_delta: intent.coin_delta,
+        });
+        self.in_flight_coin += intent.coin_delta;
+        self.last_hedge_ns = now;
+        self.stats.hedges.fetch_add(1, Ordering::Relaxed);
+        if let Err(back) = self.intents.push(intent) {
+            self.stats.intent_ring_full.fetch_add(1, Ordering::Relaxed);
+            self.held_intent = Some(back.0);
+        }
+        true
+    }
+}
+
+impl Tile for PricerTile {
+    fn name(&self) -> &'static str {
+        "pricer"
+    }
+
+    fn step(&mut self) -> bool {
+        let mut did = self.take_fills();
+        did |= self.held_intent.is_some() && self.send_held();
+        let mut change = Change::NONE;
+        let mut n = 0usize;
+        let mut moves = 0u64;
+        let mut trace = TickTrace::default();
+        let mut dequeued = 0;
+        while n < MAX_BATCH {
+            let Some(msg) = self.input.pop() else { break };
+            if n == 0 {
+                dequeued = clock::now_ns();
+            }
+            n += 1;
+            let c = self.market.apply(&msg.event);
+            if c.contains(Change::VENUE_GREEKS)
+                && let Some(row) = self.market.row_of(msg.event.instrument)
+            {
+                self.book.cross_check_row(&self.market, row);
+            }
+            if c.contains(Change::SPOT) || c.contains(Change::VOL) {
+                moves += 1;
+                // The newest price-moving tick is the one the reprice answers.
+                trace.recv_ns = msg.event.recv_ts_ns;
+                trace.parsed_ns = msg.parsed_ns;
+            }
+            change |= c;
+        }
+        if n == 0 {
+            // Quiet feed: keep the published data fault current (staleness needs no event).
+            let now = clock::now_ns();
+            if now.saturating_sub(self.last_check_ns) > 1_000_000 {
+                self.check_data(now);
+            }
+            return did;
+        }
+        self.stats.ticks.fetch_add(n as u64, Ordering::Relaxed);
+        if moves > 1 {
+            self.stats
+                .skipped_ticks
+                .fetch_add(moves - 1, Ordering::Relaxed);
+        }
+        trace.dequeued_ns = dequeued;
+        let kind = self.book.reprice(&mut self.market, change);
+        let now = clock::now_ns();
+        let p = self.book.aggregate(&self.market);
+        if kind != RepriceKind::None {
+            trace.priced_ns = now;
+            // Taylor carry check: Δ + Γ·dS from the last reprice against this one.
+            let delta = p.options_usd.delta;
+            if let Some((d0, g0, s0)) = self.taylor
+                && p.index > 0.0
+                && s0 > 0.0
+            {
+                let predicted = d0 + g0 * (p.index - s0);
+                let err = (predicted - delta).abs();
+                if err > self.stats.taylor_max_error.get() {
+                    self.stats.taylor_max_error.set(err);
+                }
+            }
+            self.taylor = Some((delta, p.options_usd.gamma, p.index));
+            if !self.have_before
+                && self.market.fault(now).is_none()
+                && self.book.unmarked_held() == 0
+            {
+                self.have_before = true;
+                self.stats.delta_before.set(p.delta_coin);
+            }
+        }
+        self.publish(&p);
+        let hedged = (kind != RepriceKind::None || change.contains(Change::HEDGE_QUOTE))
+            && self.decide(&p, trace, now);
+        if !hedged && trace.priced_ns != 0 && trace.recv_ns != 0 {
+            trace.decided_ns = clock::now_ns();
+            self.trace(trace);
+        }
+        true
+    }
+}
