@@ -23,7 +23,10 @@ use super::{Faults, SimConfig, SimStats, SimVenue};
     after_help = "Endpoints (one port):\n  \
         ws://ADDR/ws/api/v2             Deribit JSON-RPC 2.0: public/subscribe (ticker.{instrument}.{100ms|raw},\n                                  \
         book.{instrument}.100ms, deribit_price_index.btc_usd, markprice.options.btc_usd),\n                                  \
-        public/get_instruments, public/set_heartbeat, public/test, public/get_time, public/ticker\n  \
+        public/get_instruments, public/set_heartbeat, public/test, public/get_time, public/ticker;\n                                  \
+        orders (no auth; public/auth gets a fake token): private/buy, private/sell (market fills at\n                                  \
+        the best ask/bid, limit fills if marketable else rests), private/cancel, private/cancel_all;\n                                  \
+        a reused label is rejected; order results carry \"sim_recv_ns\"\n  \
         ws://ADDR/ws                    Binance USD-M futures raw streams: SUBSCRIBE btcusdt@bookTicker,\n                                  \
         btcusdt@depth@100ms, btcusdt@aggTrade, btcusdt@markPrice[@1s]\n  \
         ws://ADDR/stream?streams=a/b    Binance combined streams ({\"stream\",\"data\"})\n\n\
@@ -167,7 +170,7 @@ fn stats_line(s: &SimStats, elapsed: Duration) -> String {
     let t = elapsed.as_secs_f64().max(1e-9);
     format!(
         "keel-sim: {:.1} s, connections {} (open {}), messages {} ({:.0}/s), malformed {}, \
-         bytes {}, requests {}, drops {}, rejected {}",
+         bytes {}, requests {}, drops {}, rejected {}, orders {} (fills {}, rejected {})",
         t,
         s.connections,
         s.active,
@@ -177,7 +180,10 @@ fn stats_line(s: &SimStats, elapsed: Duration) -> String {
         s.bytes,
         s.requests,
         s.drops,
-        s.rejected
+        s.rejected,
+        s.orders,
+        s.fills,
+        s.rejected_orders
     )
 }
 

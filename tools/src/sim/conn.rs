@@ -27,6 +27,7 @@ use keel_engine::sim::SimRng;
 use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
 use super::encode::{self, JsonOut, SyntheticBook};
 use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
+use super::orders::{Direction, OrderDesk};
 use super::{Counters, SimConfig};
 
 /// What every connection shares.
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub config: Arc<SimConfig>,
     pub stop: Arc<AtomicBool>,
     pub counters: Arc<Counters>,
+    /// The venue's orders (Deribit `private/buy` ...), shared by every connection.
+    pub orders: Arc<OrderDesk>,
 }
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
@@ -604,12 +607,15 @@ impl Conn {
         for _ in 0..256 {
             match self.ws.read() {
                 Ok(Message::Text(t)) => {
+                    // The request frame was just read: the time orders report as sim_recv_ns.
+                    let recv_ns = now_ns();
                     self.n_requests += 1;
-                    self.handle_request(t.as_str());
+                    self.handle_request(t.as_str(), recv_ns);
                 }
                 Ok(Message::Binary(_)) => {
+                    let recv_ns = now_ns();
                     self.n_requests += 1;
-                    self.handle_request("\u{0}binary");
+                    self.handle_request("\u{0}binary", recv_ns);
                 }
                 Ok(Message::Close(_)) => {
                     // tungstenite queued the close reply; send it and finish.
@@ -940,9 +946,9 @@ impl Conn {
         self.subs.len() != before
     }
 
-    fn handle_request(&mut self, text: &str) {
+    fn handle_request(&mut self, text: &str, recv_ns: u64) {
         match self.proto {
-            Proto::Deribit => self.handle_deribit(text),
+            Proto::Deribit => self.handle_deribit(text, recv_ns),
             Proto::Binance { .. } => self.handle_binance(text),
         }
     }
@@ -955,8 +961,8 @@ impl Conn {
         }
     }
 
-    fn handle_deribit(&mut self, text: &str) {
-        let us_in = now_ns() / 1000;
+    fn handle_deribit(&mut self, text: &str, recv_ns: u64) {
+        let us_in = recv_ns / 1000;
         let req: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -996,6 +1002,15 @@ impl Conn {
             "public/get_time" => Ok(Answer::Value(json!(now_ms()))),
             "public/get_instruments" => self.get_instruments(&params),
             "public/ticker" => self.public_ticker(&params),
+            "public/auth" => public_auth(&params),
+            "private/buy" => self.place_order(&params, Direction::Buy, recv_ns),
+            "private/sell" => self.place_order(&params, Direction::Sell, recv_ns),
+            "private/cancel" => self
+                .shared
+                .orders
+                .cancel(&params, now_ms(), recv_ns)
+                .map(Answer::Value),
+            "private/cancel_all" => Ok(Answer::Value(self.shared.orders.cancel_all())),
             _ => Err((-32601, "Method not found", json!({"method": method}))),
         };
         let us_out = now_ns() / 1000;
@@ -1114,6 +1129,33 @@ impl Conn {
         Ok(Answer::Instruments(kind))
     }
 
+    /// `private/buy` / `private/sell` on the venue's order desk, counted.
+    fn place_order(
+        &mut self,
+        params: &Value,
+        direction: Direction,
+        recv_ns: u64,
+    ) -> Result<Answer, RpcError> {
+        // The freshest market: the snapshot may be a tick behind the market thread.
+        self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+        let (result, outcome) = self.shared.orders.place(
+            params,
+            direction,
+            &self.shared.chain,
+            &self.snap,
+            now_ms(),
+            recv_ns,
+        );
+        let c = &self.shared.counters;
+        if outcome.accepted {
+            c.orders.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.rejected_orders.fetch_add(1, Ordering::Relaxed);
+        }
+        c.fills.fetch_add(outcome.fills, Ordering::Relaxed);
+        result.map(Answer::Value)
+    }
+
     fn public_ticker(&mut self, params: &Value) -> Result<Answer, RpcError> {
         let Some(name) = params.get("instrument_name").and_then(Value::as_str) else {
             return Err(invalid_params("instrument_name", "expected a string"));
@@ -1207,6 +1249,27 @@ impl Conn {
             }
         };
         self.reply(&reply);
+    }
+}
+
+/// `public/auth`: no credentials are checked (keel-sim is a dry-run venue); `client_credentials`
+/// and `refresh_token` grants get a fake bearer token in Deribit's shape, other grants an error.
+fn public_auth(params: &Value) -> Result<Answer, RpcError> {
+    match params.get("grant_type").and_then(Value::as_str) {
+        Some("client_credentials" | "refresh_token" | "client_signature") => {
+            Ok(Answer::Value(json!({
+                "access_token": "keel-sim-access-token",
+                "refresh_token": "keel-sim-refresh-token",
+                "expires_in": 31_536_000,
+                "scope": "connection mainaccount trade:read_write",
+                "token_type": "bearer",
+                "enabled_features": [],
+            })))
+        }
+        _ => Err(invalid_params(
+            "grant_type",
+            "must be client_credentials, client_signature or refresh_token",
+        )),
     }
 }
 

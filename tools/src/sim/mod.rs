@@ -29,6 +29,16 @@
 //! With an injected delay it is the time before the delay. Deribit's `timestamp` is the same
 //! instant in ms (venue time). `markprice.options` has no per-message object and so no field.
 //!
+//! # Orders
+//!
+//! The Deribit endpoint also takes `private/buy`, `private/sell`, `private/cancel` and
+//! `private/cancel_all` without authentication (`public/auth` is answered with a fake token),
+//! on one venue-wide order desk: market orders fill in full at the simulated best ask/bid,
+//! marketable limit orders fill, others rest `open` until cancelled; a reused `label` is
+//! rejected (an idempotency key; real Deribit does not enforce that). Every order result
+//! carries `"sim_recv_ns"`, the simulator's clock when the request frame was read. See
+//! [`orders`] for the rules and error codes.
+//!
 //! Sequence numbers (Deribit `change_id`, Binance `U`/`u`/`pu`, update and trade ids) are per
 //! connection and per subscription: each connection sees its own consistent sequence, the first
 //! book message is a full snapshot (Binance: a depth update listing every level).
@@ -38,6 +48,7 @@ pub mod cli;
 mod conn;
 pub mod encode;
 pub mod market;
+pub mod orders;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -250,6 +261,13 @@ pub struct SimStats {
     pub drops: u64,
     /// Connections refused (over the limit) or failed handshakes.
     pub rejected: u64,
+    /// Orders accepted (`private/buy`/`private/sell`, whatever their state).
+    pub orders: u64,
+    /// Trades those orders produced.
+    pub fills: u64,
+    /// Order requests refused with an error (bad parameters, unknown instrument, duplicate
+    /// label).
+    pub rejected_orders: u64,
 }
 
 /// Shared atomic counters behind [`SimStats`].
@@ -263,6 +281,9 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     drops: AtomicU64,
     rejected: AtomicU64,
+    orders: AtomicU64,
+    fills: AtomicU64,
+    rejected_orders: AtomicU64,
 }
 
 impl Counters {
@@ -277,6 +298,9 @@ impl Counters {
             requests: l(&self.requests),
             drops: l(&self.drops),
             rejected: l(&self.rejected),
+            orders: l(&self.orders),
+            fills: l(&self.fills),
+            rejected_orders: l(&self.rejected_orders),
         }
     }
 }
@@ -351,6 +375,7 @@ impl SimVenue {
             config: Arc::new(config),
             stop: stop.clone(),
             counters: counters.clone(),
+            orders: Arc::new(orders::OrderDesk::default()),
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
