@@ -42,8 +42,9 @@ struct VenueSpec {
     fee_bps: f64,
     /// Where `--<venue>-enabled` without a URL connects (`None`: a URL is required).
     public_url: Option<&'static str>,
-    /// The perpetual swap of underlying `U` (`None`: the venue lists none).
-    perpetual: Option<(&'static str, &'static str)>,
+    /// What follows the underlying in the name of its perpetual swap (`None`: the venue lists
+    /// none), e.g. `-PERPETUAL` for `BTC-PERPETUAL`.
+    perpetual_suffix: Option<&'static str>,
 }
 
 const SPECS: [VenueSpec; 5] = [
@@ -51,38 +52,38 @@ const SPECS: [VenueSpec; 5] = [
         name: "deribit",
         fee_bps: 3.0,
         public_url: Some("wss://www.deribit.com/ws/api/v2"),
-        perpetual: Some(("", "-PERPETUAL")),
+        perpetual_suffix: Some("-PERPETUAL"),
     },
     VenueSpec {
         name: "binance",
         fee_bps: 5.0,
         public_url: Some("wss://fstream.binance.com/ws"),
-        perpetual: Some(("", "USDT")),
+        perpetual_suffix: Some("USDT"),
     },
     VenueSpec {
         name: "okx",
         fee_bps: 5.0,
         public_url: Some("wss://ws.okx.com:8443/ws/v5/public"),
-        perpetual: Some(("", "-USDT-SWAP")),
+        perpetual_suffix: Some("-USDT-SWAP"),
     },
     VenueSpec {
         name: "bybit",
         fee_bps: 5.5,
         public_url: Some("wss://stream.bybit.com/v5/public/linear"),
-        perpetual: Some(("", "USDT")),
+        perpetual_suffix: Some("USDT"),
     },
     VenueSpec {
         name: "eth",
         fee_bps: 30.0,
         public_url: None,
-        perpetual: None,
+        perpetual_suffix: None,
     },
 ];
 
 impl VenueSpec {
     fn perpetual_of(&self, underlying: &str) -> Option<String> {
-        self.perpetual
-            .map(|(pre, post)| format!("{pre}{underlying}{post}"))
+        self.perpetual_suffix
+            .map(|suffix| format!("{underlying}{suffix}"))
     }
 }
 
