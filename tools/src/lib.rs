@@ -6,7 +6,9 @@
 //! variant. Errors are reported once, here, as a single `error: ...` line on standard error
 //! with exit code 2; nothing below prints errors itself.
 
+pub mod config_cmd;
 pub mod greeks_cmd;
+pub mod run_config;
 pub mod sim;
 pub mod tap_cmd;
 
@@ -41,6 +43,10 @@ pub enum Command {
     /// Connect to one venue and print the normalised market events its parser produces.
     #[command(long_about = tap_cmd::LONG_ABOUT, after_help = tap_cmd::AFTER_HELP)]
     Tap(tap_cmd::TapArgs),
+    /// Show the configuration `keel run` would use (defaults, --config file, flags), secrets
+    /// redacted.
+    #[command(long_about = config_cmd::LONG_ABOUT)]
+    Config(Box<config_cmd::ConfigArgs>),
 }
 
 /// Runs a parsed command line.
@@ -48,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Greeks(args) => greeks_cmd::run(&args),
         Command::Tap(args) => tap_cmd::run(&args),
+        Command::Config(args) => config_cmd::run(&args),
     }
 }
 

@@ -1,0 +1,1763 @@
+//! The configuration of `keel run`: its flags ([`RunArgs`]), the `--config keel.toml` file, and
+//! the resolved, validated [`RunConfig`] the engine starts from.
+//!
+//! Owns parsing, precedence (built-in defaults < `keel.toml` < command-line flags) and
+//! validation, with errors of one line that name the flag (or the file, line and key) and the bad
+//! value. Never reads a secret: API keys are named by environment variable (`key_env`,
+//! `secret_env`) and only checked for presence; a key given as a value is refused, and neither
+//! [`show`] nor any error prints one.
+//!
+//! Paths in `keel.toml` (`positions`, `ca_file`) are relative to the file's folder; paths given as
+//! flags are relative to the working directory.
+
+use std::collections::BTreeSet;
+use std::fmt::{self, Write as _};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use keel_feeds::net::Url;
+use serde::{Deserialize, Serialize, Serializer};
+use toml::Spanned;
+
+/// The venues `keel run` speaks, in the order [`RunConfig::enabled_venues`] lists them.
+pub const VENUES: [&str; 5] = ["deribit", "binance", "okx", "bybit", "eth"];
+/// `--status-every` when not given.
+pub const DEFAULT_STATUS_EVERY: Duration = Duration::from_secs(1);
+/// `--stale-after` when not given.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(2);
+/// `--underlying` when not given.
+pub const DEFAULT_UNDERLYING: &str = "BTC";
+/// `--delta-band` when not given, coin units.
+pub const DEFAULT_DELTA_BAND: f64 = 1.0;
+/// `--<venue>-timeout-ms` when not given.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// The only underlying the embedded simulated venue lists.
+pub const SIM_UNDERLYING: &str = "BTC";
+
+/// What is fixed per venue: default fee, public URL, how its perpetual is named.
+struct VenueSpec {
+    name: &'static str,
+    fee_bps: f64,
+    /// Where `--<venue>-enabled` without a URL connects (`None`: a URL is required).
+    public_url: Option<&'static str>,
+    /// What follows the underlying in the name of its perpetual swap (`None`: the venue lists
+    /// none), e.g. `-PERPETUAL` for `BTC-PERPETUAL`.
+    perpetual_suffix: Option<&'static str>,
+}
+
+const SPECS: [VenueSpec; 5] = [
+    VenueSpec {
+        name: "deribit",
+        fee_bps: 3.0,
+        public_url: Some("wss://www.deribit.com/ws/api/v2"),
+        perpetual_suffix: Some("-PERPETUAL"),
+    },
+    VenueSpec {
+        name: "binance",
+        fee_bps: 5.0,
+        public_url: Some("wss://fstream.binance.com/ws"),
+        perpetual_suffix: Some("USDT"),
+    },
+    VenueSpec {
+        name: "okx",
+        fee_bps: 5.0,
+        public_url: Some("wss://ws.okx.com:8443/ws/v5/public"),
+        perpetual_suffix: Some("-USDT-SWAP"),
+    },
+    VenueSpec {
+        name: "bybit",
+        fee_bps: 5.5,
+        public_url: Some("wss://stream.bybit.com/v5/public/linear"),
+        perpetual_suffix: Some("USDT"),
+    },
+    VenueSpec {
+        name: "eth",
+        fee_bps: 30.0,
+        public_url: None,
+        perpetual_suffix: None,
+    },
+];
+
+impl VenueSpec {
+    fn perpetual_of(&self, underlying: &str) -> Option<String> {
+        self.perpetual_suffix
+            .map(|suffix| format!("{underlying}{suffix}"))
+    }
+}
+
+/// The perpetual the embedded simulated venue (Deribit-style names) lists.
+fn sim_perpetual(underlying: &str) -> String {
+    format!("{underlying}-PERPETUAL")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved configuration
+// ---------------------------------------------------------------------------------------------
+
+/// Everything `keel run` needs, resolved and validated: defaults < `keel.toml` < flags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// Stop after this long (`None`: until interrupted).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub duration: Option<Duration>,
+    /// Print the final summary as one JSON object.
+    pub json: bool,
+    /// Interval of the live status line; zero disables it.
+    #[serde(serialize_with = "ser_duration")]
+    pub status_every: Duration,
+    /// `dedicated` or `fused` (`None`: chosen from the cores available).
+    pub topology: Option<String>,
+    /// Stage cores, `feed=N,pricer=N,exec=N[,telemetry=N]` (parsed by [`parse_pin`]).
+    pub pin: Option<String>,
+    /// Wait strategy for all tiles or per tile (parsed by [`parse_wait`]).
+    pub wait: Option<String>,
+    /// Development run: failing to pin a thread is a warning, not an error.
+    pub dev: bool,
+    /// Send real orders; honoured only when every enabled venue's keys are set ([`Self::dry_run`]).
+    pub live: bool,
+    /// Starting positions, CSV or JSON (instrument, quantity).
+    pub positions: Option<PathBuf>,
+    /// The underlying hedged, e.g. `BTC`.
+    pub underlying: String,
+    /// The hedge instrument (default: the underlying's perpetual on the first enabled venue that
+    /// lists one, or on the simulated venue; `None` only when no enabled venue lists one).
+    pub hedge_instrument: Option<String>,
+    /// Target portfolio delta, coin units.
+    pub delta_target: f64,
+    /// Hedge when |delta - target| exceeds this, coin units (> 0).
+    pub delta_band: f64,
+    /// Market data older than this stops hedging.
+    #[serde(serialize_with = "ser_duration")]
+    pub stale_after: Duration,
+    /// The embedded simulated venue, used when no venue is enabled.
+    pub sim: SimSettings,
+    /// Deribit.
+    pub deribit: VenueConfig,
+    /// Binance.
+    pub binance: VenueConfig,
+    /// OKX.
+    pub okx: VenueConfig,
+    /// Bybit.
+    pub bybit: VenueConfig,
+    /// An Ethereum node and its block builders.
+    pub eth: VenueConfig,
+}
+
+/// The embedded simulated venue's settings (`[sim]`, `--sim-*`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimSettings {
+    /// Seed of the simulated market and of the faults' randomness.
+    pub seed: u64,
+    /// Messages per second per connection (0 = unlimited).
+    pub rate: u64,
+    /// Listed options.
+    pub options: usize,
+    /// Fault: close each connection after this many data messages.
+    pub drop_every_msgs: Option<u64>,
+    /// Fault: fraction (0..=1) of data messages sent malformed.
+    pub malformed_rate: f64,
+    /// Fault: go silent this long after each connection opened.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub silent_after: Option<Duration>,
+    /// Fault: hold every outgoing message this many milliseconds.
+    pub delay_ms: Option<u64>,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            seed: 1,
+            rate: 20_000,
+            options: 1_000,
+            drop_every_msgs: None,
+            malformed_rate: 0.0,
+            silent_after: None,
+            delay_ms: None,
+        }
+    }
+}
+
+/// One venue's settings (`[deribit]`, `--deribit-*`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VenueConfig {
+    /// Connect to this venue (default: when a URL is given).
+    pub enabled: bool,
+    /// WebSocket URL, `ws://` or `wss://` (filled with the public URL when enabled without one).
+    pub url: Option<String>,
+    /// Venue symbols to subscribe to.
+    pub instruments: Vec<String>,
+    /// Core of this venue's feed connection thread (venues may share one).
+    pub pin: Option<usize>,
+    /// Taker fee, basis points (>= 0).
+    pub fee_bps: f64,
+    /// Largest hedge order, coin units (> 0).
+    pub max_order: Option<f64>,
+    /// Order acknowledgement timeout, milliseconds (> 0).
+    pub timeout_ms: u64,
+    /// Requests per second allowed (> 0).
+    pub rate_limit: Option<u32>,
+    /// Name of the environment variable holding the API key (never the key).
+    pub key_env: Option<String>,
+    /// Name of the environment variable holding the API secret (never the secret).
+    pub secret_env: Option<String>,
+    /// PEM file of extra CA certificates for `wss://`.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl VenueConfig {
+    /// A venue's settings before any file or flag: disabled, its default fee and timeout.
+    pub fn defaults(venue: &str) -> VenueConfig {
+        VenueConfig {
+            enabled: false,
+            url: None,
+            instruments: Vec::new(),
+            pin: None,
+            fee_bps: spec(venue).map_or(0.0, |s| s.fee_bps),
+            max_order: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            rate_limit: None,
+            key_env: None,
+            secret_env: None,
+            ca_file: None,
+        }
+    }
+
+    /// Both `key_env` and `secret_env` name environment variables that are set and non-empty.
+    pub fn keys_present(&self) -> bool {
+        self.keys_present_with(&process_env)
+    }
+
+    /// [`Self::keys_present`] with `env` looking variables up (tests inject one).
+    pub fn keys_present_with(&self, env: &dyn Fn(&str) -> Option<String>) -> bool {
+        self.missing_key_with(env).is_none()
+    }
+
+    /// Why the keys are not present (`None`: they are), naming variables, never values.
+    fn missing_key_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        [("key_env", &self.key_env), ("secret_env", &self.secret_env)]
+            .into_iter()
+            .find_map(|(setting, name)| match name {
+                None => Some(format!("{setting} not configured")),
+                Some(n) if !is_set(env, n) => Some(format!("{setting} {n} is not set")),
+                Some(_) => None,
+            })
+    }
+}
+
+fn spec(venue: &str) -> Option<&'static VenueSpec> {
+    SPECS.iter().find(|s| s.name == venue)
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn is_set(env: &dyn Fn(&str) -> Option<String>, name: &str) -> bool {
+    env(name).is_some_and(|v| !v.is_empty())
+}
+
+impl RunConfig {
+    /// The built-in defaults: no venue (so the simulated venue), dry, BTC.
+    pub fn defaults() -> RunConfig {
+        RunConfig {
+            duration: None,
+            json: false,
+            status_every: DEFAULT_STATUS_EVERY,
+            topology: None,
+            pin: None,
+            wait: None,
+            dev: false,
+            live: false,
+            positions: None,
+            underlying: DEFAULT_UNDERLYING.to_owned(),
+            hedge_instrument: None,
+            delta_target: 0.0,
+            delta_band: DEFAULT_DELTA_BAND,
+            stale_after: DEFAULT_STALE_AFTER,
+            sim: SimSettings::default(),
+            deribit: VenueConfig::defaults("deribit"),
+            binance: VenueConfig::defaults("binance"),
+            okx: VenueConfig::defaults("okx"),
+            bybit: VenueConfig::defaults("bybit"),
+            eth: VenueConfig::defaults("eth"),
+        }
+    }
+
+    /// All five venues, enabled or not, in the order of [`VENUES`].
+    pub fn venues(&self) -> [(&'static str, &VenueConfig); 5] {
+        [
+            ("deribit", &self.deribit),
+            ("binance", &self.binance),
+            ("okx", &self.okx),
+            ("bybit", &self.bybit),
+            ("eth", &self.eth),
+        ]
+    }
+
+    fn venues_mut(&mut self) -> [(&'static str, &mut VenueConfig); 5] {
+        [
+            ("deribit", &mut self.deribit),
+            ("binance", &mut self.binance),
+            ("okx", &mut self.okx),
+            ("bybit", &mut self.bybit),
+            ("eth", &mut self.eth),
+        ]
+    }
+
+    /// The enabled venues, in the order deribit, binance, okx, bybit, eth.
+    pub fn enabled_venues(&self) -> Vec<(&'static str, &VenueConfig)> {
+        self.venues()
+            .into_iter()
+            .filter(|(_, v)| v.enabled)
+            .collect()
+    }
+
+    /// True when no venue is enabled: `keel run` starts the embedded simulated venue.
+    pub fn uses_sim(&self) -> bool {
+        self.venues().iter().all(|(_, v)| !v.enabled)
+    }
+
+    /// True unless `--live` was given and every enabled venue has `key_env` and `secret_env`
+    /// naming environment variables that are set and non-empty. On the simulated venue (no venue
+    /// enabled) no keys are needed, so `--live` alone makes the run send orders to it.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run_with(&process_env)
+    }
+
+    /// [`Self::dry_run`] with `env` looking variables up (tests inject one).
+    pub fn dry_run_with(&self, env: &dyn Fn(&str) -> Option<String>) -> bool {
+        self.dry_run_reason_with(env).is_some()
+    }
+
+    /// Why the run is dry (`None`: it is live), e.g. `--live not given` or
+    /// `deribit: key_env DERIBIT_KEY is not set`. Names variables, never their values.
+    pub fn dry_run_reason_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        if !self.live {
+            return Some("live is off: neither --live nor live = true given".to_owned());
+        }
+        let missing: Vec<String> = self
+            .enabled_venues()
+            .into_iter()
+            .filter_map(|(name, v)| v.missing_key_with(env).map(|m| format!("{name}: {m}")))
+            .collect();
+        (!missing.is_empty()).then(|| format!("--live given, but {}", missing.join("; ")))
+    }
+
+    /// The stage cores of [`Self::pin`] (empty when not given).
+    pub fn pins(&self) -> Vec<(Stage, usize)> {
+        self.pin
+            .as_deref()
+            .and_then(|p| parse_pin(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// The wait strategies of [`Self::wait`] (nothing set when not given).
+    pub fn wait_plan(&self) -> WaitPlan {
+        self.wait
+            .as_deref()
+            .and_then(|w| parse_wait(w).ok())
+            .unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages, pins and wait strategies
+// ---------------------------------------------------------------------------------------------
+
+/// A pinned stage of the pipeline, as named in `--pin` and `--wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Socket reads and venue parsing.
+    Feed,
+    /// Market state, repricing, risk and policy.
+    Pricer,
+    /// Hedge execution.
+    Exec,
+    /// Histograms and status, off the hot path.
+    Telemetry,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Feed, Stage::Pricer, Stage::Exec, Stage::Telemetry];
+
+    /// The name used in flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Feed => "feed",
+            Stage::Pricer => "pricer",
+            Stage::Exec => "exec",
+            Stage::Telemetry => "telemetry",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Stage, String> {
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| format!("unknown stage {s:?} (feed, pricer, exec, telemetry)"))
+    }
+}
+
+/// How a tile's thread waits for work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Busy-spin (lowest latency, burns its core).
+    Spin,
+    /// Spin with a CPU hint, then yield.
+    SpinYield,
+    /// Park the thread (lowest CPU, highest wake-up latency).
+    Park,
+}
+
+impl Wait {
+    /// Every strategy.
+    pub const ALL: [Wait; 3] = [Wait::Spin, Wait::SpinYield, Wait::Park];
+
+    /// The name used in flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wait::Spin => "spin",
+            Wait::SpinYield => "spin-yield",
+            Wait::Park => "park",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Wait, String> {
+        Wait::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| format!("unknown wait strategy {s:?} (spin, spin-yield, park)"))
+    }
+}
+
+/// `--wait`: one strategy for every tile and/or one per tile (`park,feed=spin`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitPlan {
+    /// The strategy of tiles not named.
+    pub all: Option<Wait>,
+    /// Per-tile strategies.
+    pub per_stage: Vec<(Stage, Wait)>,
+}
+
+impl WaitPlan {
+    /// The strategy of `stage` (`None`: not set, the engine chooses).
+    pub fn for_stage(&self, stage: Stage) -> Option<Wait> {
+        self.per_stage
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|&(_, w)| w)
+            .or(self.all)
+    }
+}
+
+/// Splits `a,b,c` into trimmed parts; an empty list or part is an error.
+fn comma_parts(s: &str, expected: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<String> = s.split(',').map(|p| p.trim().to_owned()).collect();
+    if parts.iter().any(String::is_empty) {
+        return Err(format!("empty entry; expected {expected}"));
+    }
+    Ok(parts)
+}
+
+/// Parses `--pin feed=N,pricer=N,exec=N[,telemetry=N]`: known stages, whole-number cores, no
+/// stage or core twice (stages that share a thread are `--topology fused`, not a shared core).
+pub fn parse_pin(s: &str) -> Result<Vec<(Stage, usize)>, String> {
+    const EXPECTED: &str = "STAGE=CORE,... such as feed=2,pricer=3,exec=4";
+    let mut pins: Vec<(Stage, usize)> = Vec::new();
+    for part in comma_parts(s, EXPECTED)? {
+        let (stage, core) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not STAGE=CORE; expected {EXPECTED}"))?;
+        let stage = Stage::parse(stage.trim())?;
+        let core = core.trim();
+        let core: usize = core
+            .parse()
+            .map_err(|_| format!("core {core:?} of {} is not a whole number", stage.name()))?;
+        if pins.iter().any(|&(s, _)| s == stage) {
+            return Err(format!("stage {} given twice", stage.name()));
+        }
+        if let Some(&(other, _)) = pins.iter().find(|&&(_, c)| c == core) {
+            return Err(format!(
+                "core {core} given to both {} and {} (to share a thread use --topology fused)",
+                other.name(),
+                stage.name()
+            ));
+        }
+        pins.push((stage, core));
+    }
+    Ok(pins)
+}
+
+/// Parses `--wait`: `spin|spin-yield|park` for every tile, `feed=spin,pricer=park` per tile, or
+/// both (`park,feed=spin`); no tile twice.
+pub fn parse_wait(s: &str) -> Result<WaitPlan, String> {
+    let mut plan = WaitPlan::default();
+    for part in comma_parts(s, "spin|spin-yield|park or STAGE=STRATEGY,...")? {
+        match part.split_once('=') {
+            None if plan.all.is_some() => {
+                return Err("more than one strategy for all tiles".to_owned());
+            }
+            None => plan.all = Some(Wait::parse(&part)?),
+            Some((stage, wait)) => {
+                let stage = Stage::parse(stage.trim())?;
+                if plan.per_stage.iter().any(|&(s, _)| s == stage) {
+                    return Err(format!("stage {} given twice", stage.name()));
+                }
+                plan.per_stage.push((stage, Wait::parse(wait.trim())?));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+// ---------------------------------------------------------------------------------------------
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, `250us`, `100ns`, `1.5s` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const HELP: &str = "not a duration (use 30s, 500ms, 2m, 1h or a number of seconds)";
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit_ns: u128 = match unit.trim() {
+        "" | "s" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "us" | "µs" => 1_000,
+        "ns" => 1,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(HELP.to_owned()),
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HELP.to_owned());
+    }
+    let too_long = || "too long (at most 584 years)".to_owned();
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_long())?
+    };
+    // Fraction digits beyond the nanosecond are dropped, exactly (no float rounding).
+    let mut frac_ns: u128 = 0;
+    let mut scale = unit_ns;
+    for d in frac.bytes() {
+        scale /= 10;
+        frac_ns += u128::from(d - b'0') * scale;
+    }
+    let ns = whole
+        .checked_mul(unit_ns)
+        .and_then(|n| n.checked_add(frac_ns))
+        .filter(|&n| n <= u128::from(u64::MAX))
+        .ok_or_else(too_long)?;
+    Ok(Duration::from_nanos(ns as u64))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, in the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".to_owned();
+    }
+    const UNITS: [(u128, &str); 6] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    let (size, unit) = UNITS
+        .into_iter()
+        .find(|(size, _)| ns.is_multiple_of(*size))
+        .unwrap_or((1, "ns"));
+    format!("{}{unit}", ns / size)
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+// ---------------------------------------------------------------------------------------------
+
+/// All flags of `keel run`. Every value flag is an `Option` (or a `[true|false]` switch) so that
+/// "given on the command line" is known and wins over `--config`. Turn into a [`RunConfig`] with
+/// [`resolve`].
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// TOML file of settings (see tools/data/keel.example.toml); flags given here win over it.
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub config: Option<PathBuf>,
+    /// Stop after this long: 30s, 500ms, 2m, 1h or seconds [default: until Ctrl-C].
+    #[arg(long, value_name = "DURATION", help_heading = "Run")]
+    pub duration: Option<String>,
+    /// Print the final summary as one JSON object on standard output [default: false].
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
+          hide_possible_values = true, help_heading = "Run")]
+    pub json: Option<bool>,
+    /// Interval of the live status line on standard error; 0 turns it off [default: 1s].
+    #[arg(long, value_name = "DURATION", help_heading = "Run")]
+    pub status_every: Option<String>,
+    /// Send real orders; honoured only if every enabled venue's key_env and secret_env are set
+    /// (else the run stays dry) [default: false].
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
+          hide_possible_values = true, help_heading = "Run")]
+    pub live: Option<bool>,
+
+    /// Underlying whose delta is hedged [default: BTC].
+    #[arg(long, value_name = "COIN", help_heading = "Hedging")]
+    pub underlying: Option<String>,
+    /// Instrument to hedge with [default: the underlying's perpetual on the first enabled venue].
+    #[arg(long, value_name = "SYMBOL", help_heading = "Hedging")]
+    pub hedge_instrument: Option<String>,
+    /// Portfolio delta to hold, coin units [default: 0].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub delta_target: Option<f64>,
+    /// Hedge when delta strays this far from the target, coin units, > 0 [default: 1].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub delta_band: Option<f64>,
+    /// Stop hedging when market data is older than this [default: 2s].
+    #[arg(long, value_name = "DURATION", help_heading = "Hedging")]
+    pub stale_after: Option<String>,
+    /// Starting positions, CSV or JSON with instrument and quantity [default: a sample book].
+    #[arg(long, value_name = "FILE", help_heading = "Hedging")]
+    pub positions: Option<PathBuf>,
+
+    /// dedicated (a thread per stage) or fused (feed and pricer on one thread) [default: from
+    /// the cores available].
+    #[arg(long, value_name = "dedicated|fused", help_heading = "Threads")]
+    pub topology: Option<String>,
+    /// Cores of the stages, e.g. feed=2,pricer=3,exec=4 (stages: feed, pricer, exec, telemetry).
+    #[arg(long, value_name = "STAGE=CORE,...", help_heading = "Threads")]
+    pub pin: Option<String>,
+    /// How threads wait: spin, spin-yield or park, for all or per stage (park,feed=spin).
+    #[arg(long, value_name = "STRATEGY", help_heading = "Threads")]
+    pub wait: Option<String>,
+    /// Development run: failing to pin a thread is a warning, not an error [default: false].
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
+          hide_possible_values = true, help_heading = "Threads")]
+    pub dev: Option<bool>,
+
+    /// The embedded simulated venue (`--sim-*`).
+    #[command(flatten)]
+    pub sim: SimFlags,
+    /// `--deribit-*`.
+    #[command(flatten)]
+    pub deribit: DeribitFlags,
+    /// `--binance-*`.
+    #[command(flatten)]
+    pub binance: BinanceFlags,
+    /// `--okx-*`.
+    #[command(flatten)]
+    pub okx: OkxFlags,
+    /// `--bybit-*`.
+    #[command(flatten)]
+    pub bybit: BybitFlags,
+    /// `--eth-*`.
+    #[command(flatten)]
+    pub eth: EthFlags,
+}
+
+/// The `--sim-*` flags: the simulated venue `keel run` starts when no venue is enabled.
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Simulated venue (used when no venue is enabled)")]
+pub struct SimFlags {
+    /// Seed of the simulated market and its faults [default: 1].
+    #[arg(long = "sim-seed", value_name = "N")]
+    pub seed: Option<u64>,
+    /// Messages per second per connection, 0 = unlimited [default: 20000].
+    #[arg(long = "sim-rate", value_name = "MSGS_PER_S")]
+    pub rate: Option<u64>,
+    /// Listed options, > 0 [default: 1000].
+    #[arg(long = "sim-options", value_name = "N")]
+    pub options: Option<usize>,
+    /// Fault: close each connection after N data messages [default: never].
+    #[arg(long = "sim-drop-every-msgs", value_name = "N")]
+    pub drop_every_msgs: Option<u64>,
+    /// Fault: fraction 0..1 of data messages sent malformed [default: 0].
+    #[arg(
+        long = "sim-malformed-rate",
+        value_name = "FRACTION",
+        allow_negative_numbers = true
+    )]
+    pub malformed_rate: Option<f64>,
+    /// Fault: go silent this long after each connection opened [default: never].
+    #[arg(long = "sim-silent-after", value_name = "DURATION")]
+    pub silent_after: Option<String>,
+    /// Fault: hold every outgoing message MS milliseconds [default: 0].
+    #[arg(long = "sim-delay-ms", value_name = "MS")]
+    pub delay_ms: Option<u64>,
+}
+
+/// One venue's flags, whichever venue: what the per-venue flag structs hold, by setting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VenueFlags {
+    /// `--<venue>-enabled`.
+    pub enabled: Option<bool>,
+    /// `--<venue>-url`.
+    pub url: Option<String>,
+    /// `--<venue>-instruments`.
+    pub instruments: Option<Vec<String>>,
+    /// `--<venue>-pin`.
+    pub pin: Option<usize>,
+    /// `--<venue>-fee-bps`.
+    pub fee_bps: Option<f64>,
+    /// `--<venue>-max-order`.
+    pub max_order: Option<f64>,
+    /// `--<venue>-timeout-ms`.
+    pub timeout_ms: Option<u64>,
+    /// `--<venue>-rate-limit`.
+    pub rate_limit: Option<u32>,
+    /// `--<venue>-key-env`.
+    pub key_env: Option<String>,
+    /// `--<venue>-secret-env`.
+    pub secret_env: Option<String>,
+    /// `--<venue>-ca-file`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One-line help of `--<venue>-<setting>`; `{V}` is the venue's title, `{D}` its default fee.
+fn venue_help(venue: &str, title: &str, text: &str) -> String {
+    let fee = spec(venue).map_or(0.0, |s| s.fee_bps);
+    let url = spec(venue).and_then(|s| s.public_url).map_or_else(
+        || format!("needs --{venue}-url"),
+        |u| format!("connects to {u}"),
+    );
+    text.replace("{V}", title)
+        .replace("{v}", venue)
+        .replace("{D}", &fee.to_string())
+        .replace("{U}", &url)
+        .replace("{T}", &DEFAULT_TIMEOUT_MS.to_string())
+}
+
+/// Declares the flag struct of each venue: the same settings, each named `--<venue>-<setting>`
+/// (clap needs distinct ids and long names per venue, hence one struct per venue), and its
+/// conversion to [`VenueFlags`].
+macro_rules! venue_flag_structs {
+    ($($ty:ident $venue:literal $title:literal;)*) => {$(
+        #[doc = concat!("The `--", $venue, "-*` flags of `keel run` (", $title, ").")]
+        #[derive(clap::Args, Debug, Clone, Default)]
+        #[command(next_help_heading = $title)]
+        pub struct $ty {
+            /// See [`VenueFlags::enabled`].
+            #[arg(id = concat!($venue, "-enabled"), long = concat!($venue, "-enabled"),
+                  value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
+                  hide_possible_values = true, help = venue_help($venue, $title,
+                  "Connect to {V}; alone, {U} [default: true when --{v}-url is given]"))]
+            pub enabled: Option<bool>,
+            /// See [`VenueFlags::url`].
+            #[arg(id = concat!($venue, "-url"), long = concat!($venue, "-url"), value_name = "URL",
+                  help = venue_help($venue, $title, "{V} WebSocket URL, ws:// or wss:// (enables {V})"))]
+            pub url: Option<String>,
+            /// See [`VenueFlags::instruments`].
+            #[arg(id = concat!($venue, "-instruments"), long = concat!($venue, "-instruments"),
+                  value_name = "A,B,...", value_delimiter = ',',
+                  help = "Instruments to subscribe to, comma-separated venue symbols")]
+            pub instruments: Option<Vec<String>>,
+            /// See [`VenueFlags::pin`].
+            #[arg(id = concat!($venue, "-pin"), long = concat!($venue, "-pin"), value_name = "CORE",
+                  help = "Core of this venue's feed connection thread (venues may share a core)")]
+            pub pin: Option<usize>,
+            /// See [`VenueFlags::fee_bps`].
+            #[arg(id = concat!($venue, "-fee-bps"), long = concat!($venue, "-fee-bps"),
+                  value_name = "BPS", allow_negative_numbers = true,
+                  help = venue_help($venue, $title, "Taker fee, basis points, >= 0 [default: {D}]"))]
+            pub fee_bps: Option<f64>,
+            /// See [`VenueFlags::max_order`].
+            #[arg(id = concat!($venue, "-max-order"), long = concat!($venue, "-max-order"),
+                  value_name = "COINS", allow_negative_numbers = true,
+                  help = "Largest hedge order, coin units, > 0 [default: no limit]")]
+            pub max_order: Option<f64>,
+            /// See [`VenueFlags::timeout_ms`].
+            #[arg(id = concat!($venue, "-timeout-ms"), long = concat!($venue, "-timeout-ms"),
+                  value_name = "MS",
+                  help = venue_help($venue, $title, "Order acknowledgement timeout, ms, > 0 [default: {T}]"))]
+            pub timeout_ms: Option<u64>,
+            /// See [`VenueFlags::rate_limit`].
+            #[arg(id = concat!($venue, "-rate-limit"), long = concat!($venue, "-rate-limit"),
+                  value_name = "PER_S", help = "Requests per second allowed, > 0 [default: no limit]")]
+            pub rate_limit: Option<u32>,
+            /// See [`VenueFlags::key_env`].
+            #[arg(id = concat!($venue, "-key-env"), long = concat!($venue, "-key-env"),
+                  value_name = "NAME",
+                  help = "NAME of the environment variable holding the API key (never the key)")]
+            pub key_env: Option<String>,
+            /// See [`VenueFlags::secret_env`].
+            #[arg(id = concat!($venue, "-secret-env"), long = concat!($venue, "-secret-env"),
+                  value_name = "NAME",
+                  help = "NAME of the environment variable holding the API secret (never the secret)")]
+            pub secret_env: Option<String>,
+            /// See [`VenueFlags::ca_file`].
+            #[arg(id = concat!($venue, "-ca-file"), long = concat!($venue, "-ca-file"),
+                  value_name = "PATH", help = "PEM file of extra CA certificates to trust for wss://")]
+            pub ca_file: Option<PathBuf>,
+        }
+
+        impl From<&$ty> for VenueFlags {
+            fn from(f: &$ty) -> VenueFlags {
+                VenueFlags {
+                    enabled: f.enabled,
+                    url: f.url.clone(),
+                    instruments: f.instruments.clone(),
+                    pin: f.pin,
+                    fee_bps: f.fee_bps,
+                    max_order: f.max_order,
+                    timeout_ms: f.timeout_ms,
+                    rate_limit: f.rate_limit,
+                    key_env: f.key_env.clone(),
+                    secret_env: f.secret_env.clone(),
+                    ca_file: f.ca_file.clone(),
+                }
+            }
+        }
+    )*};
+}
+
+venue_flag_structs! {
+    DeribitFlags "deribit" "Deribit";
+    BinanceFlags "binance" "Binance";
+    OkxFlags "okx" "OKX";
+    BybitFlags "bybit" "Bybit";
+    EthFlags "eth" "Ethereum node and builders";
+}
+
+impl RunArgs {
+    /// The per-venue flags, in the order of [`VENUES`].
+    pub fn venue_flags(&self) -> [(&'static str, VenueFlags); 5] {
+        [
+            ("deribit", (&self.deribit).into()),
+            ("binance", (&self.binance).into()),
+            ("okx", (&self.okx).into()),
+            ("bybit", (&self.bybit).into()),
+            ("eth", (&self.eth).into()),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file
+// ---------------------------------------------------------------------------------------------
+
+/// `keel.toml` as written: every setting optional, with its place in the file.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    duration: Option<Spanned<String>>,
+    json: Option<Spanned<bool>>,
+    status_every: Option<Spanned<String>>,
+    live: Option<Spanned<bool>>,
+    underlying: Option<Spanned<String>>,
+    hedge_instrument: Option<Spanned<String>>,
+    delta_target: Option<Spanned<f64>>,
+    delta_band: Option<Spanned<f64>>,
+    stale_after: Option<Spanned<String>>,
+    positions: Option<Spanned<PathBuf>>,
+    topology: Option<Spanned<String>>,
+    pin: Option<Spanned<String>>,
+    wait: Option<Spanned<String>>,
+    dev: Option<Spanned<bool>>,
+    #[serde(default)]
+    sim: SimFile,
+    #[serde(default)]
+    deribit: VenueFile,
+    #[serde(default)]
+    binance: VenueFile,
+    #[serde(default)]
+    okx: VenueFile,
+    #[serde(default)]
+    bybit: VenueFile,
+    #[serde(default)]
+    eth: VenueFile,
+}
+
+/// `[sim]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SimFile {
+    seed: Option<Spanned<u64>>,
+    rate: Option<Spanned<u64>>,
+    options: Option<Spanned<usize>>,
+    drop_every_msgs: Option<Spanned<u64>>,
+    malformed_rate: Option<Spanned<f64>>,
+    silent_after: Option<Spanned<String>>,
+    delay_ms: Option<Spanned<u64>>,
+}
+
+/// `[deribit]`, `[binance]`, ...
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VenueFile {
+    enabled: Option<Spanned<bool>>,
+    url: Option<Spanned<String>>,
+    instruments: Option<Spanned<Vec<String>>>,
+    pin: Option<Spanned<usize>>,
+    fee_bps: Option<Spanned<f64>>,
+    max_order: Option<Spanned<f64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    rate_limit: Option<Spanned<u32>>,
+    key_env: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    ca_file: Option<Spanned<PathBuf>>,
+}
+
+impl RunFile {
+    fn venue(&self, venue: &str) -> &VenueFile {
+        match venue {
+            "deribit" => &self.deribit,
+            "binance" => &self.binance,
+            "okx" => &self.okx,
+            "bybit" => &self.bybit,
+            _ => &self.eth,
+        }
+    }
+}
+
+/// A loaded `keel.toml`: where it is, its text (for line numbers) and its settings.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+    doc: RunFile,
+}
+
+/// Keys whose value would be a secret itself: refused with a pointer to key_env/secret_env.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "key" | "secret" | "password" | "passphrase" | "token" | "mnemonic" | "seed_phrase"
+    ) || ["_key", "_secret", "_password", "_passphrase", "_token"]
+        .iter()
+        .any(|suffix| k.ends_with(suffix))
+}
+
+/// 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl ConfigFile {
+    fn load(path: &Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--config {}: cannot read the file", path.display()))?;
+        let mut file = ConfigFile {
+            path: path.to_owned(),
+            text,
+            doc: RunFile::default(),
+        };
+        file.refuse_secret_values()?;
+        file.doc = toml::from_str(&file.text).map_err(|e| file.toml_error(&e))?;
+        Ok(file)
+    }
+
+    /// `PATH:LINE: ` for a place in the file.
+    fn at(&self, span: Range<usize>) -> String {
+        format!(
+            "{}:{}:",
+            self.path.display(),
+            line_of(&self.text, span.start)
+        )
+    }
+
+    /// One line from a toml error: file, line, the key path and toml's message.
+    fn toml_error(&self, e: &toml::de::Error) -> anyhow::Error {
+        let place = e
+            .span()
+            .map_or_else(|| format!("{}:", self.path.display()), |span| self.at(span));
+        // Without the input, toml's Display ends with "in `table.key`": the key path.
+        let mut bare = e.clone();
+        bare.set_input(None);
+        let bare = bare.to_string();
+        let keys = bare
+            .lines()
+            .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'))
+            .map(|k| format!(" {k}:"))
+            .unwrap_or_default();
+        let message: Vec<&str> = e.message().lines().map(str::trim).collect();
+        let message = message.join("; ").replace("unknown field", "unknown key");
+        anyhow!("{place}{keys} {message}")
+    }
+
+    /// A key such as `key = "..."` or `api_secret = "..."`, anywhere in the file, is an error
+    /// that names the key and never echoes the value.
+    fn refuse_secret_values(&self) -> Result<()> {
+        let doc = toml::de::DeTable::parse(&self.text).map_err(|e| self.toml_error(&e))?;
+        self.scan_for_secrets(doc.get_ref(), "")
+    }
+
+    fn scan_for_secrets(&self, table: &toml::de::DeTable<'_>, prefix: &str) -> Result<()> {
+        for (key, value) in table.iter() {
+            let name = format!("{prefix}{}", key.get_ref());
+            if is_secret_key(key.get_ref()) {
+                bail!(
+                    "{} {name}: a secret is never read from a file or a flag; put the secret in \
+                     an environment variable and name it with key_env/secret_env",
+                    self.at(key.span())
+                );
+            }
+            if let toml::de::DeValue::Table(inner) = value.get_ref() {
+                self.scan_for_secrets(inner, &format!("{name}."))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution: defaults < file < flags, each value checked where it came from
+// ---------------------------------------------------------------------------------------------
+
+/// A setting's value and where it came from, for error messages.
+struct Given<T> {
+    value: T,
+    /// `--deribit-fee-bps` or `keel.toml:7: deribit.fee_bps =`.
+    from: String,
+    /// The file's folder when the value came from the file (relative paths start there).
+    dir: Option<PathBuf>,
+}
+
+/// How a value is written back in an error message.
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+macro_rules! shown_by_display {
+    ($($t:ty),*) => {$(impl Shown for $t { fn shown(&self) -> String { self.to_string() } })*};
+}
+shown_by_display!(f64, u64, u32, usize, bool, String);
+
+impl Shown for PathBuf {
+    fn shown(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl Shown for Vec<String> {
+    fn shown(&self) -> String {
+        self.join(",")
+    }
+}
+
+impl<T: Shown> Given<T> {
+    /// `--deribit-fee-bps -1: must be >= 0` or `keel.toml:7: deribit.fee_bps = -1: must be >= 0`.
+    fn error(&self, why: impl fmt::Display) -> anyhow::Error {
+        anyhow!("{} {}: {why}", self.from, self.value.shown())
+    }
+
+    /// The value if `ok` holds, else [`Self::error`] with `why`.
+    fn check(self, ok: impl Fn(&T) -> bool, why: &str) -> Result<T> {
+        if ok(&self.value) {
+            Ok(self.value)
+        } else {
+            Err(self.error(why))
+        }
+    }
+
+    /// The value mapped by `parse`, whose error explains what is wrong with it.
+    fn parse<U>(&self, parse: impl Fn(&T) -> Result<U, String>) -> Result<U> {
+        parse(&self.value).map_err(|why| self.error(why))
+    }
+}
+
+/// Picks each setting from the flags, else the file, remembering where it came from.
+struct Layers<'a> {
+    file: Option<&'a ConfigFile>,
+}
+
+impl Layers<'_> {
+    /// The flag's value if given, else the file's, else `None`.
+    fn pick<T: Clone>(
+        &self,
+        flag: &Option<T>,
+        flag_name: &str,
+        in_file: impl Fn(&RunFile) -> &Option<Spanned<T>>,
+        key: &str,
+    ) -> Option<Given<T>> {
+        if let Some(v) = flag {
+            return Some(Given {
+                value: v.clone(),
+                from: flag_name.to_owned(),
+                dir: None,
+            });
+        }
+        let file = self.file?;
+        let v = in_file(&file.doc).as_ref()?;
+        Some(Given {
+            value: v.get_ref().clone(),
+            from: format!("{} {key} =", file.at(v.span())),
+            dir: file.path.parent().map(Path::to_owned),
+        })
+    }
+}
+
+impl Given<PathBuf> {
+    /// The path, relative to the file's folder when it came from the file; it must exist.
+    fn existing_path(self) -> Result<PathBuf> {
+        let path = match &self.dir {
+            Some(dir) if self.value.is_relative() => dir.join(&self.value),
+            _ => self.value.clone(),
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(self.error("not a file")),
+            Err(e) => Err(self.error(format_args!("cannot read: {e}"))),
+        }
+    }
+}
+
+fn finite(v: &f64) -> bool {
+    v.is_finite()
+}
+
+fn duration_checked(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be > 0".to_owned()),
+        d => Ok(d),
+    }
+}
+
+/// An environment variable's NAME: `A-Z`, `0-9`, `_`, not starting with a digit. Anything else
+/// is most likely the key itself, so the error never repeats it.
+fn check_env_name(g: Given<String>) -> Result<String> {
+    let v = &g.value;
+    let ok = !v.is_empty()
+        && !v.starts_with(|c: char| c.is_ascii_digit())
+        && v.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(g.value)
+    } else {
+        bail!(
+            "{} (value not shown): must be the NAME of an environment variable (A-Z, 0-9, _), \
+             not the key or secret itself",
+            g.from
+        )
+    }
+}
+
+/// A `ws://` or `wss://` URL with a host and a valid port.
+fn check_ws_url(url: &str) -> Result<String, String> {
+    let parsed = Url::parse(url).map_err(|e| e.reason.to_owned())?;
+    if !parsed.scheme().is_websocket() {
+        return Err("scheme must be ws:// or wss://".to_owned());
+    }
+    Ok(url.to_owned())
+}
+
+/// Instrument symbols: none empty, no spaces, none twice.
+fn check_instruments(list: &[String]) -> Result<Vec<String>, String> {
+    let mut seen = BTreeSet::new();
+    for name in list {
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(format!("bad instrument name {name:?}"));
+        }
+        if !seen.insert(name) {
+            return Err(format!("instrument {name} given twice"));
+        }
+    }
+    Ok(list.to_vec())
+}
+
+/// Resolves the configuration of `keel run`: built-in defaults, then `--config FILE` if given,
+/// then the flags given on the command line (which win). Every value is validated; an error is
+/// one line naming the flag (or file, line and key) and the bad value.
+pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
+    let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
+    let layers = Layers {
+        file: file.as_ref(),
+    };
+    let l = &layers;
+    let mut cfg = RunConfig::defaults();
+
+    if let Some(g) = l.pick(&args.duration, "--duration", |f| &f.duration, "duration") {
+        cfg.duration = Some(g.parse(|v| positive_duration(v))?);
+    }
+    if let Some(g) = l.pick(&args.json, "--json", |f| &f.json, "json") {
+        cfg.json = g.value;
+    }
+    if let Some(g) = l.pick(
+        &args.status_every,
+        "--status-every",
+        |f| &f.status_every,
+        "status_every",
+    ) {
+        cfg.status_every = g.parse(|v| duration_checked(v))?;
+    }
+    if let Some(g) = l.pick(&args.live, "--live", |f| &f.live, "live") {
+        cfg.live = g.value;
+    }
+    if let Some(g) = l.pick(
+        &args.underlying,
+        "--underlying",
+        |f| &f.underlying,
+        "underlying",
+    ) {
+        cfg.underlying = g.check(
+            |u| {
+                (1..=16).contains(&u.len())
+                    && u.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            },
+            "must be an upper-case coin such as BTC or ETH",
+        )?;
+    }
+    if let Some(g) = l.pick(
+        &args.hedge_instrument,
+        "--hedge-instrument",
+        |f| &f.hedge_instrument,
+        "hedge_instrument",
+    ) {
+        cfg.hedge_instrument = Some(g.check(
+            |s| !s.is_empty() && !s.chars().any(char::is_whitespace),
+            "must be a venue symbol such as BTC-PERPETUAL",
+        )?);
+    }
+    if let Some(g) = l.pick(
+        &args.delta_target,
+        "--delta-target",
+        |f| &f.delta_target,
+        "delta_target",
+    ) {
+        cfg.delta_target = g.check(finite, "must be a finite number")?;
+    }
+    if let Some(g) = l.pick(
+        &args.delta_band,
+        "--delta-band",
+        |f| &f.delta_band,
+        "delta_band",
+    ) {
+        cfg.delta_band = g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?;
+    }
+    if let Some(g) = l.pick(
+        &args.stale_after,
+        "--stale-after",
+        |f| &f.stale_after,
+        "stale_after",
+    ) {
+        cfg.stale_after = g.parse(|v| positive_duration(v))?;
+    }
+    if let Some(g) = l.pick(
+        &args.positions,
+        "--positions",
+        |f| &f.positions,
+        "positions",
+    ) {
+        let ext = g
+            .value
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("csv" | "json")) {
+            return Err(g.error("must be a .csv or .json file"));
+        }
+        cfg.positions = Some(g.existing_path()?);
+    }
+    if let Some(g) = l.pick(&args.topology, "--topology", |f| &f.topology, "topology") {
+        cfg.topology = Some(g.check(
+            |t| t == "dedicated" || t == "fused",
+            "must be dedicated or fused",
+        )?);
+    }
+    if let Some(g) = l.pick(&args.pin, "--pin", |f| &f.pin, "pin") {
+        g.parse(|p| parse_pin(p))?;
+        cfg.pin = Some(g.value.trim().to_owned());
+    }
+    if let Some(g) = l.pick(&args.wait, "--wait", |f| &f.wait, "wait") {
+        g.parse(|w| parse_wait(w))?;
+        cfg.wait = Some(g.value.trim().to_owned());
+    }
+    if let Some(g) = l.pick(&args.dev, "--dev", |f| &f.dev, "dev") {
+        cfg.dev = g.value;
+    }
+    cfg.sim = resolve_sim(l, &args.sim)?;
+    for ((venue, flags), (_, slot)) in args.venue_flags().iter().zip(cfg.venues_mut()) {
+        *slot = resolve_venue(l, venue, flags)?;
+    }
+    check_across(&mut cfg)?;
+    Ok(cfg)
+}
+
+fn resolve_sim(l: &Layers<'_>, f: &SimFlags) -> Result<SimSettings> {
+    let mut s = SimSettings::default();
+    if let Some(g) = l.pick(&f.seed, "--sim-seed", |d| &d.sim.seed, "sim.seed") {
+        s.seed = g.value;
+    }
+    if let Some(g) = l.pick(&f.rate, "--sim-rate", |d| &d.sim.rate, "sim.rate") {
+        s.rate = g.value;
+    }
+    if let Some(g) = l.pick(
+        &f.options,
+        "--sim-options",
+        |d| &d.sim.options,
+        "sim.options",
+    ) {
+        s.options = g.check(|&n| n > 0, "must be > 0")?;
+    }
+    if let Some(g) = l.pick(
+        &f.drop_every_msgs,
+        "--sim-drop-every-msgs",
+        |d| &d.sim.drop_every_msgs,
+        "sim.drop_every_msgs",
+    ) {
+        s.drop_every_msgs = Some(g.check(|&n| n > 0, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(
+        &f.malformed_rate,
+        "--sim-malformed-rate",
+        |d| &d.sim.malformed_rate,
+        "sim.malformed_rate",
+    ) {
+        s.malformed_rate = g.check(|r| (0.0..=1.0).contains(r), "must be between 0 and 1")?;
+    }
+    if let Some(g) = l.pick(
+        &f.silent_after,
+        "--sim-silent-after",
+        |d| &d.sim.silent_after,
+        "sim.silent_after",
+    ) {
+        s.silent_after = Some(g.parse(|v| duration_checked(v))?);
+    }
+    if let Some(g) = l.pick(
+        &f.delay_ms,
+        "--sim-delay-ms",
+        |d| &d.sim.delay_ms,
+        "sim.delay_ms",
+    ) {
+        s.delay_ms = Some(g.value);
+    }
+    Ok(s)
+}
+
+fn resolve_venue(l: &Layers<'_>, venue: &'static str, f: &VenueFlags) -> Result<VenueConfig> {
+    let mut v = VenueConfig::defaults(venue);
+    let flag = |setting: &str| format!("--{venue}-{}", setting.replace('_', "-"));
+    let key = |setting: &str| format!("{venue}.{setting}");
+    // `$field` names the setting in VenueFlags, VenueFile and the flag/key names alike.
+    macro_rules! pick {
+        ($field:ident) => {
+            l.pick(
+                &f.$field,
+                &flag(stringify!($field)),
+                |d| &d.venue(venue).$field,
+                &key(stringify!($field)),
+            )
+        };
+    }
+    if let Some(g) = pick!(url) {
+        v.url = Some(g.parse(|v| check_ws_url(v))?);
+    }
+    v.enabled = v.url.is_some();
+    if let Some(g) = pick!(enabled) {
+        v.enabled = g.value;
+        if v.enabled && v.url.is_none() {
+            match spec(venue).and_then(|s| s.public_url) {
+                Some(public) => v.url = Some(public.to_owned()),
+                None => return Err(g.error(format_args!("needs --{venue}-url (or {venue}.url)"))),
+            }
+        }
+    }
+    if let Some(g) = pick!(instruments) {
+        v.instruments = g.parse(|v| check_instruments(v))?;
+    }
+    if let Some(g) = pick!(pin) {
+        v.pin = Some(g.value);
+    }
+    if let Some(g) = pick!(fee_bps) {
+        v.fee_bps = g.check(|x| x.is_finite() && *x >= 0.0, "must be >= 0")?;
+    }
+    if let Some(g) = pick!(max_order) {
+        v.max_order = Some(g.check(|x| x.is_finite() && *x > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(timeout_ms) {
+        v.timeout_ms = g.check(|&x| x > 0, "must be > 0")?;
+    }
+    if let Some(g) = pick!(rate_limit) {
+        v.rate_limit = Some(g.check(|&x| x > 0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(key_env) {
+        v.key_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(secret_env) {
+        v.secret_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(ca_file) {
+        v.ca_file = Some(g.existing_path()?);
+    }
+    Ok(v)
+}
+
+/// Checks that span settings: venue pins against stage pins, the underlying on the simulated
+/// venue; and fills the default hedge instrument.
+fn check_across(cfg: &mut RunConfig) -> Result<()> {
+    let fused = cfg.topology.as_deref() == Some("fused");
+    let pins = cfg.pins();
+    for (venue, v) in cfg.venues() {
+        let Some(core) = v.pin else { continue };
+        // A venue's connection runs on the feed thread (the pricer's too when fused): any other
+        // stage's core is taken.
+        let clash = pins.iter().find(|&&(stage, c)| {
+            c == core && !(stage == Stage::Feed || fused && stage == Stage::Pricer)
+        });
+        if let Some((stage, _)) = clash {
+            bail!(
+                "--{venue}-pin ({venue}.pin) {core}: core {core} is the {} stage's (pin {}); a feed \
+                 connection may share a core only with the feed stage or other venues",
+                stage.name(),
+                cfg.pin.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    if cfg.uses_sim() && cfg.underlying != SIM_UNDERLYING {
+        bail!(
+            "--underlying (underlying) {}: the simulated venue, used when no venue is enabled, \
+             lists only {SIM_UNDERLYING}",
+            cfg.underlying
+        );
+    }
+    if cfg.hedge_instrument.is_none() {
+        cfg.hedge_instrument = if cfg.uses_sim() {
+            Some(sim_perpetual(&cfg.underlying))
+        } else {
+            cfg.enabled_venues()
+                .iter()
+                .find_map(|(name, _)| spec(name)?.perpetual_of(&cfg.underlying))
+        };
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing the resolved configuration
+// ---------------------------------------------------------------------------------------------
+
+/// The resolved configuration as TOML that `--config` reads back, with secrets redacted: for
+/// `key_env`/`secret_env` the variable's name and whether it is set, never its value. Comments
+/// say whether the run would be dry (and why) and whether it would use the simulated venue.
+pub fn show(cfg: &RunConfig) -> String {
+    show_with(cfg, &process_env)
+}
+
+/// [`show`] with `env` looking variables up (tests inject one).
+pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = TomlOut(String::new());
+    out.comment("keel run configuration, resolved: defaults < --config file < flags.");
+    out.comment("Secrets are never shown: key_env/secret_env name environment variables.");
+    match cfg.dry_run_reason_with(env) {
+        Some(why) => out.comment(&format!("dry_run = true ({why}): no real orders are sent")),
+        None => out.comment("dry_run = false: --live given and every enabled venue's keys are set"),
+    }
+    if cfg.uses_sim() {
+        out.comment(
+            "uses_sim = true: no venue enabled; keel run starts the embedded simulated venue",
+        );
+    } else {
+        let names: Vec<&str> = cfg.enabled_venues().iter().map(|(n, _)| *n).collect();
+        out.comment(&format!("uses_sim = false: venues {}", names.join(", ")));
+    }
+    out.blank();
+    out.opt(
+        "duration",
+        cfg.duration.map(format_duration),
+        "run until interrupted",
+    );
+    out.set("json", cfg.json);
+    out.set("status_every", format_duration(cfg.status_every));
+    out.set("live", cfg.live);
+    out.set("underlying", cfg.underlying.as_str());
+    out.opt(
+        "hedge_instrument",
+        cfg.hedge_instrument.as_deref(),
+        "no enabled venue lists a perpetual: set one",
+    );
+    out.set("delta_target", cfg.delta_target);
+    out.set("delta_band", cfg.delta_band);
+    out.set("stale_after", format_duration(cfg.stale_after));
+    out.opt(
+        "positions",
+        cfg.positions.as_ref().map(|p| p.display().to_string()),
+        "a sample book",
+    );
+    out.opt(
+        "topology",
+        cfg.topology.as_deref(),
+        "chosen from the cores available",
+    );
+    out.opt("pin", cfg.pin.as_deref(), "threads are not pinned");
+    out.opt(
+        "wait",
+        cfg.wait.as_deref(),
+        "the engine's default per stage",
+    );
+    out.set("dev", cfg.dev);
+
+    let s = &cfg.sim;
+    out.blank();
+    out.table(
+        "sim",
+        (!cfg.uses_sim()).then_some("not used: venues are enabled"),
+    );
+    out.set("seed", s.seed);
+    out.set("rate", s.rate);
+    out.set("options", s.options);
+    out.opt("drop_every_msgs", s.drop_every_msgs, "never");
+    out.set("malformed_rate", s.malformed_rate);
+    out.opt("silent_after", s.silent_after.map(format_duration), "never");
+    out.opt("delay_ms", s.delay_ms, "no delay");
+
+    for (name, v) in cfg.venues() {
+        out.blank();
+        out.table(name, None);
+        out.set("enabled", v.enabled);
+        out.opt("url", v.url.as_deref(), "");
+        out.set("instruments", v.instruments.clone());
+        out.opt("pin", v.pin, "runs on the feed thread");
+        out.set("fee_bps", v.fee_bps);
+        out.opt("max_order", v.max_order, "no limit");
+        out.set("timeout_ms", v.timeout_ms);
+        out.opt("rate_limit", v.rate_limit, "no limit");
+        for (setting, var) in [("key_env", &v.key_env), ("secret_env", &v.secret_env)] {
+            match var {
+                Some(var) => {
+                    let state = if is_set(env, var) { "set" } else { "NOT set" };
+                    out.set_noted(setting, var.as_str(), state);
+                }
+                None => out.absent(setting, ""),
+            }
+        }
+        out.opt(
+            "ca_file",
+            v.ca_file.as_ref().map(|p| p.display().to_string()),
+            "",
+        );
+    }
+    out.0
+}
+
+/// The resolved configuration as one JSON object: [`RunConfig`]'s fields plus `dry_run`,
+/// `dry_run_reason`, `uses_sim` and, per venue, `key_env_set` and `secret_env_set` (never a value).
+pub fn show_json(cfg: &RunConfig) -> String {
+    show_json_with(cfg, &process_env)
+}
+
+/// [`show_json`] with `env` looking variables up (tests inject one).
+pub fn show_json_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut value = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        for (name, v) in cfg.venues() {
+            if let Some(venue) = obj.get_mut(name).and_then(|x| x.as_object_mut()) {
+                for (setting, var) in [("key_env", &v.key_env), ("secret_env", &v.secret_env)] {
+                    let set = var.as_deref().is_some_and(|n| is_set(env, n));
+                    venue.insert(format!("{setting}_set"), set.into());
+                }
+            }
+        }
+        let reason = cfg.dry_run_reason_with(env);
+        obj.insert("dry_run".into(), reason.is_some().into());
+        obj.insert("dry_run_reason".into(), reason.into());
+        obj.insert("uses_sim".into(), cfg.uses_sim().into());
+    }
+    value.to_string()
+}
+
+/// A value written as a TOML literal.
+trait Lit {
+    fn lit(self) -> String;
+}
+
+macro_rules! lit_via_toml {
+    ($($t:ty),*) => {$(impl Lit for $t { fn lit(self) -> String { toml::Value::from(self).to_string() } })*};
+}
+lit_via_toml!(bool, f64, &str, String, Vec<String>);
+
+macro_rules! lit_integer {
+    ($($t:ty),*) => {$(impl Lit for $t { fn lit(self) -> String { self.to_string() } })*};
+}
+lit_integer!(u64, u32, usize);
+
+/// Writes TOML by hand, in the configuration's own order, with comments.
+struct TomlOut(String);
+
+impl TomlOut {
+    fn comment(&mut self, text: &str) {
+        let _ = writeln!(self.0, "# {text}");
+    }
+
+    fn blank(&mut self) {
+        self.0.push('\n');
+    }
+
+    fn table(&mut self, name: &str, note: Option<&str>) {
+        match note {
+            Some(note) => {
+                let _ = writeln!(self.0, "[{name}] # {note}");
+            }
+            None => {
+                let _ = writeln!(self.0, "[{name}]");
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Lit) {
+        let _ = writeln!(self.0, "{key} = {}", value.lit());
+    }
+
+    fn set_noted(&mut self, key: &str, value: impl Lit, note: &str) {
+        let _ = writeln!(self.0, "{key} = {} # {note}", value.lit());
+    }
+
+    /// `# key: not set (why)`: TOML has no null, so an unset setting is a comment.
+    fn absent(&mut self, key: &str, why: &str) {
+        if why.is_empty() {
+            let _ = writeln!(self.0, "# {key}: not set");
+        } else {
+            let _ = writeln!(self.0, "# {key}: not set ({why})");
+        }
+    }
+
+    fn opt<V: Lit>(&mut self, key: &str, value: Option<V>, why: &str) {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self.absent(key, why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        let ok = [
+            ("30s", Duration::from_secs(30)),
+            ("500ms", Duration::from_millis(500)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("90", Duration::from_secs(90)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("0.1", Duration::from_millis(100)),
+            ("250us", Duration::from_micros(250)),
+            ("7ns", Duration::from_nanos(7)),
+            ("0", Duration::ZERO),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "s",
+            "3x",
+            "-1s",
+            "1.2.3s",
+            "ms",
+            "1e3",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn durations_format_back_to_what_parses() {
+        for d in [
+            0,
+            1,
+            999,
+            1_000,
+            1_500_000,
+            1_000_000_000,
+            90_000_000_000,
+            3_600_000_000_000,
+        ] {
+            let d = Duration::from_nanos(d);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn pins_parse_and_refuse_duplicates() {
+        assert_eq!(
+            parse_pin("feed=2, pricer=3,exec=4"),
+            Ok(vec![(Stage::Feed, 2), (Stage::Pricer, 3), (Stage::Exec, 4)])
+        );
+        for (bad, says) in [
+            ("feed=2,feed=3", "given twice"),
+            ("feed=2,pricer=2", "core 2 given to both feed and pricer"),
+            ("feed=x", "not a whole number"),
+            ("feeder=1", "unknown stage"),
+            ("feed", "not STAGE=CORE"),
+            ("feed=1,", "empty entry"),
+        ] {
+            let err = parse_pin(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn wait_plans_set_all_and_per_stage() {
+        let plan = parse_wait("park,feed=spin").unwrap();
+        assert_eq!(plan.for_stage(Stage::Feed), Some(Wait::Spin));
+        assert_eq!(plan.for_stage(Stage::Exec), Some(Wait::Park));
+        assert_eq!(parse_wait("spin-yield").unwrap().all, Some(Wait::SpinYield));
+        for bad in [
+            "nap",
+            "feed=nap",
+            "spin,park",
+            "feed=spin,feed=park",
+            "bogus=spin",
+        ] {
+            assert!(parse_wait(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_looking_keys_are_recognised() {
+        for k in [
+            "key",
+            "secret",
+            "api_key",
+            "API_SECRET",
+            "private_key",
+            "passphrase",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["key_env", "secret_env", "url", "pin", "hedge_instrument"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+}
