@@ -8,6 +8,7 @@
 
 pub mod config_cmd;
 pub mod greeks_cmd;
+pub mod run;
 pub mod run_config;
 pub mod sim;
 pub mod tap_cmd;
@@ -26,7 +27,7 @@ pub const EXIT_ERROR: u8 = 2;
     name = "keel",
     version,
     after_help = "Run 'keel <COMMAND> --help' for a command's flags, input format and units.\n\
-                  Example: keel greeks --input cases.csv --output greeks.csv"
+                  Examples: keel run --duration 30s    keel greeks --input cases.csv --output greeks.csv"
 )]
 pub struct Cli {
     /// The subcommand to run.
@@ -37,6 +38,10 @@ pub struct Cli {
 /// Keel's subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the engine: market data in, the whole book repriced per tick, the delta band held
+    /// with hedges; live status every second, a summary at the end (Ctrl-C or --duration).
+    /// With no venue flag it runs on the embedded simulated venue.
+    Run(Box<run_config::RunArgs>),
     /// Price a CSV of options and append price and Greeks to each row (batch pricing).
     #[command(long_about = greeks_cmd::LONG_ABOUT, after_help = greeks_cmd::AFTER_HELP)]
     Greeks(greeks_cmd::GreeksArgs),
@@ -52,6 +57,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Greeks(args) => greeks_cmd::run(&args),
         Command::Tap(args) => tap_cmd::run(&args),
         Command::Config(args) => config_cmd::run(&args),

@@ -22,8 +22,8 @@ pub use positions::{Position, PositionsError, load_positions, parse_positions};
 use keel_feeds::instrument::InstrumentId;
 
 use crate::greeks::{
-    BookInputs, GreekValues, GreeksColumns, InvalidRow, MAX_PRICE, MIN_PRICE, OptionRow, SpotCache,
-    WideF64, greeks_one, reprice_full, reprice_spot, to_coin,
+    BookInputs, GreekValues, GreeksColumns, InvalidRow, MAX_PRICE, MIN_PRICE, OptionKind,
+    OptionRow, SpotCache, WideF64, greeks_one, reprice_full, reprice_spot, to_coin,
 };
 use crate::market::{Change, MarketState, is_pos};
 
@@ -483,7 +483,14 @@ impl Book {
         upd(&mut c.delta, (g.delta - vg.delta).abs());
         upd(&mut c.gamma, (g.gamma - vg.gamma).abs());
         upd(&mut c.vega, (g.vega / 100.0 - vg.vega).abs());
-        upd(&mut c.theta, (g.theta / 365.0 - vg.theta).abs());
+        // Deribit caps its daily theta at the time value left (a 1-day theta larger than the
+        // option's whole time value is reported as that time value).
+        let intrinsic = match o.kind {
+            OptionKind::Call => (f - o.strike).max(0.0),
+            OptionKind::Put => (o.strike - f).max(0.0),
+        };
+        let theta_day = (g.theta / 365.0).max(-(g.price - intrinsic).max(0.0));
+        upd(&mut c.theta, (theta_day - vg.theta).abs());
     }
 }
 

@@ -26,6 +26,11 @@ pub const MAX_IN_FLIGHT: usize = 64;
 const QUERY_ID: u64 = 1 << 62;
 /// JSON-RPC id of `public/auth`.
 const AUTH_ID: u64 = (1 << 62) - 1;
+/// JSON-RPC id of `public/set_heartbeat` and the `public/test` replies.
+const HEARTBEAT_ID: u64 = (1 << 62) - 2;
+/// Heartbeat interval asked for, seconds: a dead order connection is noticed within about
+/// twice this.
+const HEARTBEAT_S: u32 = 10;
 
 /// Client credentials, read from the environment at start-up (never from a flag).
 #[derive(Clone)]
@@ -268,15 +273,37 @@ struct Reply {
     outcome: Outcome,
 }
 
-/// Parses a JSON-RPC reply to an order or a label query. `Ok(None)` for a message that is
-/// not a reply (a notification, a heartbeat).
-fn parse_reply(payload: &[u8]) -> Result<Option<Reply>, JsonError> {
+/// What the order connection received.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Incoming {
+    /// A reply to an order, a label query or auth.
+    Reply(Reply),
+    /// Deribit's heartbeat `test_request`: answer with `public/test`.
+    TestRequest,
+    /// Anything else (another notification, a reply without an id).
+    Other,
+}
+
+/// Parses what the order connection received.
+fn parse_reply(payload: &[u8]) -> Result<Incoming, JsonError> {
     let mut sc = Scanner::new(payload);
     let mut top = sc.object()?;
     let mut id = None;
     let mut outcome = None;
+    let mut heartbeat = false;
+    let mut test_request = false;
     while let Some(k) = top.next(&mut sc)? {
         match k {
+            b"method" => heartbeat = sc.str()? == b"heartbeat",
+            b"params" => {
+                let mut p = sc.object()?;
+                while let Some(k) = p.next(&mut sc)? {
+                    match k {
+                        b"type" => test_request = sc.str()? == b"test_request",
+                        _ => sc.skip()?,
+                    }
+                }
+            }
             b"id" => id = sc.u64_or_null()?,
             b"result" => outcome = Some(parse_result(&mut sc)?),
             b"error" => {
@@ -299,8 +326,9 @@ fn parse_reply(payload: &[u8]) -> Result<Option<Reply>, JsonError> {
         }
     }
     Ok(match (id, outcome) {
-        (Some(id), Some(outcome)) => Some(Reply { id, outcome }),
-        _ => None,
+        (Some(id), Some(outcome)) => Incoming::Reply(Reply { id, outcome }),
+        _ if heartbeat && test_request => Incoming::TestRequest,
+        _ => Incoming::Other,
     })
 }
 
@@ -377,6 +405,9 @@ impl Session for DeribitOrders {
             self.write_auth();
             out.send_text(&self.buf);
         }
+        self.buf.clear();
+        keel_feeds::venues::deribit::set_heartbeat(&mut self.buf, HEARTBEAT_ID, HEARTBEAT_S);
+        out.send_text(&self.buf);
         // After a reconnection, every order whose reply was lost is asked for by label.
         if self.opens > 1 {
             for i in 0..MAX_IN_FLIGHT {
@@ -399,17 +430,26 @@ impl Session for DeribitOrders {
         &mut self,
         payload: &[u8],
         _recv_ts_ns: u64,
-        _out: &mut Outbox<'_>,
+        out: &mut Outbox<'_>,
         _emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
         let reply = match parse_reply(payload) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
+            Ok(Incoming::Reply(r)) => r,
+            Ok(Incoming::TestRequest) => {
+                self.buf.clear();
+                keel_feeds::venues::deribit::test_reply(&mut self.buf, HEARTBEAT_ID);
+                out.send_text(&self.buf);
+                return Ok(());
+            }
+            Ok(Incoming::Other) => return Ok(()),
             Err(_) => {
                 self.counters.unmatched += 1;
                 return Ok(());
             }
         };
+        if reply.id == HEARTBEAT_ID {
+            return Ok(());
+        }
         if reply.id == AUTH_ID {
             return match reply.outcome.kind {
                 OutcomeKind::Error(_) => Err(DisconnectReason::Rejected),
@@ -627,7 +667,7 @@ mod tests {
         buf.clear();
         s.on_open(&mut Outbox::new(&mut enc, &mut buf));
         let q = parse_client_frames(&buf).unwrap();
-        let text = String::from_utf8(q[0].2.clone()).unwrap();
+        let text = String::from_utf8(q[1].2.clone()).unwrap();
         assert!(
             text.contains("private/get_order_state_by_label") && text.contains("kab-3"),
             "{text}"
@@ -641,6 +681,27 @@ mod tests {
         let f = fc.pop().unwrap();
         assert_eq!(f.status, FillStatus::NotFound);
         assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn heartbeats_are_set_up_and_answered() {
+        let (mut s, _ip, _fc) = session();
+        let mut enc = FrameEncoder::new();
+        let mut buf = Vec::new();
+        s.on_open(&mut Outbox::new(&mut enc, &mut buf));
+        let f = parse_client_frames(&buf).unwrap();
+        assert!(String::from_utf8_lossy(&f[0].2).contains("public/set_heartbeat"));
+        buf.clear();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        s.on_message(
+            br#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#,
+            0,
+            &mut out,
+            &mut |_| {},
+        )
+        .unwrap();
+        let f = parse_client_frames(&buf).unwrap();
+        assert!(String::from_utf8_lossy(&f[0].2).contains("public/test"));
     }
 
     #[test]

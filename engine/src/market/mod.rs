@@ -511,7 +511,9 @@ impl MarketState {
         if self.down != 0 {
             return Some(DataFault::Disconnected);
         }
-        if !is_pos(self.index) {
+        // An index seen only inside another instrument's message (a perpetual's mark) is not
+        // a fresh index source.
+        if !is_pos(self.index) || self.index_recv_ns == 0 {
             return Some(DataFault::NoIndex);
         }
         let stale = |t: u64| now_ns.saturating_sub(t) > self.config.stale_after_ns;

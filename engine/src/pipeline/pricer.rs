@@ -108,6 +108,10 @@ pub struct PricerStats {
     pub cross_theta: AtomicF64,
     /// Comparisons made.
     pub cross_count: AtomicU64,
+    /// Feed disconnections seen.
+    pub disconnects: AtomicU64,
+    /// Feed reconnections seen.
+    pub reconnects: AtomicU64,
 }
 
 impl PricerStats {
@@ -153,7 +157,7 @@ pub struct PricerTile {
     market: MarketState,
     book: Book,
     config: PricerConfig,
-    input: Consumer<TickMsg>,
+    inputs: Vec<Consumer<TickMsg>>,
     intents: Producer<HedgeIntent>,
     fills: Consumer<Fill>,
     traces: Producer<TickTrace>,
@@ -170,14 +174,14 @@ pub struct PricerTile {
 }
 
 impl PricerTile {
-    /// A pricer over `market` and `book`, reading `input` and `fills`, writing `intents` and
-    /// `traces`.
+    /// A pricer over `market` and `book`, reading `inputs` (one ring per feed thread) and
+    /// `fills`, writing `intents` and `traces`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         market: MarketState,
         book: Book,
         config: PricerConfig,
-        input: Consumer<TickMsg>,
+        inputs: Vec<Consumer<TickMsg>>,
         intents: Producer<HedgeIntent>,
         fills: Consumer<Fill>,
         traces: Producer<TickTrace>,
@@ -189,7 +193,7 @@ impl PricerTile {
                 market,
                 book,
                 config,
-                input,
+                inputs,
                 intents,
                 fills,
                 traces,
@@ -264,6 +268,9 @@ impl PricerTile {
         s.cross_gamma.set(c.gamma);
         s.cross_vega.set(c.vega);
         s.cross_theta.set(c.theta);
+        let m = self.market.counters();
+        s.disconnects.store(m.disconnects, Ordering::Relaxed);
+        s.reconnects.store(m.reconnects, Ordering::Relaxed);
     }
 
     fn send_held(&mut self) -> bool {
@@ -359,8 +366,15 @@ impl Tile for PricerTile {
         let mut moves = 0u64;
         let mut trace = TickTrace::default();
         let mut dequeued = 0;
-        while n < MAX_BATCH {
-            let Some(msg) = self.input.pop() else { break };
+        let mut ring = 0;
+        let mut idle_rings = 0;
+        while n < MAX_BATCH && idle_rings < self.inputs.len() {
+            ring = (ring + 1) % self.inputs.len();
+            let Some(msg) = self.inputs[ring].pop() else {
+                idle_rings += 1;
+                continue;
+            };
+            idle_rings = 0;
             if n == 0 {
                 dequeued = clock::now_ns();
             }
@@ -399,9 +413,11 @@ impl Tile for PricerTile {
         let p = self.book.aggregate(&self.market);
         if kind != RepriceKind::None {
             trace.priced_ns = now;
-            // Taylor carry check: Δ + Γ·dS from the last reprice against this one.
+            // Taylor carry check: Δ + Γ·dS from the last reprice against this one, when only
+            // the underlying moved in between (a spot-path reprice).
             let delta = p.options_usd.delta;
-            if let Some((d0, g0, s0)) = self.taylor
+            if kind == RepriceKind::Spot
+                && let Some((d0, g0, s0)) = self.taylor
                 && p.index > 0.0
                 && s0 > 0.0
             {

@@ -1,0 +1,641 @@
+//! `keel run`, the main job: market data in, the whole book repriced on every tick, the delta
+//! band held with hedges on the perpetual, live status every second and a summary at the end.
+//!
+//! With no venue flags it starts keel-sim in-process on loopback (Deribit protocol: market data
+//! and the order endpoint), lists its chain with `public/get_instruments`, holds a sample book,
+//! and sends its hedges to keel-sim's `private/buy`/`private/sell`. With `--deribit-url` it reads
+//! Deribit itself; orders stay on paper (dry run) until keys are configured and `--live` is
+//! given. Other venues' feeds (`--binance-url`, ...) are connected and their events counted; the
+//! first policy hedges on the Deribit perpetual only.
+//!
+//! Threads: feed (one per pin group of venue connections), pricer, exec and telemetry tiles
+//! ([`keel_engine::pipeline`]); `--topology fused` runs the first feed and the pricer on one
+//! thread. This module builds them, runs the status loop on the main thread, and prints the
+//! summary; it is start-up and reporting code and allocates freely.
+
+mod instruments;
+mod report;
+mod sample;
+
+pub use instruments::{fetch_deribit, index_of};
+pub use report::{Summary, summary_json, summary_table};
+pub use sample::sample_book;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use keel_engine::book::{Book, load_positions};
+use keel_engine::exec::deribit::{Credentials, DeribitOrders};
+use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
+use keel_engine::market::{MarketConfig, MarketState};
+use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
+use keel_engine::pipeline::pricer::{PricerConfig, PricerStats, PricerTile};
+use keel_engine::pipeline::{
+    PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
+    Topology, WaitMap, WaitStrategy, available_cores, ring, spawn,
+};
+use keel_engine::policy::{DeltaBand, HedgeSpec};
+use keel_feeds::clock;
+use keel_feeds::event::Venue;
+use keel_feeds::instrument::{InstrumentKind, Instruments};
+use keel_feeds::net::{ConnectionConfig, FeedLoop};
+use keel_feeds::session::{VenueSession, register};
+use keel_feeds::venues::BinanceMarket;
+
+use crate::run_config::{RunArgs, RunConfig, VenueConfig, resolve};
+use crate::sim::{Faults, SimConfig, SimHandle, SimVenue};
+
+/// Capacity of each feed → pricer ring (events).
+const FEED_RING: usize = 16_384;
+/// Capacity of the intent and fill rings.
+const ORDER_RING: usize = 256;
+/// Capacity of each trace ring to telemetry.
+const TRACE_RING: usize = 16_384;
+/// How often time to expiry moves on (a full reprice), ms.
+const TAU_REFRESH_MS: u64 = 1_000;
+
+/// Runs `keel run`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let cfg = resolve(args)?;
+    let summary = run_config(&cfg, &mut std::io::stderr())?;
+    if cfg.json {
+        println!("{}", summary_json(&summary));
+    } else {
+        print!("{}", summary_table(&summary));
+    }
+    Ok(())
+}
+
+/// What the run was built from, kept for the summary.
+struct Built {
+    threads: Vec<TileThread>,
+    pricer: Arc<PricerStats>,
+    feeds: Vec<Arc<FeedCounters>>,
+    exec: Arc<ExecCounters>,
+    telemetry: TelemetryHandle,
+    topology: Topology,
+    book_rows: usize,
+    held: usize,
+    venues: Vec<&'static str>,
+    dry_run: bool,
+    exec_target: String,
+}
+
+/// Wraps every tile before it is spawned (tests count allocations on tile threads with it).
+pub type TileWrap<'a> = &'a dyn Fn(Box<dyn Tile>) -> Box<dyn Tile>;
+
+/// A running pipeline (and the embedded simulated venue, if any).
+pub struct Running {
+    built: Built,
+    sim: Option<SimHandle>,
+    stop: StopFlag,
+    started: Instant,
+}
+
+impl Running {
+    /// The pricer's published figures.
+    pub fn pricer(&self) -> &PricerStats {
+        &self.built.pricer
+    }
+    /// The exec tile's counters.
+    pub fn exec(&self) -> &ExecCounters {
+        &self.built.exec
+    }
+    /// The embedded simulated venue, if any.
+    pub fn sim(&self) -> Option<&SimHandle> {
+        self.sim.as_ref()
+    }
+    /// The shared stop flag (Ctrl-C raises it).
+    pub fn stop_flag(&self) -> &StopFlag {
+        &self.stop
+    }
+    /// One line saying what runs where.
+    pub fn banner(&self) -> String {
+        let b = &self.built;
+        format!(
+            "keel run: {} topology on {} cores; book {} options ({} held); venues {}; {}",
+            b.topology.name(),
+            available_cores().len(),
+            b.book_rows,
+            b.held,
+            b.venues.join(","),
+            if b.dry_run {
+                format!("dry run, orders to {}", b.exec_target)
+            } else {
+                format!("LIVE orders to {}", b.exec_target)
+            }
+        )
+    }
+
+    /// Stops every tile, waits for them, stops the simulated venue, and returns the summary.
+    pub fn finish(mut self) -> Result<Summary> {
+        self.stop.stop();
+        let b = self.built;
+        let mut summary = Summary::new(
+            b.topology.name(),
+            available_cores().len(),
+            b.book_rows,
+            b.held,
+        );
+        summary.elapsed = self.started.elapsed();
+        let mut errors = Vec::new();
+        for t in b.threads {
+            let names = t.names().to_string();
+            if let Err(e) = t.join() {
+                errors.push(format!("{names}: {e}"));
+            }
+        }
+        // After the tiles stopped: every counter is final.
+        summary.fill_final(&b.pricer, &b.feeds, &b.exec, &b.telemetry);
+        if let Some(s) = self.sim.as_mut() {
+            summary.sim_orders = Some(s.stats());
+            s.stop();
+        }
+        if let Some(e) = errors.first() {
+            bail!("pipeline thread failed: {e}");
+        }
+        Ok(summary)
+    }
+}
+
+/// Starts the simulated venue (if no venue is configured), builds the pipeline for `cfg` and
+/// spawns its threads; returns at once.
+pub fn start(cfg: &RunConfig, wrap: Option<TileWrap<'_>>) -> Result<Running> {
+    let stop = StopFlag::new();
+    let sim = start_sim(cfg)?;
+    let started = Instant::now();
+    let built = build(cfg, sim.as_ref(), &stop, wrap)?;
+    Ok(Running {
+        built,
+        sim,
+        stop,
+        started,
+    })
+}
+
+/// Builds and runs the pipeline for `cfg`, writing the live status to `status`, until
+/// `--duration` or Ctrl-C; returns the summary.
+pub fn run_config(cfg: &RunConfig, status: &mut dyn std::io::Write) -> Result<Summary> {
+    let running = start(cfg, None)?;
+    {
+        let stop = running.stop.clone();
+        // Ctrl-C stops the run; the summary follows. (Only one handler per process: a second
+        // run in the same process keeps the first handler, which is harmless here.)
+        let _ = ctrlc::set_handler(move || stop.stop());
+    }
+    let _ = writeln!(status, "{}", running.banner());
+    status_loop(cfg, &running.built, &running.stop, running.started, status);
+    running.finish()
+}
+
+fn start_sim(cfg: &RunConfig) -> Result<Option<SimHandle>> {
+    if !cfg.uses_sim() {
+        return Ok(None);
+    }
+    let s = &cfg.sim;
+    let sc = SimConfig {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        seed: s.seed,
+        rate: s.rate,
+        options: s.options,
+        faults: Faults {
+            drop_after_messages: s.drop_every_msgs,
+            malformed_rate: s.malformed_rate,
+            silent_after: s.silent_after,
+            delay: s.delay_ms.map(Duration::from_millis),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    Ok(Some(
+        SimVenue::start(sc).context("starting the embedded keel-sim")?,
+    ))
+}
+
+fn build(
+    cfg: &RunConfig,
+    sim: Option<&SimHandle>,
+    stop: &StopFlag,
+    wrap: Option<TileWrap<'_>>,
+) -> Result<Built> {
+    let underlying = cfg.underlying.to_ascii_uppercase();
+    let deribit_url = match sim {
+        Some(s) => s.deribit_url(),
+        None => match (&cfg.deribit.url, cfg.deribit.enabled) {
+            (Some(u), true) => u.clone(),
+            _ => bail!(
+                "keel run needs Deribit for the options book in this version: give --deribit-url \
+                 (or no venue flag at all to run on the embedded simulated venue)"
+            ),
+        },
+    };
+    let ca = if sim.is_some() {
+        None
+    } else {
+        cfg.deribit.ca_file.clone()
+    };
+    let timeout = Duration::from_millis(cfg.deribit.timeout_ms.max(1000) * 5);
+    let listed = fetch_deribit(&deribit_url, ca.clone(), &underlying, timeout)?;
+
+    let mut instruments = Instruments::new();
+    for i in &listed {
+        instruments.insert(i.clone());
+    }
+    let hedge_name = cfg
+        .hedge_instrument
+        .clone()
+        .unwrap_or_else(|| format!("{underlying}-PERPETUAL"));
+    let Some(hedge_id) = instruments.id(Venue::Deribit, hedge_name.as_bytes()) else {
+        bail!("--hedge-instrument {hedge_name}: not listed by {deribit_url}");
+    };
+    let hedge_inst = instruments
+        .get(hedge_id)
+        .cloned()
+        .context("hedge instrument")?;
+    if !matches!(
+        hedge_inst.kind,
+        InstrumentKind::Perpetual | InstrumentKind::Future
+    ) {
+        bail!("--hedge-instrument {hedge_name}: must be a perpetual or a future");
+    }
+
+    // Other venues' instruments (their feeds are connected and counted).
+    let others: Vec<(&'static str, &VenueConfig)> = cfg
+        .enabled_venues()
+        .into_iter()
+        .filter(|(n, _)| *n != "deribit")
+        .collect();
+    for (name, v) in &others {
+        let venue = venue_of(name);
+        if venue != Venue::Ethereum && v.instruments.is_empty() {
+            bail!("--{name}-instruments: give at least one symbol for --{name}-url");
+        }
+        for s in &v.instruments {
+            register(&mut instruments, venue, s.trim(), false);
+        }
+    }
+
+    let market = MarketState::new(
+        &instruments,
+        &underlying,
+        Some(hedge_id),
+        MarketConfig {
+            stale_after_ns: cfg.stale_after.as_nanos() as u64,
+        },
+    )
+    .with_context(|| format!("--underlying {underlying}"))?;
+
+    // Positions: the file, or the sample book on the simulated venue.
+    let positions: Vec<(String, f64)> = match &cfg.positions {
+        Some(path) => load_positions(path)?
+            .into_iter()
+            .map(|p| (p.instrument, p.quantity))
+            .collect(),
+        None if sim.is_some() => sample_book(&listed, &underlying, cfg.sim.seed),
+        None => bail!(
+            "--positions FILE is required with real venues (reconciling positions from the \
+             venue comes with the execution issue)"
+        ),
+    };
+    let mut resolved = Vec::with_capacity(positions.len());
+    for (name, q) in &positions {
+        let Some(id) = instruments.id(Venue::Deribit, name.as_bytes()) else {
+            bail!(
+                "position in {name}: not listed by {deribit_url}{}",
+                cfg.positions
+                    .as_ref()
+                    .map(|p| format!(" (positions file {})", p.display()))
+                    .unwrap_or_default()
+            );
+        };
+        resolved.push((id, name.clone(), *q));
+    }
+    let book = Book::new(
+        &market,
+        &resolved,
+        &[(hedge_id, hedge_inst.inverse)],
+        TAU_REFRESH_MS,
+    )
+    .context("building the book")?;
+    let book_rows = book.len();
+    let held = book.held_rows().len();
+
+    // Rings.
+    let (intent_tx, intent_rx) = ring(ORDER_RING)?;
+    let (fill_tx, fill_rx) = ring(ORDER_RING)?;
+    let (trace_tx, trace_rx) = ring(TRACE_RING)?;
+
+    // Feeds: one loop per pin group; Deribit first.
+    let stale = Duration::from_secs_f64((cfg.stale_after.as_secs_f64() * 3.0).max(5.0));
+    let mut groups: Vec<(Option<usize>, FeedLoop, Vec<&'static str>)> = Vec::new();
+    let deribit_pin = cfg.deribit.pin;
+    let mut add_conn = |pin: Option<usize>,
+                        name: &'static str,
+                        url: &str,
+                        ca: Option<std::path::PathBuf>,
+                        session: VenueSession|
+     -> Result<()> {
+        let mut c = ConnectionConfig::new(url).with_context(|| format!("--{name}-url {url}"))?;
+        c.ca_file = ca;
+        c.stale_after = Some(stale);
+        let g = match groups.iter().position(|(p, _, _)| *p == pin) {
+            Some(i) => i,
+            None => {
+                groups.push((pin, FeedLoop::new().context("feed loop")?, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[g]
+            .1
+            .add(c, Box::new(session))
+            .with_context(|| format!("--{name}-url {url}"))?;
+        groups[g].2.push(name);
+        Ok(())
+    };
+    add_conn(
+        deribit_pin,
+        "deribit",
+        &deribit_url,
+        ca.clone(),
+        VenueSession::deribit(&instruments, false),
+    )?;
+    for (name, v) in &others {
+        let venue = venue_of(name);
+        let session = match venue {
+            Venue::Binance => VenueSession::binance(&instruments, BinanceMarket::UsdmFutures),
+            Venue::Okx => VenueSession::okx(&instruments),
+            Venue::Bybit => VenueSession::bybit(&instruments),
+            _ => VenueSession::ethereum(),
+        };
+        let url = v.url.clone().unwrap_or_default();
+        add_conn(v.pin, name, &url, v.ca_file.clone(), session)?;
+    }
+
+    let mut feed_tiles = Vec::new();
+    let mut feed_counters = Vec::new();
+    let mut feed_rx = Vec::new();
+    let mut venues = Vec::new();
+    for (pin, lp, names) in groups {
+        let (tx, rx) = ring::<TickMsg>(FEED_RING)?;
+        let (tile, counters) = FeedTile::new(lp, tx);
+        feed_tiles.push((pin, tile));
+        feed_counters.push(counters);
+        feed_rx.push(rx);
+        venues.extend(names);
+    }
+
+    // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
+    let dry_run = cfg.dry_run() || sim.is_some();
+    let (exec_tile, exec_counters, exec_target): (Box<dyn Tile>, Arc<ExecCounters>, String) =
+        if sim.is_some() || !dry_run {
+            // keel-sim's endpoint needs no keys; a real venue gets them only with --live.
+            let credentials = if dry_run || sim.is_some() {
+                None
+            } else {
+                Some(read_credentials(&cfg.deribit)?)
+            };
+            let mut names = vec![String::new(); instruments.len()];
+            for (id, i) in instruments.iter() {
+                names[id.0 as usize] = i.name.clone();
+            }
+            let orders = DeribitOrders::new(
+                intent_rx,
+                fill_tx,
+                names,
+                clock::now_ns() / 1_000_000_000,
+                cfg.deribit.timeout_ms.max(1) * 1_000_000,
+                credentials,
+            );
+            let mut c = ConnectionConfig::new(&deribit_url)
+                .with_context(|| format!("--deribit-url {deribit_url}"))?;
+            c.ca_file = ca.clone();
+            c.stale_after = Some(Duration::from_secs(30));
+            let (t, counters) = ExecTile::new(c, orders).map_err(|e| anyhow::anyhow!("{e}"))?;
+            (Box::new(t), counters, deribit_url.clone())
+        } else {
+            let (t, counters) = PaperExec::new(intent_rx, fill_tx);
+            (Box::new(t), counters, "paper".to_string())
+        };
+
+    let max_order_coin = cfg.deribit.max_order.unwrap_or(f64::INFINITY);
+    let pricer_cfg = PricerConfig {
+        policy: DeltaBand {
+            target: cfg.delta_target,
+            band: cfg.delta_band,
+        },
+        hedge: HedgeSpec {
+            inverse: hedge_inst.inverse,
+            lot: if hedge_inst.contract_size > 0.0 {
+                hedge_inst.contract_size
+            } else {
+                1.0
+            },
+            min_amount: hedge_inst.min_size,
+            max_order_coin,
+        },
+        hedge_instrument: hedge_id,
+        hedge_venue: Venue::Deribit,
+        min_hedge_interval_ns: rate_interval_ns(cfg.deribit.rate_limit),
+    };
+    let (pricer, pricer_stats) = PricerTile::new(
+        market, book, pricer_cfg, feed_rx, intent_tx, fill_rx, trace_tx,
+    );
+    let (telemetry, telemetry_handle) =
+        TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
+
+    // Threads.
+    let cores = available_cores();
+    let topology = match &cfg.topology {
+        Some(t) => t
+            .parse::<Topology>()
+            .map_err(|e| anyhow::anyhow!("--topology: {e}"))?,
+        None => Topology::default_for(cores.len()),
+    };
+    let pin: PinMap = match &cfg.pin {
+        Some(p) => p.parse().map_err(|e| anyhow::anyhow!("--pin: {e}"))?,
+        None => PinMap::default(),
+    };
+    pin.validate(&cores)
+        .map_err(|e| anyhow::anyhow!("--pin: {e}"))?;
+    let wait: WaitMap = match &cfg.wait {
+        Some(w) => w.parse().map_err(|e| anyhow::anyhow!("--wait: {e}"))?,
+        None => WaitMap::default(),
+    };
+    let policy = if cfg.dev {
+        PinPolicy::WarnOnly
+    } else {
+        PinPolicy::Required
+    };
+    let mut threads = Vec::new();
+    let mut feed_iter = feed_tiles.into_iter();
+    let spec = |core: Option<usize>, w: WaitStrategy| TileSpec { core, wait: w };
+    let wrapped = |t: Box<dyn Tile>| -> Box<dyn Tile> {
+        match wrap {
+            Some(f) => f(t),
+            None => t,
+        }
+    };
+    let mut pricer_box: Option<Box<dyn Tile>> = Some(Box::new(pricer));
+    if topology == Topology::Fused
+        && let Some((vpin, first)) = feed_iter.next()
+    {
+        let core = vpin.or(pin.feed).or(pin.pricer);
+        let tiles: Vec<Box<dyn Tile>> = vec![
+            wrapped(Box::new(first)),
+            wrapped(pricer_box.take().expect("pricer once")),
+        ];
+        threads.push(spawn(tiles, spec(core, wait.feed), policy, stop.clone())?);
+    }
+    for (vpin, t) in feed_iter {
+        let core = vpin.or(pin.feed);
+        threads.push(spawn(
+            vec![wrapped(Box::new(t))],
+            spec(core, wait.feed),
+            policy,
+            stop.clone(),
+        )?);
+    }
+    if let Some(p) = pricer_box {
+        threads.push(spawn(
+            vec![wrapped(p)],
+            spec(pin.pricer, wait.pricer),
+            policy,
+            stop.clone(),
+        )?);
+    }
+    threads.push(spawn(
+        vec![wrapped(exec_tile)],
+        spec(pin.exec, wait.exec),
+        policy,
+        stop.clone(),
+    )?);
+    threads.push(spawn(
+        vec![Box::new(telemetry)],
+        spec(pin.telemetry, wait.telemetry),
+        policy,
+        stop.clone(),
+    )?);
+    Ok(Built {
+        threads,
+        pricer: pricer_stats,
+        feeds: feed_counters,
+        exec: exec_counters,
+        telemetry: telemetry_handle,
+        topology,
+        book_rows,
+        held,
+        venues,
+        dry_run,
+        exec_target,
+    })
+}
+
+fn venue_of(name: &str) -> Venue {
+    match name {
+        "binance" => Venue::Binance,
+        "okx" => Venue::Okx,
+        "bybit" => Venue::Bybit,
+        "eth" => Venue::Ethereum,
+        _ => Venue::Deribit,
+    }
+}
+
+/// At most `rate` hedges per second (none given: 10 per second).
+fn rate_interval_ns(rate: Option<u32>) -> u64 {
+    1_000_000_000 / u64::from(rate.unwrap_or(10).max(1))
+}
+
+fn read_credentials(v: &VenueConfig) -> Result<Credentials> {
+    let get = |flag: &str, name: &Option<String>| -> Result<String> {
+        let Some(n) = name else {
+            bail!("--deribit-{flag} NAME is needed for --live");
+        };
+        match std::env::var(n) {
+            Ok(s) if !s.is_empty() => Ok(s),
+            _ => bail!("--deribit-{flag} {n}: the environment variable is not set"),
+        }
+    };
+    Ok(Credentials {
+        client_id: get("key-env", &v.key_env)?,
+        client_secret: get("secret-env", &v.secret_env)?,
+    })
+}
+
+/// The status line every `status_every`, until `--duration`, Ctrl-C or a tile thread ending.
+fn status_loop(
+    cfg: &RunConfig,
+    b: &Built,
+    stop: &StopFlag,
+    started: Instant,
+    out: &mut dyn std::io::Write,
+) {
+    let tick = Duration::from_millis(50);
+    let mut next_status = started + cfg.status_every;
+    let mut last_ticks = 0u64;
+    let mut last_reprices = 0u64;
+    let mut last_at = started;
+    loop {
+        if stop.is_stopped() {
+            break;
+        }
+        let now = Instant::now();
+        if cfg
+            .duration
+            .is_some_and(|d| now.duration_since(started) >= d)
+        {
+            break;
+        }
+        if b.threads.iter().any(TileThread::is_finished) {
+            // A tile thread ended by itself (init failure, pin failure): stop the others; the
+            // error comes from join.
+            break;
+        }
+        if !cfg.status_every.is_zero() && now >= next_status {
+            let p = &b.pricer;
+            let ticks = p.ticks.load(Ordering::Relaxed);
+            let reprices =
+                p.reprices_full.load(Ordering::Relaxed) + p.reprices_spot.load(Ordering::Relaxed);
+            let dt = now.duration_since(last_at).as_secs_f64().max(1e-9);
+            let lat = b.telemetry.latest();
+            let t2t = lat.get(keel_engine::pipeline::Stage::TickToTrade);
+            let _ = writeln!(
+                out,
+                "[{:>6.1}s] ticks {:>7.0}/s  reprices {:>6.0}/s  Δ {:+.4} {}  Γ {:+.6}  ν {:+.3}  hedges {} fills {}  t2t p50 {} p99 {}  {}",
+                now.duration_since(started).as_secs_f64(),
+                (ticks - last_ticks) as f64 / dt,
+                (reprices - last_reprices) as f64 / dt,
+                p.delta_coin.get(),
+                cfg.underlying,
+                p.gamma_coin.get(),
+                p.vega_coin.get(),
+                p.hedges.load(Ordering::Relaxed),
+                p.fills.load(Ordering::Relaxed),
+                report::fmt_ns(t2t.p50_ns),
+                report::fmt_ns(t2t.p99_ns),
+                match p.fault() {
+                    None => "data ok".to_string(),
+                    Some(f) => format!("HOLD: {}", f.name()),
+                }
+            );
+            last_ticks = ticks;
+            last_reprices = reprices;
+            last_at = now;
+            next_status = now + cfg.status_every;
+        }
+        std::thread::sleep(tick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_become_intervals() {
+        assert_eq!(rate_interval_ns(None), 100_000_000);
+        assert_eq!(rate_interval_ns(Some(1000)), 1_000_000);
+        assert_eq!(rate_interval_ns(Some(0)), 1_000_000_000);
+    }
+}

@@ -1,0 +1,402 @@
+//! The summary of a `keel run`: a table for people, one JSON object for scripts (keys in
+//! README.md's CLI reference).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use keel_engine::exec::ExecCounters;
+use keel_engine::pipeline::feed_tile::FeedCounters;
+use keel_engine::pipeline::pricer::PricerStats;
+use keel_engine::pipeline::{LatencySummary, Percentiles, Stage, TelemetryHandle};
+use serde_json::{Value, json};
+
+use crate::sim::SimStats;
+
+/// Everything the summary reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// `dedicated` or `fused`.
+    pub topology: &'static str,
+    /// Cores available.
+    pub cores: usize,
+    /// Options in the book (listed chain).
+    pub book_rows: usize,
+    /// Options held.
+    pub held: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Events the pricer took.
+    pub ticks: u64,
+    /// Full reprices.
+    pub reprices_full: u64,
+    /// Spot-path reprices.
+    pub reprices_spot: u64,
+    /// Price-moving ticks folded into a later reprice.
+    pub skipped_ticks: u64,
+    /// Hedge intents.
+    pub hedges: u64,
+    /// Outcomes with a fill.
+    pub fills: u64,
+    /// Outcomes without one.
+    pub rejects: u64,
+    /// Full-ring events: feed rings (conflated), intent ring (held), trace ring (dropped).
+    pub ring_full_feed: u64,
+    /// See `ring_full_feed`.
+    pub ring_full_intents: u64,
+    /// See `ring_full_feed`.
+    pub trace_drops: u64,
+    /// Events replaced by newer ones while a feed ring was full.
+    pub conflated: u64,
+    /// Events dropped from a full conflation table.
+    pub conflation_dropped: u64,
+    /// Parsed events.
+    pub feed_events: u64,
+    /// Coin delta at the first complete reprice.
+    pub delta_before: f64,
+    /// Coin delta at the end.
+    pub delta_after: f64,
+    /// Largest |delta − target| with good data.
+    pub max_abs_delta_excursion: f64,
+    /// Largest Taylor carry error.
+    pub taylor_max_error: f64,
+    /// Gamma, vega, theta at the end (coin) and dollar delta.
+    pub gamma_coin: f64,
+    /// See `gamma_coin`.
+    pub vega_coin: f64,
+    /// See `gamma_coin`.
+    pub theta_coin: f64,
+    /// See `gamma_coin`.
+    pub delta_usd: f64,
+    /// Index at the end.
+    pub index: f64,
+    /// Steps held back by a data fault, and the fault at the end.
+    pub fault_steps: u64,
+    /// See `fault_steps`.
+    pub fault: Option<&'static str>,
+    /// Venue Greeks cross-check: count and max differences (delta, gamma, vega/pt, theta/day).
+    pub cross: (u64, [f64; 4]),
+    /// Orders sent, label queries, order-connection drops.
+    pub orders_sent: u64,
+    /// See `orders_sent`.
+    pub order_queries: u64,
+    /// See `orders_sent`.
+    pub order_disconnects: u64,
+    /// Latencies.
+    pub latency: LatencySummary,
+    /// keel-sim's own counters (embedded venue only).
+    pub sim_orders: Option<SimStats>,
+}
+
+impl Summary {
+    /// An empty summary.
+    pub fn new(topology: &'static str, cores: usize, book_rows: usize, held: usize) -> Self {
+        Self {
+            topology,
+            cores,
+            book_rows,
+            held,
+            elapsed: Duration::ZERO,
+            ticks: 0,
+            reprices_full: 0,
+            reprices_spot: 0,
+            skipped_ticks: 0,
+            hedges: 0,
+            fills: 0,
+            rejects: 0,
+            ring_full_feed: 0,
+            ring_full_intents: 0,
+            trace_drops: 0,
+            conflated: 0,
+            conflation_dropped: 0,
+            feed_events: 0,
+            delta_before: f64::NAN,
+            delta_after: f64::NAN,
+            max_abs_delta_excursion: 0.0,
+            taylor_max_error: 0.0,
+            gamma_coin: 0.0,
+            vega_coin: 0.0,
+            theta_coin: 0.0,
+            delta_usd: 0.0,
+            index: f64::NAN,
+            fault_steps: 0,
+            fault: None,
+            cross: (0, [0.0; 4]),
+            orders_sent: 0,
+            order_queries: 0,
+            order_disconnects: 0,
+            latency: LatencySummary::default(),
+            sim_orders: None,
+        }
+    }
+
+    /// Reads every counter (after the tiles stopped).
+    pub fn fill_final(
+        &mut self,
+        p: &Arc<PricerStats>,
+        feeds: &[Arc<FeedCounters>],
+        exec: &Arc<ExecCounters>,
+        telemetry: &TelemetryHandle,
+    ) {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.ticks = l(&p.ticks);
+        self.reprices_full = l(&p.reprices_full);
+        self.reprices_spot = l(&p.reprices_spot);
+        self.skipped_ticks = l(&p.skipped_ticks);
+        self.hedges = l(&p.hedges);
+        self.fills = l(&p.fills);
+        self.rejects = l(&p.rejects);
+        self.ring_full_intents = l(&p.intent_ring_full);
+        self.trace_drops = l(&p.trace_drops);
+        for f in feeds {
+            self.ring_full_feed += l(&f.ring_full);
+            self.conflated += l(&f.conflated);
+            self.conflation_dropped += l(&f.dropped);
+            self.feed_events += l(&f.events);
+        }
+        self.delta_before = p.delta_before.get();
+        self.delta_after = p.delta_coin.get();
+        self.max_abs_delta_excursion = p.max_abs_excursion.get();
+        self.taylor_max_error = p.taylor_max_error.get();
+        self.gamma_coin = p.gamma_coin.get();
+        self.vega_coin = p.vega_coin.get();
+        self.theta_coin = p.theta_coin.get();
+        self.delta_usd = p.delta_usd.get();
+        self.index = p.index.get();
+        self.fault_steps = l(&p.fault_steps);
+        self.fault = p.fault().map(|f| f.name());
+        self.cross = (
+            l(&p.cross_count),
+            [
+                p.cross_delta.get(),
+                p.cross_gamma.get(),
+                p.cross_vega.get(),
+                p.cross_theta.get(),
+            ],
+        );
+        self.orders_sent = l(&exec.sent);
+        self.order_queries = l(&exec.queries);
+        self.order_disconnects = l(&exec.disconnects);
+        self.latency = telemetry.latest();
+    }
+
+    fn reprices(&self) -> u64 {
+        self.reprices_full + self.reprices_spot
+    }
+}
+
+fn num(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
+}
+
+fn pct(p: &Percentiles) -> Value {
+    json!({
+        "count": p.count,
+        "p50": p.p50_ns, "p90": p.p90_ns, "p99": p.p99_ns, "p999": p.p999_ns, "max": p.max_ns,
+    })
+}
+
+/// The summary as one JSON object.
+pub fn summary_json(s: &Summary) -> Value {
+    let stages: serde_json::Map<String, Value> = [
+        Stage::ReadParse,
+        Stage::RingHop,
+        Stage::Reprice,
+        Stage::Decide,
+        Stage::Send,
+    ]
+    .iter()
+    .map(|&st| {
+        let p = s.latency.get(st);
+        (
+            st.name().to_string(),
+            json!({"count": p.count, "p50": p.p50_ns, "p99": p.p99_ns}),
+        )
+    })
+    .collect();
+    json!({
+        "topology": s.topology,
+        "cores": s.cores,
+        "book_options": s.book_rows,
+        "held_options": s.held,
+        "elapsed_s": s.elapsed.as_secs_f64(),
+        "ticks": s.ticks,
+        "reprices": s.reprices(),
+        "reprices_full": s.reprices_full,
+        "reprices_spot": s.reprices_spot,
+        "skipped_ticks": s.skipped_ticks,
+        "hedges": s.hedges,
+        "fills": s.fills,
+        "rejects": s.rejects,
+        "ring_full": s.ring_full_feed + s.ring_full_intents,
+        "ring_full_by_edge": {
+            "feed_to_pricer": s.ring_full_feed,
+            "pricer_to_exec": s.ring_full_intents,
+            "telemetry_dropped": s.trace_drops,
+        },
+        "conflated": s.conflated,
+        "conflation_dropped": s.conflation_dropped,
+        "feed_events": s.feed_events,
+        "delta_before": num(s.delta_before),
+        "delta_after": num(s.delta_after),
+        "max_abs_delta_excursion": num(s.max_abs_delta_excursion),
+        "taylor_max_delta_error": num(s.taylor_max_error),
+        "portfolio": {
+            "delta_coin": num(s.delta_after),
+            "delta_usd": num(s.delta_usd),
+            "gamma_coin": num(s.gamma_coin),
+            "vega_coin": num(s.vega_coin),
+            "theta_coin": num(s.theta_coin),
+            "index": num(s.index),
+        },
+        "data_fault": s.fault,
+        "fault_steps": s.fault_steps,
+        "venue_greeks_check": {
+            "count": s.cross.0,
+            "max_abs_diff": {
+                "delta": num(s.cross.1[0]),
+                "gamma": num(s.cross.1[1]),
+                "vega_per_point": num(s.cross.1[2]),
+                "theta_per_day": num(s.cross.1[3]),
+            },
+        },
+        "orders_sent": s.orders_sent,
+        "order_label_queries": s.order_queries,
+        "order_disconnects": s.order_disconnects,
+        "tick_to_trade_ns": pct(&s.latency.get(Stage::TickToTrade)),
+        "stage_ns": Value::Object(stages),
+        "sim": s.sim_orders.as_ref().map(|x| json!({
+            "connections": x.connections, "messages": x.messages, "drops": x.drops,
+            "malformed": x.malformed,
+        })),
+    })
+}
+
+/// Nanoseconds as a short human figure.
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0 => "-".into(),
+        n if n < 10_000 => format!("{n} ns"),
+        n if n < 10_000_000 => format!("{:.1} µs", n as f64 / 1e3),
+        n => format!("{:.1} ms", n as f64 / 1e6),
+    }
+}
+
+/// The summary as a table.
+pub fn summary_table(s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        o,
+        "keel run summary ({:.1} s, {} topology, {} cores)",
+        secs, s.topology, s.cores
+    );
+    let row = |o: &mut String, k: &str, v: String| {
+        let _ = writeln!(o, "  {k:<28} {v}");
+    };
+    row(
+        &mut o,
+        "book",
+        format!("{} options listed, {} held", s.book_rows, s.held),
+    );
+    row(
+        &mut o,
+        "ticks",
+        format!("{} ({:.0}/s)", s.ticks, s.ticks as f64 / secs),
+    );
+    row(
+        &mut o,
+        "reprices",
+        format!(
+            "{} ({} full, {} spot; {:.0}/s), {} ticks folded into later reprices",
+            s.reprices(),
+            s.reprices_full,
+            s.reprices_spot,
+            s.reprices() as f64 / secs,
+            s.skipped_ticks
+        ),
+    );
+    row(
+        &mut o,
+        "hedges",
+        format!(
+            "{} sent, {} filled, {} without fill",
+            s.hedges, s.fills, s.rejects
+        ),
+    );
+    row(
+        &mut o,
+        "delta (coin)",
+        format!(
+            "before {:+.4}, after {:+.4}, largest |Δ − target| {:.4}",
+            s.delta_before, s.delta_after, s.max_abs_delta_excursion
+        ),
+    );
+    row(
+        &mut o,
+        "greeks at end (coin)",
+        format!(
+            "Γ {:+.6}  ν {:+.4}  Θ {:+.4}/yr  $Δ {:+.0}",
+            s.gamma_coin, s.vega_coin, s.theta_coin, s.delta_usd
+        ),
+    );
+    row(
+        &mut o,
+        "taylor carry error",
+        format!("{:.3e} (delta, vs the next reprice)", s.taylor_max_error),
+    );
+    row(
+        &mut o,
+        "venue greeks check",
+        format!(
+            "{} compared; max |diff| Δ {:.2e} Γ {:.2e} ν/pt {:.2e} Θ/day {:.2e}",
+            s.cross.0, s.cross.1[0], s.cross.1[1], s.cross.1[2], s.cross.1[3]
+        ),
+    );
+    row(
+        &mut o,
+        "rings",
+        format!(
+            "feed full {} (conflated {}, dropped {}), intents full {}, traces dropped {}",
+            s.ring_full_feed, s.conflated, s.conflation_dropped, s.ring_full_intents, s.trace_drops
+        ),
+    );
+    row(
+        &mut o,
+        "data",
+        format!(
+            "{} decisions held by a data fault; at end: {}",
+            s.fault_steps,
+            s.fault.unwrap_or("ok")
+        ),
+    );
+    let _ = writeln!(
+        o,
+        "  {:<28} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "latency", "p50", "p90", "p99", "p99.9", "max", "count"
+    );
+    let stages = [
+        Stage::TickToTrade,
+        Stage::ReadParse,
+        Stage::RingHop,
+        Stage::Reprice,
+        Stage::Decide,
+        Stage::Send,
+    ];
+    for st in stages {
+        let p = s.latency.get(st);
+        let _ = writeln!(
+            o,
+            "  {:<28} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            st.name(),
+            fmt_ns(p.p50_ns),
+            fmt_ns(p.p90_ns),
+            fmt_ns(p.p99_ns),
+            fmt_ns(p.p999_ns),
+            fmt_ns(p.max_ns),
+            p.count
+        );
+    }
+    o
+}
