@@ -53,6 +53,9 @@ fn keeps_hedging_through_drops_and_malformed_messages() {
     // still in flight at the end.
     assert!(summary.orders_sent >= sent);
     assert!(summary.orders_sent <= summary.hedges && summary.hedges - summary.orders_sent <= 1);
+    // keel-sim received exactly the orders the exec tile sent: no copy, no retry.
+    let sim = summary.sim_orders.expect("embedded keel-sim");
+    assert_eq!(sim.orders, summary.orders_sent, "{summary:?}");
     let resolved = summary.fills + summary.rejects;
     assert!(
         resolved <= summary.hedges && summary.hedges - resolved <= 1,

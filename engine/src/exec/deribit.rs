@@ -471,6 +471,11 @@ impl Session for DeribitOrders {
         if reply.outcome.open && reply.id >= QUERY_ID {
             return Ok(());
         }
+        // A label query that failed says nothing about the order: keep it in flight (and its
+        // exposure counted) and ask again after the next timeout.
+        if reply.id >= QUERY_ID && matches!(reply.outcome.kind, OutcomeKind::Error(_)) {
+            return Ok(());
+        }
         self.resolve(slot, reply.outcome);
         Ok(())
     }
@@ -673,7 +678,15 @@ mod tests {
             "{text}"
         );
         let qid = QUERY_ID + 3;
-        // The venue never got it: nothing filled, the exposure is released.
+        // A failed query settles nothing; an empty answer means the venue never got it.
+        reply(
+            &mut s,
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":{qid},"error":{{"code":-32601,"message":"Method not found"}}}}"#
+            ),
+        );
+        assert_eq!(s.in_flight(), 1);
+        assert!(fc.pop().is_none());
         reply(
             &mut s,
             &format!(r#"{{"jsonrpc":"2.0","id":{qid},"result":[]}}"#),

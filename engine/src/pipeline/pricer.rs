@@ -22,7 +22,7 @@ use super::feed_tile::TickMsg;
 use super::ring::{Consumer, Producer};
 use super::telemetry::TickTrace;
 use super::tile::Tile;
-use crate::book::{Book, PortfolioGreeks, RepriceKind};
+use crate::book::{Book, Bucket, PortfolioGreeks, RepriceKind};
 use crate::exec::{Fill, HedgeIntent};
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::{DeltaBand, HedgeSpec};
@@ -112,6 +112,9 @@ pub struct PricerStats {
     pub disconnects: AtomicU64,
     /// Feed reconnections seen.
     pub reconnects: AtomicU64,
+    /// Per-expiry Greeks of the held options, written once when the tile stops (a lock, off the
+    /// hot path).
+    pub buckets: std::sync::Mutex<Vec<Bucket>>,
 }
 
 impl PricerStats {
@@ -356,6 +359,20 @@ impl PricerTile {
 impl Tile for PricerTile {
     fn name(&self) -> &'static str {
         "pricer"
+    }
+
+    fn teardown(&mut self) {
+        let p = self.book.aggregate(&self.market);
+        self.publish(&p);
+        if let Ok(mut b) = self.stats.buckets.lock() {
+            b.clear();
+            b.extend(
+                self.book
+                    .buckets()
+                    .iter()
+                    .filter(|x| x.usd.delta != 0.0 || x.usd.vega != 0.0),
+            );
+        }
     }
 
     fn step(&mut self) -> bool {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use keel_engine::book::Bucket;
 use keel_engine::exec::ExecCounters;
 use keel_engine::pipeline::feed_tile::FeedCounters;
 use keel_engine::pipeline::pricer::PricerStats;
@@ -86,6 +87,8 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// keel-sim's own counters (embedded venue only).
     pub sim_orders: Option<SimStats>,
+    /// Per-expiry Greeks of the held options at the end.
+    pub buckets: Vec<Bucket>,
 }
 
 impl Summary {
@@ -127,6 +130,7 @@ impl Summary {
             order_disconnects: 0,
             latency: LatencySummary::default(),
             sim_orders: None,
+            buckets: Vec::new(),
         }
     }
 
@@ -178,6 +182,9 @@ impl Summary {
         self.order_queries = l(&exec.queries);
         self.order_disconnects = l(&exec.disconnects);
         self.latency = telemetry.latest();
+        if let Ok(b) = p.buckets.lock() {
+            self.buckets = b.clone();
+        }
     }
 
     fn reprices(&self) -> u64 {
@@ -249,6 +256,12 @@ pub fn summary_json(s: &Summary) -> Value {
             "theta_coin": num(s.theta_coin),
             "index": num(s.index),
         },
+        "buckets": s.buckets.iter().map(|b| json!({
+            "expiry_ms": b.expiry_ms,
+            "coin": {"delta": num(b.coin.delta), "gamma": num(b.coin.gamma), "vega": num(b.coin.vega), "theta": num(b.coin.theta)},
+            "usd": {"delta": num(b.usd.delta), "gamma": num(b.usd.gamma), "vega": num(b.usd.vega), "theta": num(b.usd.theta)},
+            "value_usd": num(b.value_usd),
+        })).collect::<Vec<_>>(),
         "data_fault": s.fault,
         "fault_steps": s.fault_steps,
         "venue_greeks_check": {
@@ -270,6 +283,14 @@ pub fn summary_json(s: &Summary) -> Value {
             "malformed": x.malformed,
         })),
     })
+}
+
+/// An expiry as `YYYY-MM-DD HH:MM` UTC.
+fn expiry_label(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64;
+    let (y, m, d) = crate::sim::chain::civil_from_days(days);
+    let mins = (ms % 86_400_000) / 60_000;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", mins / 60, mins % 60)
 }
 
 /// Nanoseconds as a short human figure.
@@ -341,6 +362,23 @@ pub fn summary_table(s: &Summary) -> String {
             s.gamma_coin, s.vega_coin, s.theta_coin, s.delta_usd
         ),
     );
+    for b in &s.buckets {
+        row(
+            &mut o,
+            &format!("  expiry {}", expiry_label(b.expiry_ms)),
+            format!(
+                "coin Δ {:+.4} Γ {:+.6} ν {:+.4} Θ {:+.4}/yr | USD Δ {:+.4} Γ {:+.6} ν {:+.0} Θ {:+.0}/yr",
+                b.coin.delta,
+                b.coin.gamma,
+                b.coin.vega,
+                b.coin.theta,
+                b.usd.delta,
+                b.usd.gamma,
+                b.usd.vega,
+                b.usd.theta
+            ),
+        );
+    }
     row(
         &mut o,
         "taylor carry error",
