@@ -1,9 +1,10 @@
 //! `keel-bench`: Keel's benchmark harness. Each bench runs the competing implementations in one
 //! process on the same inputs and prints them side by side (a table, or one JSON object with
-//! `--json`). Later issues add `parse`, `ring`, `exec` and `e2e`.
+//! `--json`). Later issues add `exec` and `e2e`.
 
 mod greeks;
 mod parse;
+mod ring;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Bench {
     /// Venue parsers: ns per message for each venue's parser on the fixture messages, beside
     /// serde_json and sonic-rs into typed structs.
     Parse(parse::Args),
+    /// SPSC ring hop between two pinned cores: one-way latency percentiles and throughput of
+    /// Keel's ring beside crossbeam's ArrayQueue and channel and std's sync_channel.
+    Ring(ring::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let res = match cli.bench {
         Bench::Greeks(a) => greeks::run(&a),
         Bench::Parse(a) => parse::run(&a),
+        Bench::Ring(a) => ring::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
