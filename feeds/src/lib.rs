@@ -5,6 +5,7 @@
 //! Must never allocate per message after start-up, panic on bytes from the network, or let a
 //! malformed message stop a feed.
 
+pub mod book_sync;
 pub mod clock;
 pub mod event;
 pub mod instrument;

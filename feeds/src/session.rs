@@ -8,8 +8,13 @@
 //! malformed message: it is counted and logged (at most one line per second per session, with
 //! the venue and the message's first bytes).
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::book_sync::{DepthSync, DepthSyncConfig, DepthSyncStats, SnapshotFetcher};
 use crate::event::{DisconnectReason, MarketEvent, Venue};
 use crate::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
+use crate::net::url::{Scheme, Url, UrlError};
 use crate::net::{Outbox, Session};
 use crate::venues::{
     self, BinanceMarket, BinanceParser, BybitParser, DeribitParser, EthereumParser, OkxParser,
@@ -44,6 +49,203 @@ pub struct VenueSession {
     /// Malformed messages not logged because of the rate limit.
     suppressed: u64,
     opens: u64,
+    /// Binance books kept from REST snapshots (depth streams), if subscribed.
+    depth: Option<DepthFeed>,
+}
+
+/// A Binance session's depth books: their synchronisation and the snapshot fetcher.
+struct DepthFeed {
+    sync: DepthSync,
+    fetcher: SnapshotFetcher,
+}
+
+impl DepthFeed {
+    /// Applies the snapshot replies that are ready (nothing to do, and no call into the
+    /// channel, while none is in flight).
+    fn poll(&mut self, parser: &mut dyn VenueParser, emit: &mut dyn FnMut(MarketEvent)) {
+        let Self { sync, fetcher } = self;
+        while let Some(reply) = fetcher.poll() {
+            let now = crate::clock::now_ns();
+            sync.on_snapshot(&reply, parser, now, emit, &mut |slot, generation| {
+                fetcher.request(slot, generation)
+            });
+            fetcher.recycle(reply);
+        }
+    }
+}
+
+/// Why a session could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Depth books need a REST base: give the WebSocket URL it derives from, or the REST URL.
+    #[error("Binance depth books need a REST URL: set ws_url (to derive it) or rest_url")]
+    NoRestUrl,
+    /// A URL does not parse, or is not of the expected kind.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The REST URL is not http:// or https://.
+    #[error("REST URL {0:?} is not http:// or https://")]
+    NotHttp(String),
+    /// The snapshot helper thread could not start.
+    #[error("cannot start the snapshot fetcher thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// The REST base (scheme, host and port, no path) of a Binance WebSocket URL: Binance's own
+/// stream hosts map to their REST hosts (`fstream.binance.com` → `https://fapi.binance.com`,
+/// `stream.binance.com` → `https://api.binance.com`, their testnets likewise); any other host
+/// (keel-sim, a gateway) serves REST on the same host and port (`ws` → `http`, `wss` →
+/// `https`).
+pub fn binance_rest_base(ws_url: &str) -> Result<String, UrlError> {
+    let u = Url::parse(ws_url)?;
+    let known = match u.host() {
+        "fstream.binance.com" | "fstream-auth.binance.com" => Some("https://fapi.binance.com"),
+        "stream.binance.com" | "data-stream.binance.vision" => Some("https://api.binance.com"),
+        "stream.binancefuture.com" | "fstream.binancefuture.com" => {
+            Some("https://testnet.binancefuture.com")
+        }
+        "testnet.binance.vision" | "stream.testnet.binance.vision" => {
+            Some("https://testnet.binance.vision")
+        }
+        _ => None,
+    };
+    if let Some(k) = known {
+        return Ok(k.to_owned());
+    }
+    let scheme = match u.scheme() {
+        Scheme::Ws | Scheme::Http => Scheme::Http,
+        Scheme::Wss | Scheme::Https => Scheme::Https,
+    };
+    let host = if u.host().contains(':') {
+        format!("[{}]", u.host())
+    } else {
+        u.host().to_owned()
+    };
+    Ok(if u.port() == scheme.default_port() {
+        format!("{}://{host}", scheme.as_str())
+    } else {
+        format!("{}://{host}:{}", scheme.as_str(), u.port())
+    })
+}
+
+/// Builds a Binance session: `{symbol}@bookTicker` per instrument, and with
+/// [`depth`](Self::depth) `{symbol}@depth@100ms` books kept from REST snapshots
+/// ([`crate::book_sync`]).
+#[derive(Debug, Clone)]
+pub struct BinanceSessionBuilder<'a> {
+    instruments: &'a Instruments,
+    market: BinanceMarket,
+    depth: bool,
+    ws_url: Option<String>,
+    rest_url: Option<String>,
+    ca_file: Option<PathBuf>,
+    depth_limit: u32,
+    sync: DepthSyncConfig,
+    http_timeout: Duration,
+}
+
+impl BinanceSessionBuilder<'_> {
+    /// Also subscribe to `{symbol}@depth@100ms` and keep books from REST snapshots.
+    pub fn depth(mut self, on: bool) -> Self {
+        self.depth = on;
+        self
+    }
+
+    /// The connection's WebSocket URL, from which the REST base derives
+    /// ([`binance_rest_base`]).
+    pub fn ws_url(mut self, url: &str) -> Self {
+        self.ws_url = Some(url.to_owned());
+        self
+    }
+
+    /// The REST base (`https://fapi.binance.com`, `http://127.0.0.1:8765`), overriding the one
+    /// derived from [`ws_url`](Self::ws_url).
+    pub fn rest_url(mut self, url: &str) -> Self {
+        self.rest_url = Some(url.to_owned());
+        self
+    }
+
+    /// Extra trusted CA certificates (PEM) for an https REST base.
+    pub fn ca_file(mut self, path: Option<PathBuf>) -> Self {
+        self.ca_file = path;
+        self
+    }
+
+    /// Snapshot depth asked for (`limit`). Default 1,000.
+    pub fn depth_limit(mut self, limit: u32) -> Self {
+        self.depth_limit = limit;
+        self
+    }
+
+    /// Buffer limits and retry delay of the depth books.
+    pub fn depth_sync(mut self, config: DepthSyncConfig) -> Self {
+        self.sync = config;
+        self
+    }
+
+    /// Bound on one snapshot request. Default 10 s.
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// The session (starts the snapshot helper thread when depth books are on).
+    pub fn build(self) -> Result<VenueSession, SessionError> {
+        let symbols: Vec<(InstrumentId, String)> = self
+            .instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Binance)
+            .map(|(id, i)| (id, i.name.to_ascii_uppercase()))
+            .collect();
+        let mut streams: Vec<String> = symbols
+            .iter()
+            .map(|(_, s)| format!("{}@bookTicker", s.to_ascii_lowercase()))
+            .collect();
+        let mut depth = None;
+        if self.depth && !symbols.is_empty() {
+            let base = match (&self.rest_url, &self.ws_url) {
+                (Some(r), _) => r.trim_end_matches('/').to_owned(),
+                (None, Some(w)) => binance_rest_base(w)?,
+                (None, None) => return Err(SessionError::NoRestUrl),
+            };
+            if Url::parse(&base)?.scheme().is_websocket() {
+                return Err(SessionError::NotHttp(base));
+            }
+            let path = match self.market {
+                BinanceMarket::UsdmFutures => "/fapi/v1/depth",
+                BinanceMarket::Spot => "/api/v3/depth",
+            };
+            let urls: Vec<String> = symbols
+                .iter()
+                .map(|(_, s)| format!("{base}{path}?symbol={s}&limit={}", self.depth_limit))
+                .collect();
+            for (_, s) in &symbols {
+                streams.push(format!("{}@depth@100ms", s.to_ascii_lowercase()));
+            }
+            let books: Vec<(InstrumentId, &str)> =
+                symbols.iter().map(|(i, s)| (*i, s.as_str())).collect();
+            let fetcher =
+                SnapshotFetcher::spawn("keel-binance-rest", urls, self.ca_file, self.http_timeout)
+                    .map_err(SessionError::Spawn)?;
+            depth = Some(DepthFeed {
+                sync: DepthSync::new(&books, self.sync),
+                fetcher,
+            });
+        }
+        let refs: Vec<&str> = streams.iter().map(String::as_str).collect();
+        let mut subscribe = Vec::new();
+        venues::binance::subscribe(&mut subscribe, 1, &refs);
+        let mut session = VenueSession::new(
+            Venue::Binance,
+            Box::new(BinanceParser::new(self.market, self.instruments)),
+            vec![subscribe],
+            vec![1],
+            Vec::new(),
+            None,
+        );
+        session.depth = depth;
+        Ok(session)
+    }
 }
 
 impl VenueSession {
@@ -91,24 +293,37 @@ impl VenueSession {
     }
 
     /// A Binance session (`market` spot or USDⓈ-M futures): `{symbol}@bookTicker` per
-    /// instrument.
+    /// instrument. For depth books, staleness limits and the REST URL, use
+    /// [`binance_builder`](Self::binance_builder).
     pub fn binance(instruments: &Instruments, market: BinanceMarket) -> Self {
-        let streams: Vec<String> = instruments
-            .iter()
-            .filter(|(_, i)| i.venue == Venue::Binance)
-            .map(|(_, i)| format!("{}@bookTicker", i.name.to_ascii_lowercase()))
-            .collect();
-        let refs: Vec<&str> = streams.iter().map(String::as_str).collect();
-        let mut subscribe = Vec::new();
-        venues::binance::subscribe(&mut subscribe, 1, &refs);
-        Self::new(
-            Venue::Binance,
-            Box::new(BinanceParser::new(market, instruments)),
-            vec![subscribe],
-            vec![1],
-            Vec::new(),
-            None,
-        )
+        match Self::binance_builder(instruments, market).build() {
+            Ok(s) => s,
+            // Without depth books nothing can fail: no URL, no thread.
+            Err(_) => unreachable!("a Binance session without depth books always builds"),
+        }
+    }
+
+    /// A Binance session builder (`market` spot or USDⓈ-M futures).
+    pub fn binance_builder(
+        instruments: &Instruments,
+        market: BinanceMarket,
+    ) -> BinanceSessionBuilder<'_> {
+        BinanceSessionBuilder {
+            instruments,
+            market,
+            depth: false,
+            ws_url: None,
+            rest_url: None,
+            ca_file: None,
+            depth_limit: 1000,
+            sync: DepthSyncConfig::default(),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Counters of the Binance depth books' synchronisation (None without depth books).
+    pub fn depth_stats(&self) -> Option<DepthSyncStats> {
+        self.depth.as_ref().map(|d| d.sync.stats())
     }
 
     /// An OKX session: `tickers` per instrument; the text `ping` every 15 s.
@@ -195,6 +410,7 @@ impl VenueSession {
             last_log_ns: 0,
             suppressed: 0,
             opens: 0,
+            depth: None,
         }
     }
 
@@ -233,6 +449,10 @@ impl Session for VenueSession {
         self.opens += 1;
         // A new subscription starts every book with a snapshot.
         self.parser.reset_books();
+        if let Some(d) = &mut self.depth {
+            // Binance: buffer the stream, fetch a REST snapshot on the first update.
+            d.sync.on_open(&mut *self.parser);
+        }
         for req in &self.open_requests {
             out.send_text(req);
         }
@@ -245,16 +465,33 @@ impl Session for VenueSession {
         out: &mut Outbox<'_>,
         emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
-        match self.parser.parse(payload, recv_ts_ns, emit) {
+        if let Some(d) = &mut self.depth
+            && d.fetcher.in_flight() > 0
+        {
+            d.poll(&mut *self.parser, emit);
+        }
+        let parsed = self.parser.parse(payload, recv_ts_ns, emit);
+        if let (Some(d), Ok(p)) = (&mut self.depth, &parsed)
+            && matches!(p, Parsed::Gap { .. } | Parsed::BookSkipped { .. })
+        {
+            let DepthFeed { sync, fetcher } = d;
+            sync.on_parsed(
+                p,
+                payload,
+                recv_ts_ns,
+                recv_ts_ns,
+                &mut |slot, generation| fetcher.request(slot, generation),
+            );
+        }
+        match parsed {
             Ok(Parsed::HeartbeatRequest) => {
                 self.scratch.clear();
                 venues::deribit::test_reply(&mut self.scratch, 3);
                 out.send_text(&self.scratch);
             }
             Ok(Parsed::Gap { instrument }) => {
-                // Deribit: resubscribe the book for a new snapshot. (Binance needs a REST
-                // snapshot, which the engine fetches off this thread; the parser drops the
-                // instrument's updates until then.)
+                // Deribit: resubscribe the book for a new snapshot. (Binance: a REST snapshot,
+                // requested above by the depth books.)
                 if let Some(Some(reqs)) = self.book_resubscribe.get(instrument.0 as usize) {
                     for req in reqs {
                         out.send_text(req);
@@ -271,7 +508,19 @@ impl Session for VenueSession {
         Ok(())
     }
 
-    fn on_timer(&mut self, now_ns: u64, out: &mut Outbox<'_>) -> Result<(), DisconnectReason> {
+    fn on_timer(
+        &mut self,
+        now_ns: u64,
+        out: &mut Outbox<'_>,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason> {
+        if let Some(d) = &mut self.depth {
+            d.poll(&mut *self.parser, emit);
+            let DepthFeed { sync, fetcher } = d;
+            sync.on_timer(now_ns, &mut |slot, generation| {
+                fetcher.request(slot, generation)
+            });
+        }
         if let Some(ping) = &self.ping
             && now_ns.saturating_sub(self.last_ping_ns) >= CLIENT_PING_NS
         {

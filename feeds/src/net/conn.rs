@@ -489,7 +489,7 @@ impl Connection {
             }
             ConnState::Open if now >= self.next_tick => {
                 self.next_tick = now + TICK;
-                self.tick()
+                self.tick(emit)
             }
             ConnState::Open => Ok(()),
         };
@@ -498,7 +498,7 @@ impl Connection {
         }
     }
 
-    fn tick(&mut self) -> Result<(), ConnError> {
+    fn tick(&mut self, emit: &mut dyn FnMut(MarketEvent)) -> Result<(), ConnError> {
         let now_ns = clock::now_ns();
         if let Some(limit) = self.cfg.stale_after {
             let silent = now_ns.saturating_sub(self.last_msg_ns);
@@ -506,9 +506,14 @@ impl Connection {
                 return Err(ConnError::Stale(limit));
             }
         }
+        let index = self.index;
+        let mut tagged = |mut ev: MarketEvent| {
+            ev.conn = index;
+            emit(ev);
+        };
         let mut outbox = Outbox::new(&mut self.encoder, &mut self.out);
         self.session
-            .on_timer(now_ns, &mut outbox)
+            .on_timer(now_ns, &mut outbox, &mut tagged)
             .map_err(ConnError::Session)?;
         self.flush()
     }

@@ -32,9 +32,16 @@ pub trait Session: Send {
     ) -> Result<(), DisconnectReason>;
 
     /// Called about every 100 ms while open: client-side pings (OKX/Bybit send text "ping"
-    /// or {"op":"ping"}), per-subscription staleness. Err drops the connection.
-    fn on_timer(&mut self, now_ns: u64, out: &mut Outbox<'_>) -> Result<(), DisconnectReason> {
-        let _ = (now_ns, out);
+    /// or {"op":"ping"}), per-subscription staleness (`Stale`/`Fresh` events), work finished
+    /// off the feed thread (a REST book snapshot to apply). Events go to `emit` like
+    /// `on_message`'s (the connection sets [`MarketEvent::conn`]). Err drops the connection.
+    fn on_timer(
+        &mut self,
+        now_ns: u64,
+        out: &mut Outbox<'_>,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason> {
+        let _ = (now_ns, out, emit);
         Ok(())
     }
 

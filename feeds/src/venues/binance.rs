@@ -256,6 +256,15 @@ impl BinanceParser {
         self.books.fill(DepthSeq::Unknown);
     }
 
+    /// `instrument`'s book waits for a REST snapshot the caller is fetching: its updates are
+    /// dropped as [`Parsed::BookSkipped`] (no gap event) until
+    /// [`apply_depth_snapshot`](Self::apply_depth_snapshot).
+    pub fn await_snapshot(&mut self, instrument: InstrumentId) {
+        if let Some(s) = self.books.get_mut(instrument.0 as usize) {
+            *s = DepthSeq::AwaitingSnapshot;
+        }
+    }
+
     /// Counters since construction.
     pub fn stats(&self) -> ParserStats {
         self.stats
@@ -587,7 +596,21 @@ impl BinanceParser {
     }
 }
 
-super::impl_venue_parser!(BinanceParser, reset_books);
+super::impl_venue_parser!(BinanceParser, reset_books;
+    fn await_book_snapshot(&mut self, instrument: InstrumentId) {
+        BinanceParser::await_snapshot(self, instrument);
+    }
+
+    fn apply_book_snapshot<'a>(
+        &mut self,
+        symbol: &[u8],
+        payload: &'a [u8],
+        recv_ts_ns: u64,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<Parsed<'a>, ParseError> {
+        BinanceParser::apply_depth_snapshot(self, symbol, payload, recv_ts_ns, emit)
+    }
+);
 
 /// A `bookTicker`, `aggTrade` or `markPriceUpdate` event into `sink`.
 fn simple_event<S: Sink>(

@@ -243,12 +243,34 @@ pub trait VenueParser: Send {
     /// Forgets every book's sequence state (after a reconnection the new subscription starts
     /// with snapshots). Parsers without books have nothing to forget.
     fn reset_books(&mut self) {}
+
+    /// Marks `instrument`'s book as waiting for a REST snapshot that the session is fetching:
+    /// its updates are dropped ([`Parsed::BookSkipped`]) without a gap event until
+    /// [`apply_book_snapshot`](Self::apply_book_snapshot). Only Binance books start from REST
+    /// snapshots; for other parsers this does nothing.
+    fn await_book_snapshot(&mut self, instrument: InstrumentId) {
+        let _ = instrument;
+    }
+
+    /// Applies a REST book snapshot for `symbol` (Binance `GET /fapi/v1/depth`,
+    /// `/api/v3/depth`): emits its levels as a snapshot and sequences later updates from it.
+    /// Parsers without REST snapshots emit nothing and answer `Events { count: 0 }`.
+    fn apply_book_snapshot<'a>(
+        &mut self,
+        symbol: &[u8],
+        payload: &'a [u8],
+        recv_ts_ns: u64,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<Parsed<'a>, ParseError> {
+        let _ = (symbol, payload, recv_ts_ns, emit);
+        Ok(Parsed::Events { count: 0 })
+    }
 }
 
 /// The [`VenueParser`] impl of a parser whose inherent `parse` and `stats` field already do the
 /// work (every venue's), so the forwarding is written once; `reset_books` for those with books.
 macro_rules! impl_venue_parser {
-    ($ty:ty $(, $reset:ident)?) => {
+    ($ty:ty $(, $reset:ident)? $(; $($extra:item)*)?) => {
         impl $crate::venues::VenueParser for $ty {
             fn venue(&self) -> $crate::event::Venue {
                 VENUE
@@ -272,6 +294,8 @@ macro_rules! impl_venue_parser {
                     <$ty>::$reset(self);
                 }
             )?
+
+            $($($extra)*)?
         }
     };
 }

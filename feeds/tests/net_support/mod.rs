@@ -102,7 +102,12 @@ impl Session for RecordingSession {
         Ok(())
     }
 
-    fn on_timer(&mut self, _now_ns: u64, _out: &mut Outbox<'_>) -> Result<(), DisconnectReason> {
+    fn on_timer(
+        &mut self,
+        _now_ns: u64,
+        _out: &mut Outbox<'_>,
+        _emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason> {
         self.seen.lock().unwrap().timers += 1;
         Ok(())
     }

@@ -29,7 +29,9 @@ use super::{Faults, SimConfig, SimStats, SimVenue};
         a reused label is rejected; order results carry \"sim_recv_ns\"\n  \
         ws://ADDR/ws                    Binance USD-M futures raw streams: SUBSCRIBE btcusdt@bookTicker,\n                                  \
         btcusdt@depth@100ms, btcusdt@aggTrade, btcusdt@markPrice[@1s]\n  \
-        ws://ADDR/stream?streams=a/b    Binance combined streams ({\"stream\",\"data\"})\n\n\
+        ws://ADDR/stream?streams=a/b    Binance combined streams ({\"stream\",\"data\"})\n  \
+        http://ADDR/fapi/v1/depth?symbol=BTCUSDT&limit=N   Binance REST depth snapshot (plain HTTP/1.1 on\n                                  \
+        the same port; also /api/v3/depth): lastUpdateId from the venue-wide depth sequence\n\n\
         Every data object carries \"sim_send_ns\" (ns since the Unix epoch when the message was rendered).\n\
         On start, prints 'keel-sim listening on ADDR' to standard output.\n\n\
         Example: keel-sim --listen 127.0.0.1:8765 --rate 50000 --fragment 3 --drop-every-secs 30"
@@ -117,6 +119,10 @@ pub struct SimArgs {
     /// Fault: send a WebSocket ping every MS milliseconds.
     #[arg(long, value_name = "MS", help_heading = "Fault injection")]
     pub ping_every_ms: Option<u64>,
+    /// Fault: lose every N-th Binance depth event of a subscription (its update ids are skipped,
+    /// so the next event's pu does not match: a sequence gap the client must resnapshot).
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub gap_every_msgs: Option<u64>,
 }
 
 fn secs(field: &str, v: f64) -> anyhow::Result<Duration> {
@@ -161,6 +167,7 @@ impl SimArgs {
                     .transpose()?,
                 fragments: self.fragment.unwrap_or(1),
                 ping_every: self.ping_every_ms.map(Duration::from_millis),
+                gap_every_msgs: self.gap_every_msgs,
             },
         })
     }
@@ -296,6 +303,8 @@ mod tests {
             "0.1",
             "--delay-ms",
             "20",
+            "--gap-every-msgs",
+            "7",
         ]);
         let c = a.config().unwrap();
         assert_eq!(c.rate, 200_000);
@@ -304,6 +313,7 @@ mod tests {
         assert_eq!(c.faults.fragments, 3);
         assert_eq!(c.faults.ping_every, Some(Duration::from_millis(250)));
         assert_eq!(c.faults.delay, Some(Duration::from_millis(20)));
+        assert_eq!(c.faults.gap_every_msgs, Some(7));
         assert!(c.validate().is_ok());
         let bad = SimArgs::parse_from(["keel-sim", "--silent-after", "NaN"]);
         assert!(bad.config().is_err());

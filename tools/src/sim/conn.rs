@@ -25,6 +25,7 @@ use tungstenite::{Error as WsError, Message};
 use keel_engine::sim::SimRng;
 
 use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
+use super::depth::{DepthCursor, DepthVenue};
 use super::encode::{self, JsonOut, SyntheticBook};
 use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
 use super::orders::{Direction, OrderDesk};
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
     /// The venue's orders (Deribit `private/buy` ...), shared by every connection.
     pub orders: Arc<OrderDesk>,
+    /// The venue's Binance depth book (streams and the REST snapshot), one id sequence.
+    pub depth: Arc<DepthVenue>,
 }
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
@@ -203,7 +206,7 @@ enum Feed {
     Index,
     MarkOptions,
     BookTicker,
-    Depth(SyntheticBook),
+    Depth(DepthCursor),
     AggTrade,
     MarkPrice,
 }
@@ -259,9 +262,9 @@ fn binance_stream(s: &str) -> Option<(Feed, Option<Duration>)> {
     let (feed, iv) = match kind {
         "bookTicker" => (Feed::BookTicker, None),
         "aggTrade" => (Feed::AggTrade, None),
-        "depth" => (Feed::Depth(SyntheticBook::default()), ms(250)?),
-        "depth@100ms" => (Feed::Depth(SyntheticBook::default()), ms(100)?),
-        "depth@500ms" => (Feed::Depth(SyntheticBook::default()), ms(500)?),
+        "depth" => (Feed::Depth(DepthCursor::default()), ms(250)?),
+        "depth@100ms" => (Feed::Depth(DepthCursor::default()), ms(100)?),
+        "depth@500ms" => (Feed::Depth(DepthCursor::default()), ms(500)?),
         "markPrice" => (Feed::MarkPrice, ms(3000)?),
         "markPrice@1s" => (Feed::MarkPrice, ms(1000)?),
         _ => return None,
@@ -373,6 +376,172 @@ fn handshake(tcp: TcpStream, stop: &AtomicBool) -> Option<(WebSocket<Wire>, Prot
     }
 }
 
+/// Largest HTTP request head accepted (WebSocket handshake or REST request).
+const MAX_REQUEST_HEAD: usize = 16 << 10;
+
+/// Waits (without consuming it) for the client's whole request head, within
+/// [`HANDSHAKE_LIMIT`]; None if the client closes, stalls, sends too much or the venue stops.
+fn peek_request_head(tcp: &TcpStream, stop: &AtomicBool) -> Option<Vec<u8>> {
+    tcp.set_nonblocking(false).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .ok()?;
+    let deadline = Instant::now() + HANDSHAKE_LIMIT;
+    let mut buf = vec![0u8; MAX_REQUEST_HEAD];
+    let mut seen = 0;
+    while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
+        match tcp.peek(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => {
+                if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.truncate(end + 4);
+                    return Some(buf);
+                }
+                if n == buf.len() {
+                    return None;
+                }
+                if n == seen {
+                    // peek returns at once while bytes wait: do not spin on a partial head.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                seen = n;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// True if the head asks for a WebSocket upgrade (`Upgrade: websocket`, any case).
+fn is_websocket_upgrade(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    text.split("\r\n").skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("upgrade")
+                && value
+                    .split(',')
+                    .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+        })
+    })
+}
+
+/// Answers one plain HTTP/1.1 request (the head was peeked, not consumed) and closes:
+/// Binance's REST depth snapshot (`GET /fapi/v1/depth`, `/api/v3/depth`), `/fapi/v1/ping` and
+/// `/fapi/v1/time`; Binance's error JSON otherwise.
+fn serve_rest(mut tcp: TcpStream, head: &[u8], shared: &Shared) {
+    let mut consumed = vec![0u8; head.len()];
+    if tcp.read_exact(&mut consumed).is_err() {
+        return;
+    }
+    let text = String::from_utf8_lossy(head);
+    let line = text.split("\r\n").next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let error = |status: u16, code: i64, msg: &str| {
+        (
+            status,
+            json!({"code": code, "msg": msg}).to_string().into_bytes(),
+        )
+    };
+    let (status, body) = if method != "GET" {
+        error(405, -1000, "keel-sim serves GET only")
+    } else {
+        match path.trim_end_matches('/') {
+            "/fapi/v1/ping" | "/api/v3/ping" => (200, b"{}".to_vec()),
+            "/fapi/v1/time" | "/api/v3/time" => (
+                200,
+                json!({"serverTime": now_ms()}).to_string().into_bytes(),
+            ),
+            p @ ("/fapi/v1/depth" | "/api/v3/depth") => {
+                let futures = p.starts_with("/fapi");
+                rest_depth(shared, param("symbol"), param("limit"), futures)
+                    .unwrap_or_else(|(status, code, msg)| error(status, code, msg))
+            }
+            _ => error(
+                404,
+                -1000,
+                "no such endpoint: keel-sim serves /fapi/v1/depth and /api/v3/depth",
+            ),
+        }
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Method Not Allowed",
+    };
+    let mut resp = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json;charset=UTF-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    let _ = tcp.write_all(&resp);
+    let _ = tcp.flush();
+    let _ = tcp.shutdown(Shutdown::Write);
+    // Let the client read the answer before the socket closes (bounded).
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 256];
+    while matches!(tcp.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// The depth snapshot body, or (HTTP status, Binance code, message).
+fn rest_depth(
+    shared: &Shared,
+    symbol: Option<String>,
+    limit: Option<String>,
+    futures: bool,
+) -> Result<(u16, Vec<u8>), (u16, i64, &'static str)> {
+    let Some(symbol) = symbol.filter(|s| !s.is_empty()) else {
+        return Err((
+            400,
+            -1102,
+            "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+        ));
+    };
+    if symbol != BINANCE_SYMBOL {
+        return Err((400, -1121, "Invalid symbol."));
+    }
+    let limit = match limit {
+        None => {
+            if futures {
+                500
+            } else {
+                100
+            }
+        }
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if futures && [5, 10, 20, 50, 100, 500, 1000].contains(&n) => n,
+            Ok(n) if !futures && (1..=5000).contains(&n) => n,
+            _ => {
+                return Err((400, -1130, "Invalid data sent for a parameter."));
+            }
+        },
+    };
+    let mut snap = MarketSnapshot::default();
+    shared.market.refresh(0, &mut snap);
+    let mut body = Vec::with_capacity(1024);
+    shared
+        .depth
+        .render_snapshot(&snap, &mut body, limit, futures, now_ms());
+    Ok((200, body))
+}
+
 /// A Deribit heartbeat set by `public/set_heartbeat`.
 struct Heartbeat {
     interval: Duration,
@@ -428,6 +597,19 @@ struct Conn {
 
 /// Serves one accepted socket until it closes, a fault drops it or the venue stops.
 fn serve(tcp: TcpStream, shared: Shared, id: u64) {
+    // A request without `Upgrade: websocket` is a REST request on the same port.
+    match peek_request_head(&tcp, &shared.stop) {
+        Some(head) if !is_websocket_upgrade(&head) => {
+            shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+            serve_rest(tcp, &head, &shared);
+            return;
+        }
+        Some(_) => {}
+        None => {
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
     let Some((ws, proto, streams)) = handshake(tcp, &shared.stop) else {
         shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
         return;
@@ -790,7 +972,9 @@ impl Conn {
                 let next = sub.next_due + iv;
                 sub.next_due = if next > now { next } else { now + iv };
             }
-            self.emit(i);
+            if !self.emit(i) {
+                continue;
+            }
             emitted += 1;
             self.data_sent += 1;
             if limit.is_some_and(|n| self.data_sent >= n) {
@@ -820,8 +1004,9 @@ impl Conn {
         None
     }
 
-    /// Renders and queues one data message of subscription `i` (or a malformed one).
-    fn emit(&mut self, i: usize) {
+    /// Renders and queues one data message of subscription `i` (or a malformed one); false
+    /// if the subscription had nothing to send.
+    fn emit(&mut self, i: usize) -> bool {
         let rate = self.shared.config.faults.malformed_rate;
         // 0 = well-formed, 1 = truncated, 2 = garbage, 3 = wrong types.
         let fault = if rate > 0.0 && self.rng.chance(rate) {
@@ -843,7 +1028,9 @@ impl Conn {
                 self.body.push(c);
             }
         } else {
-            self.render(i, ts_ms, send_ns, fault == 3);
+            if !self.render(i, ts_ms, send_ns, fault == 3) {
+                return false;
+            }
             if fault == 1 && self.body.len() > 1 {
                 let cut = 1 + self.rng.below(self.body.len() as u64 - 1) as usize;
                 self.body.truncate(cut);
@@ -854,10 +1041,12 @@ impl Conn {
         }
         self.n_msgs += 1;
         self.queue_body();
+        true
     }
 
-    /// Renders subscription `i`'s message into `self.body`.
-    fn render(&mut self, i: usize, ts_ms: u64, send_ns: u64, bad: bool) {
+    /// Renders subscription `i`'s message into `self.body`; false if it has nothing to send
+    /// (a depth stream with no change since its last event, or one lost to the gap fault).
+    fn render(&mut self, i: usize, ts_ms: u64, send_ns: u64, bad: bool) -> bool {
         let Conn {
             subs,
             body,
@@ -871,7 +1060,7 @@ impl Conn {
             ..
         } = self;
         let Some(sub) = subs.get_mut(i) else {
-            return;
+            return false;
         };
         let chain = &shared.chain;
         match proto {
@@ -899,7 +1088,15 @@ impl Conn {
                 *update_id += 1;
                 encode::binance_book_ticker(body, snap, *update_id, ts_ms, send_ns, bad)
             }
-            Feed::Depth(book) => encode::binance_depth(body, snap, book, rng, ts_ms, send_ns, bad),
+            Feed::Depth(cursor) => {
+                let gap_every = shared.config.faults.gap_every_msgs;
+                if !shared
+                    .depth
+                    .render_update(snap, cursor, body, ts_ms, send_ns, bad, gap_every)
+                {
+                    return false;
+                }
+            }
             Feed::AggTrade => {
                 *agg_id += 1;
                 *trade_id += 3;
@@ -912,6 +1109,7 @@ impl Conn {
             Proto::Binance { combined: true } => body.push(b'}'),
             Proto::Binance { combined: false } => {}
         }
+        true
     }
 
     /// Adds a subscription unless present; false if the name is not a known channel.

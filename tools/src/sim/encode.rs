@@ -417,6 +417,18 @@ pub struct SizeRule {
 }
 
 impl SyntheticBook {
+    /// Size at `px` on the bid (`buy`) or ask side, 0 if no such level.
+    pub fn size(&self, buy: bool, px: f64) -> f64 {
+        let side = if buy { &self.bids } else { &self.asks };
+        side.size_at(px).unwrap_or(0.0)
+    }
+
+    /// The levels of one side, best first, as (price, size).
+    pub fn levels(&self, buy: bool) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let side = if buy { &self.bids } else { &self.asks };
+        (0..side.n).map(move |i| (side.px[i], side.sz[i]))
+    }
+
     /// Recomputes the book around `best_bid`/`best_ask` with level spacing `tick`, perturbing
     /// one size per side; returns (bids, asks) changes, all levels as `New` on the first call.
     pub fn update(
@@ -628,38 +640,37 @@ pub fn binance_book_ticker(
     out.push(b'}');
 }
 
-/// Binance USDⓈ-M futures `depthUpdate` event (binance/futures_depth_update.json) for one
-/// update of `book`: `U`..`u` this message's ids, `pu` the previous message's `u`. The first
-/// message lists every level (a client starting from an empty book gets the whole book).
+/// One side's `[["price","qty"],..]` levels, Binance style (numbers as strings).
+fn binance_levels(out: &mut Vec<u8>, levels: &[(f64, f64)]) {
+    out.push(b'[');
+    for (i, (px, sz)) in levels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        bstr(out, *px, PX_DP, false);
+        out.push(b',');
+        bstr(out, *sz, QTY_DP, false);
+        out.push(b']');
+    }
+    out.push(b']');
+}
+
+/// Binance USDⓈ-M futures `depthUpdate` event (binance/futures_depth_update.json): `U`..`u`
+/// the update ids it covers, `pu` the `u` of the event before it, and the levels that changed
+/// with their sizes at `u` (0 = removed). With `bad`, `u` is a string (the wrong type).
 #[allow(clippy::too_many_arguments)]
-pub fn binance_depth(
+pub fn binance_depth_event(
     out: &mut Vec<u8>,
-    snap: &MarketSnapshot,
-    book: &mut SyntheticBook,
-    rng: &mut SimRng,
+    first_id: u64,
+    last_id: u64,
+    prev_id: u64,
     ts_ms: u64,
+    bids: &[(f64, f64)],
+    asks: &[(f64, f64)],
     send_ns: u64,
     bad: bool,
 ) {
-    let q = &snap.binance;
-    let first = !book.started;
-    let (bids, asks) = book.update(
-        q.bid,
-        q.ask,
-        q.tick,
-        SizeRule {
-            unit: 0.001,
-            max_units: 5_000,
-        },
-        rng,
-    );
-    let prev = book.seq;
-    let first_id = if first {
-        5_000_000 + rng.below(1_000_000)
-    } else {
-        prev + 1
-    };
-    book.seq = first_id + rng.below(4);
     out.raw(r#"{"e":"depthUpdate","E":"#);
     out.int(ts_ms);
     out.raw(r#","T":"#);
@@ -669,30 +680,40 @@ pub fn binance_depth(
     out.raw(r#","U":"#);
     out.int(first_id);
     out.raw(r#","u":"#);
-    int_or_bad(out, book.seq, bad);
+    int_or_bad(out, last_id, bad);
     out.raw(r#","pu":"#);
-    out.int(if first {
-        first_id.saturating_sub(1)
-    } else {
-        prev
-    });
-    for (name, side) in [("b", &bids), ("a", &asks)] {
-        key(out, name);
-        out.push(b'[');
-        for (i, (_, px, sz)) in side.items().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            bstr(out, *px, PX_DP, false);
-            out.push(b',');
-            bstr(out, *sz, QTY_DP, false);
-            out.push(b']');
-        }
-        out.push(b']');
-    }
+    out.int(prev_id);
+    key(out, "b");
+    binance_levels(out, bids);
+    key(out, "a");
+    binance_levels(out, asks);
     key(out, "sim_send_ns");
     out.int(send_ns);
+    out.push(b'}');
+}
+
+/// Binance's REST depth snapshot (`GET /fapi/v1/depth`: `{"lastUpdateId","E","T","bids",
+/// "asks"}`; spot `/api/v3/depth` has no `E`/`T`), bids best first, asks best first.
+pub fn binance_depth_snapshot(
+    out: &mut Vec<u8>,
+    last_id: u64,
+    ts_ms: u64,
+    futures: bool,
+    bids: &[(f64, f64)],
+    asks: &[(f64, f64)],
+) {
+    out.raw(r#"{"lastUpdateId":"#);
+    out.int(last_id);
+    if futures {
+        out.raw(r#","E":"#);
+        out.int(ts_ms);
+        out.raw(r#","T":"#);
+        out.int(ts_ms.saturating_sub(1));
+    }
+    key(out, "bids");
+    binance_levels(out, bids);
+    key(out, "asks");
+    binance_levels(out, asks);
     out.push(b'}');
 }
 
@@ -868,7 +889,20 @@ mod tests {
                     deribit_book(o, &chain, snap, i, &mut dbook, &mut rng, ts, ns, bad)
                 });
                 r("depth", &mut |o| {
-                    binance_depth(o, snap, &mut book, &mut rng, ts, ns, bad)
+                    let (b, a) = book.update(
+                        snap.binance.bid,
+                        snap.binance.ask,
+                        snap.binance.tick,
+                        SizeRule {
+                            unit: 0.001,
+                            max_units: 5_000,
+                        },
+                        &mut rng,
+                    );
+                    let lv = |d: &SideDiff| -> Vec<(f64, f64)> {
+                        d.items().iter().map(|&(_, p, q)| (p, q)).collect()
+                    };
+                    binance_depth_event(o, 10, 12, 9, ts, &lv(&b), &lv(&a), ns, bad)
                 });
             }
             r("bbo", &mut |o| binance_book_ticker(o, snap, 7, ts, ns, bad));

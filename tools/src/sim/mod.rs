@@ -39,13 +39,19 @@
 //! carries `"sim_recv_ns"`, the simulator's clock when the request frame was read. See
 //! [`orders`] for the rules and error codes.
 //!
-//! Sequence numbers (Deribit `change_id`, Binance `U`/`u`/`pu`, update and trade ids) are per
-//! connection and per subscription: each connection sees its own consistent sequence, the first
-//! book message is a full snapshot (Binance: a depth update listing every level).
+//! Binance depth update ids (`U`/`u`/`pu`) are venue-wide ([`depth`]): every connection's
+//! depth streams and the REST snapshot (`GET /fapi/v1/depth?symbol=BTCUSDT&limit=N` and
+//! `/api/v3/depth`, plain HTTP/1.1 on the same port: a request without `Upgrade: websocket`
+//! gets the REST answer) share one sequence, so a client can follow Binance's "buffer, fetch the
+//! snapshot, apply" procedure; a depth subscription starts with the latest change, not a full
+//! book. Other sequence numbers (Deribit `change_id`, Binance `bookTicker` and trade ids) are
+//! per connection and per subscription: each connection sees its own consistent sequence, and
+//! Deribit's first book message is a full snapshot.
 
 pub mod chain;
 pub mod cli;
 mod conn;
+pub mod depth;
 pub mod encode;
 pub mod market;
 pub mod orders;
@@ -123,6 +129,9 @@ pub struct Faults {
     pub fragments: u32,
     /// Send a WebSocket ping this often.
     pub ping_every: Option<Duration>,
+    /// Lose every N-th Binance depth event of a subscription: its update ids are skipped, so
+    /// the next event's `pu` is not the last `u` the client saw (a sequence gap on demand).
+    pub gap_every_msgs: Option<u64>,
 }
 
 /// Everything `keel-sim` needs to start.
@@ -229,6 +238,9 @@ impl SimConfig {
         }
         if self.faults.drop_after_messages == Some(0) {
             return Err(invalid("drop-every-msgs", 0, "must be at least 1"));
+        }
+        if self.faults.gap_every_msgs == Some(0) {
+            return Err(invalid("gap-every-msgs", 0, "must be at least 1"));
         }
         for (f, d) in [
             ("drop-every-secs", self.faults.drop_after),
@@ -369,6 +381,7 @@ impl SimVenue {
                     source,
                 })?
         };
+        let depth_book = Arc::new(depth::DepthVenue::new(config.seed));
         let ctx = conn::Shared {
             chain: chain.clone(),
             market: shared.clone(),
@@ -376,6 +389,7 @@ impl SimVenue {
             stop: stop.clone(),
             counters: counters.clone(),
             orders: Arc::new(orders::OrderDesk::default()),
+            depth: depth_book,
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
