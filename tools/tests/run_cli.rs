@@ -65,7 +65,10 @@ fn bad_flags_are_one_line_errors() {
         (vec!["run", "--topology", "mesh"], "topology"),
         (vec!["run", "--pin", "feed=x"], "--pin"),
         (vec!["run", "--delta-band", "-1"], "--delta-band"),
-        (vec!["run", "--positions", "/nonexistent/book.csv"], "/nonexistent/book.csv"),
+        (
+            vec!["run", "--positions", "/nonexistent/book.csv"],
+            "/nonexistent/book.csv",
+        ),
     ] {
         let out = keel().args(&args).output().expect("keel runs");
         let err = String::from_utf8_lossy(&out.stderr);

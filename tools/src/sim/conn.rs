@@ -1209,6 +1209,9 @@ impl Conn {
                 .cancel(&params, now_ms(), recv_ns)
                 .map(Answer::Value),
             "private/cancel_all" => Ok(Answer::Value(self.shared.orders.cancel_all())),
+            "private/get_order_state_by_label" => {
+                self.shared.orders.by_label(&params).map(Answer::Value)
+            }
             _ => Err((-32601, "Method not found", json!({"method": method}))),
         };
         let us_out = now_ns() / 1000;

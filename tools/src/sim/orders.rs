@@ -34,7 +34,7 @@
 //! Owns the desk's state behind one mutex, taken once per order request (requests are not on
 //! the streaming path); never panics on a request.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
@@ -319,6 +319,8 @@ struct DeskState {
     next_order: u64,
     next_trade: u64,
     labels: HashSet<String>,
+    /// The latest state of every labelled order, for `private/get_order_state_by_label`.
+    by_label: HashMap<String, Value>,
     /// Resting (`open`) orders.
     resting: Vec<Order>,
 }
@@ -336,6 +338,7 @@ impl Default for OrderDesk {
                 next_order: FIRST_ORDER_ID,
                 next_trade: FIRST_TRADE_ID,
                 labels: HashSet::new(),
+                by_label: HashMap::new(),
                 resting: Vec::new(),
             }),
         }
@@ -469,6 +472,9 @@ impl OrderDesk {
             trades.push(trade);
         }
         let body = order.to_json();
+        if !order.label.is_empty() {
+            st.by_label.insert(order.label.clone(), body.clone());
+        }
         if state == "open" {
             st.resting.push(order);
         }
@@ -503,10 +509,13 @@ impl OrderDesk {
             ));
         };
         let mut order = st.resting.swap_remove(pos);
-        drop(st);
         order.state = "cancelled";
         order.updated_ms = now_ms;
         let mut v = order.to_json();
+        if !order.label.is_empty() {
+            st.by_label.insert(order.label.clone(), v.clone());
+        }
+        drop(st);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("sim_recv_ns".into(), json!(recv_ns));
         }
@@ -518,8 +527,29 @@ impl OrderDesk {
     pub(crate) fn cancel_all(&self) -> Value {
         let mut st = self.lock();
         let n = st.resting.len();
-        st.resting.clear();
+        let resting = std::mem::take(&mut st.resting);
+        for mut o in resting {
+            o.state = "cancelled";
+            if !o.label.is_empty() {
+                let v = o.to_json();
+                st.by_label.insert(o.label.clone(), v);
+            }
+        }
         json!(n)
+    }
+
+    /// Handles `private/get_order_state_by_label` (`currency`, `label`): an array with the
+    /// labelled order's latest state, or empty if no order carries that label.
+    pub(crate) fn by_label(&self, params: &Value) -> Result<Value, RpcError> {
+        let label = params
+            .get("label")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("label", "expected a string"))?;
+        let st = self.lock();
+        Ok(match st.by_label.get(label) {
+            Some(o) => json!([o]),
+            None => json!([]),
+        })
     }
 
     /// Resting orders now.
@@ -659,5 +689,31 @@ mod tests {
         assert!(!is_multiple(-10.0, 10.0));
         assert!(!is_multiple(25.0, 10.0));
         assert!(!is_multiple(f64::NAN, 10.0));
+    }
+
+    #[test]
+    fn orders_are_found_by_label() {
+        let c = chain();
+        let desk = OrderDesk::default();
+        let s = snap(&c);
+        let (r, _) = desk.place(
+            &json!({"instrument_name": "BTC-PERPETUAL", "amount": 20, "type": "market", "label": "k1-7"}),
+            Direction::Buy,
+            &c,
+            &s,
+            1,
+            2,
+        );
+        assert!(r.is_ok());
+        let found = desk
+            .by_label(&json!({"currency": "any", "label": "k1-7"}))
+            .unwrap();
+        assert_eq!(found[0]["order_state"], "filled");
+        assert_eq!(found[0]["filled_amount"], 20.0);
+        let none = desk
+            .by_label(&json!({"currency": "any", "label": "k1-8"}))
+            .unwrap();
+        assert_eq!(none, json!([]));
+        assert!(desk.by_label(&json!({})).is_err());
     }
 }
