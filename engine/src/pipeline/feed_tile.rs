@@ -169,3 +169,14 @@ impl Tile for FeedTile {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_message_is_three_cache_lines() {
+        assert_eq!(core::mem::size_of::<TickMsg>(), 192);
+        assert_eq!(core::mem::align_of::<TickMsg>(), 64);
+    }
+}

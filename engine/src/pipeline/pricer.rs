@@ -174,6 +174,8 @@ pub struct PricerTile {
     taylor: Option<(f64, f64, f64)>,
     have_before: bool,
     last_check_ns: u64,
+    /// dΓ/dS over the last spot move (finite difference), for the Taylor check.
+    speed: f64,
 }
 
 impl PricerTile {
@@ -209,6 +211,7 @@ impl PricerTile {
                 taylor: None,
                 have_before: false,
                 last_check_ns: 0,
+                speed: 0.0,
             },
             stats,
         )
@@ -430,21 +433,29 @@ impl Tile for PricerTile {
         let p = self.book.aggregate(&self.market);
         if kind != RepriceKind::None {
             trace.priced_ns = now;
-            // Taylor carry check: Δ + Γ·dS from the last reprice against this one, when only
-            // the underlying moved in between (a spot-path reprice).
+            // Taylor carry check: Δ + Γ·dS + ½·speed·dS² from the last reprice against this
+            // one, when only the underlying moved in between (a spot-path reprice). Speed is
+            // dΓ/dS by finite difference over the previous spot move.
             let delta = p.options_usd.delta;
+            let gamma = p.options_usd.gamma;
             if kind == RepriceKind::Spot
                 && let Some((d0, g0, s0)) = self.taylor
                 && p.index > 0.0
                 && s0 > 0.0
             {
-                let predicted = d0 + g0 * (p.index - s0);
+                let ds = p.index - s0;
+                let predicted = d0 + g0 * ds + 0.5 * self.speed * ds * ds;
                 let err = (predicted - delta).abs();
                 if err > self.stats.taylor_max_error.get() {
                     self.stats.taylor_max_error.set(err);
                 }
+                if ds != 0.0 {
+                    self.speed = (gamma - g0) / ds;
+                }
+            } else {
+                self.speed = 0.0;
             }
-            self.taylor = Some((delta, p.options_usd.gamma, p.index));
+            self.taylor = Some((delta, gamma, p.index));
             if !self.have_before
                 && self.market.fault(now).is_none()
                 && self.book.unmarked_held() == 0

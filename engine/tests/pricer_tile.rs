@@ -1,0 +1,257 @@
+//! The pricer tile driven by hand through its rings: events in, one reprice, a hedge intent
+//! out when the delta leaves its band, none while one is in flight or while the data is bad,
+//! and the fill back into the book.
+
+use keel_engine::book::Book;
+use keel_engine::exec::{Fill, FillStatus, HedgeIntent};
+use keel_engine::market::{MarketConfig, MarketState};
+use keel_engine::pipeline::feed_tile::TickMsg;
+use keel_engine::pipeline::pricer::{PricerConfig, PricerTile};
+use keel_engine::pipeline::{Consumer, Producer, TickTrace, Tile, ring};
+use keel_engine::policy::{DeltaBand, HedgeSpec};
+use keel_feeds::clock::now_ns;
+use keel_feeds::event::{DisconnectReason, EventBody, MarketEvent, OptionTicker, Side, Venue};
+use keel_feeds::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
+
+const DAY_MS: u64 = 86_400_000;
+
+fn inst(
+    name: &str,
+    kind: InstrumentKind,
+    strike: f64,
+    exp: u64,
+    right: Option<OptionRight>,
+) -> Instrument {
+    Instrument {
+        venue: Venue::Deribit,
+        name: name.into(),
+        kind,
+        base_currency: "BTC".into(),
+        quote_currency: "BTC".into(),
+        settlement_currency: "BTC".into(),
+        strike,
+        expiry_ms: exp,
+        right,
+        contract_size: if kind == InstrumentKind::Perpetual {
+            10.0
+        } else {
+            1.0
+        },
+        inverse: true,
+        tick_size: 0.5,
+        min_size: if kind == InstrumentKind::Perpetual {
+            10.0
+        } else {
+            0.1
+        },
+    }
+}
+
+struct Rig {
+    tile: PricerTile,
+    stats: std::sync::Arc<keel_engine::pipeline::pricer::PricerStats>,
+    feed: Producer<TickMsg>,
+    intents: Consumer<HedgeIntent>,
+    fills: Producer<Fill>,
+    _traces: Consumer<TickTrace>,
+    now_ms: u64,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let now_ms = now_ns() / 1_000_000;
+        let exp = now_ms + 30 * DAY_MS;
+        let mut v = Instruments::new();
+        v.insert(inst(
+            "BTC-PERPETUAL",
+            InstrumentKind::Perpetual,
+            f64::NAN,
+            0,
+            None,
+        )); // 0
+        v.insert(inst("btc_usd", InstrumentKind::Index, f64::NAN, 0, None)); // 1
+        v.insert(inst(
+            "C",
+            InstrumentKind::Option,
+            100_000.0,
+            exp,
+            Some(OptionRight::Call),
+        )); // 2
+        let market =
+            MarketState::new(&v, "BTC", Some(InstrumentId(0)), MarketConfig::default()).unwrap();
+        // Short 10 at-the-money calls: about −5 BTC of delta.
+        let book = Book::new(
+            &market,
+            &[(InstrumentId(2), "C".into(), -10.0)],
+            &[(InstrumentId(0), true)],
+            1_000,
+        )
+        .unwrap();
+        let (feed, feed_rx) = ring(1024).unwrap();
+        let (intent_tx, intents) = ring(16).unwrap();
+        let (fills, fill_rx) = ring(16).unwrap();
+        let (trace_tx, traces) = ring(1024).unwrap();
+        let cfg = PricerConfig {
+            policy: DeltaBand {
+                target: 0.0,
+                band: 0.5,
+            },
+            hedge: HedgeSpec {
+                inverse: true,
+                lot: 10.0,
+                min_amount: 10.0,
+                max_order_coin: f64::INFINITY,
+            },
+            hedge_instrument: InstrumentId(0),
+            hedge_venue: Venue::Deribit,
+            min_hedge_interval_ns: 0,
+        };
+        let (tile, stats) = PricerTile::new(
+            market,
+            book,
+            cfg,
+            vec![feed_rx],
+            intent_tx,
+            fill_rx,
+            trace_tx,
+        );
+        Self {
+            tile,
+            stats,
+            feed,
+            intents,
+            fills,
+            _traces: traces,
+            now_ms,
+        }
+    }
+
+    fn send(&mut self, id: u32, body: EventBody) {
+        let ev = MarketEvent {
+            exchange_ts_ns: self.now_ms * 1_000_000,
+            recv_ts_ns: now_ns(),
+            instrument: InstrumentId(id),
+            venue: Venue::Deribit,
+            conn: 0,
+            body,
+        };
+        self.feed
+            .push(TickMsg {
+                event: ev,
+                parsed_ns: now_ns(),
+            })
+            .unwrap();
+    }
+
+    fn market(&mut self, spot: f64) {
+        self.send(1, EventBody::Index { price: spot });
+        self.send(
+            0,
+            EventBody::Quote {
+                bid: spot - 0.5,
+                bid_size: 1e6,
+                ask: spot + 0.5,
+                ask_size: 1e6,
+            },
+        );
+        self.send(
+            2,
+            EventBody::OptionTicker(OptionTicker {
+                bid: f64::NAN,
+                bid_size: f64::NAN,
+                ask: f64::NAN,
+                ask_size: f64::NAN,
+                mark: 0.05,
+                mark_iv: 0.5,
+                bid_iv: f64::NAN,
+                ask_iv: f64::NAN,
+                underlying: spot,
+                index: spot,
+            }),
+        );
+    }
+}
+
+#[test]
+fn hedges_once_per_exposure_and_books_the_fill() {
+    let mut r = Rig::new();
+    r.market(100_000.0);
+    assert!(r.tile.step());
+    let i = r.intents.pop().expect("a hedge: −5 BTC is outside ±0.5");
+    assert_eq!(i.side, Side::Buy);
+    assert_eq!(i.amount % 10.0, 0.0);
+    assert!(i.coin_delta > 4.0 && i.coin_delta < 6.0, "{i:?}");
+    assert!(
+        i.trace.recv_ns > 0
+            && i.trace.priced_ns >= i.trace.dequeued_ns
+            && i.trace.decided_ns >= i.trace.priced_ns
+    );
+    // More ticks while it is in flight: no second order for the same exposure.
+    r.market(100_010.0);
+    r.tile.step();
+    assert!(r.intents.pop().is_none());
+    // The fill comes back: the book holds the perpetual, the delta is back in band.
+    let mut trace = i.trace;
+    trace.sent_ns = now_ns();
+    r.fills
+        .push(Fill {
+            trace,
+            intent_id: i.id,
+            filled: i.amount,
+            price: 100_000.0,
+            intent_coin_delta: i.coin_delta,
+            done_ns: now_ns(),
+            instrument: i.instrument,
+            error_code: 0,
+            status: FillStatus::Filled,
+        })
+        .unwrap();
+    r.market(100_020.0);
+    r.tile.step();
+    assert!(r.intents.pop().is_none(), "in band after the fill");
+    assert!(
+        r.stats.delta_coin.get().abs() < 0.5,
+        "{}",
+        r.stats.delta_coin.get()
+    );
+    assert_eq!(r.stats.fills.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_rejected_hedge_releases_the_exposure_and_bad_data_holds_hedges() {
+    let mut r = Rig::new();
+    r.market(100_000.0);
+    r.tile.step();
+    let i = r.intents.pop().unwrap();
+    r.fills
+        .push(Fill {
+            trace: i.trace,
+            intent_id: i.id,
+            filled: 0.0,
+            price: f64::NAN,
+            intent_coin_delta: i.coin_delta,
+            done_ns: now_ns(),
+            instrument: i.instrument,
+            error_code: 10009,
+            status: FillStatus::Rejected,
+        })
+        .unwrap();
+    // The feed drops: no hedge even though the delta is still out of band.
+    r.send(
+        u32::MAX,
+        EventBody::Disconnected {
+            reason: DisconnectReason::PeerClosed,
+        },
+    );
+    r.market(100_000.0);
+    r.tile.step();
+    assert!(r.intents.pop().is_none(), "no hedge while a feed is down");
+    assert!(r.stats.fault().is_some());
+    // Back up with fresh data: the same exposure is hedged again (the first was rejected).
+    r.send(u32::MAX, EventBody::Reconnected { attempts: 1 });
+    r.market(100_000.0);
+    r.tile.step();
+    let again = r.intents.pop().expect("hedged after reconnecting");
+    assert_eq!(again.side, Side::Buy);
+    assert_ne!(again.id, i.id);
+}
