@@ -405,11 +405,15 @@ impl Tile for PricerTile {
             {
                 self.book.cross_check_row(&self.market, row);
             }
-            if c.contains(Change::SPOT) || c.contains(Change::VOL) {
-                moves += 1;
-                // The newest price-moving tick is the one the reprice answers.
+            if (c.contains(Change::SPOT) || c.contains(Change::VOL)) && moves == 0 {
+                // The trace follows the oldest price-moving tick of the batch: the one that
+                // waited longest for this reprice (the worst case, not the best).
                 trace.recv_ns = msg.event.recv_ts_ns;
                 trace.parsed_ns = msg.parsed_ns;
+                trace.dequeued_ns = if n == 1 { dequeued } else { clock::now_ns() };
+            }
+            if c.contains(Change::SPOT) || c.contains(Change::VOL) {
+                moves += 1;
             }
             change |= c;
         }
@@ -427,7 +431,6 @@ impl Tile for PricerTile {
                 .skipped_ticks
                 .fetch_add(moves - 1, Ordering::Relaxed);
         }
-        trace.dequeued_ns = dequeued;
         let kind = self.book.reprice(&mut self.market, change);
         let now = clock::now_ns();
         let p = self.book.aggregate(&self.market);
