@@ -3,8 +3,8 @@
 //! `std::sync::mpsc::sync_channel`, between two threads pinned to two different cores, in one
 //! process, with the same message, capacity and method for all four.
 //!
-//! Latency: the producer sends one message every `--gap-ns` (busy-waiting between sends, so the
-//! queue is almost always empty and the figure is the hop, not queueing), stamping it with the
+//! Latency: the producer sends one message `--gap-ns` after the previous one (busy-waiting
+//! between sends, so the queue is almost always empty and the figure is the hop, not queueing), stamping it with the
 //! clock just before the send attempt that succeeds; the consumer busy-polls and records
 //! now − stamp into an HDR histogram. The clock is the TSC (`rdtsc`, calibrated against
 //! `Instant`) when the CPU says it is constant and non-stop, else `Instant` from a shared epoch;
@@ -296,12 +296,14 @@ where
                 stamp: 0,
                 words: [7; W],
             };
+            // Each send waits `gap` after the previous one succeeded (not on a fixed schedule):
+            // after a preemption the producer does not burst to catch up, so the figure stays
+            // the hop and not the queueing behind a stall.
             let mut next = clock.now();
             for i in 0..WARMUP + n {
                 while clock.now() < next {
                     core::hint::spin_loop();
                 }
-                next = next.wrapping_add(gap);
                 if W > 0 {
                     m.words[0] = i;
                 }
@@ -312,6 +314,7 @@ where
                     }
                     core::hint::spin_loop();
                 }
+                next = m.stamp.wrapping_add(gap);
             }
             m.stamp = STOP;
             while !tx.try_send(m) {
@@ -496,6 +499,9 @@ struct Machine {
     /// Half the round trip of one cache line between the two cores (p50): the floor of any
     /// one-way hop on this machine.
     cache_line_one_way_ns: u64,
+    /// /proc/loadavg (1, 5, 15 min) when the run ended: above the core count means other jobs
+    /// shared the two cores and the figures include their preemptions.
+    load_average: String,
 }
 
 #[derive(Serialize)]
@@ -638,6 +644,9 @@ pub fn run(a: &Args) -> Result<()> {
             clock: clock.describe(),
             clock_read_ns: clock.read_cost_ns(),
             cache_line_one_way_ns: floor,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|_| "unknown".into()),
         },
         message_bytes: a.bytes,
         capacity: a.capacity,
@@ -679,8 +688,8 @@ fn print_table(r: &Report) {
         m.clock, m.clock_read_ns, r.gap_ns
     );
     println!(
-        "hardware floor: one cache line between the two cores takes {} ns one way (p50, half a round trip)",
-        m.cache_line_one_way_ns
+        "hardware floor: one cache line between the two cores takes {} ns one way (p50, half a round trip); load average {}",
+        m.cache_line_one_way_ns, m.load_average
     );
     println!(
         "{:<32} {:>8} {:>8} {:>9} {:>10} {:>12} {:>10}",
