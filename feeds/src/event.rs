@@ -190,6 +190,17 @@ pub enum EventBody {
         /// Reconnection attempts it took.
         attempts: u32,
     },
+    /// One subscription (this instrument's ticker or book; [`InstrumentId::NONE`] for a
+    /// subscription without an instrument) has been silent longer than its limit while its
+    /// connection stays up: stop hedging on it at once. Emitted once per silence.
+    Stale {
+        /// Local time ([`crate::clock::now_ns`]) of its last data, or of the start of the
+        /// wait when none came since the (re)connection.
+        since_ns: u64,
+    },
+    /// Data flows again on a subscription reported [`EventBody::Stale`] (emitted just before
+    /// that data).
+    Fresh,
 }
 
 /// Why a connection dropped.

@@ -8,6 +8,7 @@
 pub mod book_sync;
 pub mod clock;
 pub mod event;
+pub mod freshness;
 pub mod instrument;
 pub mod net;
 pub mod session;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::book_sync::{DepthSync, DepthSyncConfig, DepthSyncStats, SnapshotFetcher};
 use crate::event::{DisconnectReason, MarketEvent, Venue};
+use crate::freshness::{Freshness, StreamKind};
 use crate::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, OptionRight};
 use crate::net::url::{Scheme, Url, UrlError};
 use crate::net::{Outbox, Session};
@@ -28,6 +29,8 @@ const LOG_EVERY_NS: u64 = 1_000_000_000;
 const CLIENT_PING_NS: u64 = 15_000_000_000;
 /// Deribit heartbeat interval asked for with `public/set_heartbeat`, seconds.
 const DERIBIT_HEARTBEAT_S: u32 = 10;
+/// Default silence limit of one subscription ([`crate::freshness`]).
+pub const DEFAULT_SUBSCRIPTION_STALE: Duration = Duration::from_secs(5);
 
 /// One venue connection's protocol: subscriptions, heartbeats, gap recovery and parsing.
 pub struct VenueSession {
@@ -51,6 +54,8 @@ pub struct VenueSession {
     opens: u64,
     /// Binance books kept from REST snapshots (depth streams), if subscribed.
     depth: Option<DepthFeed>,
+    /// Per-subscription staleness.
+    fresh: Freshness,
 }
 
 /// A Binance session's depth books: their synchronisation and the snapshot fetcher.
@@ -142,9 +147,17 @@ pub struct BinanceSessionBuilder<'a> {
     depth_limit: u32,
     sync: DepthSyncConfig,
     http_timeout: Duration,
+    stale_after: Option<Duration>,
 }
 
 impl BinanceSessionBuilder<'_> {
+    /// Silence limit of every subscription (bookTicker, depth); default
+    /// [`DEFAULT_SUBSCRIPTION_STALE`], None: never stale.
+    pub fn stale_after(mut self, limit: Option<Duration>) -> Self {
+        self.stale_after = limit;
+        self
+    }
+
     /// Also subscribe to `{symbol}@depth@100ms` and keep books from REST snapshots.
     pub fn depth(mut self, on: bool) -> Self {
         self.depth = on;
@@ -235,6 +248,13 @@ impl BinanceSessionBuilder<'_> {
         let refs: Vec<&str> = streams.iter().map(String::as_str).collect();
         let mut subscribe = Vec::new();
         venues::binance::subscribe(&mut subscribe, 1, &refs);
+        let mut tracked: Vec<(InstrumentId, StreamKind)> = symbols
+            .iter()
+            .map(|(i, _)| (*i, StreamKind::Data))
+            .collect();
+        if depth.is_some() {
+            tracked.extend(symbols.iter().map(|(i, _)| (*i, StreamKind::Book)));
+        }
         let mut session = VenueSession::new(
             Venue::Binance,
             Box::new(BinanceParser::new(self.market, self.instruments)),
@@ -242,7 +262,9 @@ impl BinanceSessionBuilder<'_> {
             vec![1],
             Vec::new(),
             None,
-        );
+        )
+        .tracking(&tracked)
+        .with_stale_after(self.stale_after);
         session.depth = depth;
         Ok(session)
     }
@@ -253,6 +275,7 @@ impl VenueSession {
     /// `deribit_price_index.{name}` for indices, `book.{name}.100ms` too when `books`.
     pub fn deribit(instruments: &Instruments, books: bool) -> Self {
         let mut channels = Vec::new();
+        let mut streams = Vec::new();
         let mut book_resubscribe = vec![None; instruments.len()];
         for (id, inst) in instruments
             .iter()
@@ -261,10 +284,13 @@ impl VenueSession {
             match inst.kind {
                 InstrumentKind::Index => {
                     channels.push(format!("deribit_price_index.{}", inst.name));
+                    streams.push((id, StreamKind::Data));
                 }
                 _ => {
                     channels.push(format!("ticker.{}.100ms", inst.name));
+                    streams.push((id, StreamKind::Data));
                     if books {
+                        streams.push((id, StreamKind::Book));
                         let ch = format!("book.{}.100ms", inst.name);
                         // A fresh subscription starts with a snapshot: unsubscribe, subscribe.
                         let mut unsub = Vec::new();
@@ -290,6 +316,7 @@ impl VenueSession {
             book_resubscribe,
             None,
         )
+        .tracking(&streams)
     }
 
     /// A Binance session (`market` spot or USDⓈ-M futures): `{symbol}@bookTicker` per
@@ -318,6 +345,7 @@ impl VenueSession {
             depth_limit: 1000,
             sync: DepthSyncConfig::default(),
             http_timeout: Duration::from_secs(10),
+            stale_after: Some(DEFAULT_SUBSCRIPTION_STALE),
         }
     }
 
@@ -344,6 +372,11 @@ impl VenueSession {
             .collect();
         let mut subscribe = Vec::new();
         venues::okx::subscribe(&mut subscribe, Some(1), &args);
+        let streams: Vec<_> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Okx)
+            .map(|(id, _)| (id, StreamKind::Data))
+            .collect();
         Self::new(
             Venue::Okx,
             Box::new(OkxParser::new(instruments)),
@@ -352,6 +385,7 @@ impl VenueSession {
             Vec::new(),
             Some(b"ping".to_vec()),
         )
+        .tracking(&streams)
     }
 
     /// A Bybit session: `tickers.{symbol}` per instrument; `{"op":"ping"}` every 15 s.
@@ -366,6 +400,11 @@ impl VenueSession {
         venues::bybit::subscribe(&mut subscribe, Some(1), &refs);
         let mut ping = Vec::new();
         venues::bybit::ping(&mut ping, None);
+        let streams: Vec<_> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Bybit)
+            .map(|(id, _)| (id, StreamKind::Data))
+            .collect();
         Self::new(
             Venue::Bybit,
             Box::new(BybitParser::new(instruments)),
@@ -374,6 +413,7 @@ impl VenueSession {
             Vec::new(),
             Some(ping),
         )
+        .tracking(&streams)
     }
 
     /// An Ethereum node session: `eth_subscribe newHeads`.
@@ -411,7 +451,38 @@ impl VenueSession {
             suppressed: 0,
             opens: 0,
             depth: None,
+            fresh: Freshness::new(venue, &[], None),
         }
+    }
+
+    /// Tracks these subscriptions' staleness with the default limit.
+    fn tracking(mut self, streams: &[(InstrumentId, StreamKind)]) -> Self {
+        self.fresh = Freshness::new(self.venue, streams, Some(DEFAULT_SUBSCRIPTION_STALE));
+        self
+    }
+
+    /// Sets every subscription's silence limit (default
+    /// [`DEFAULT_SUBSCRIPTION_STALE`]; None: never stale, leaving only the connection-wide
+    /// limit).
+    pub fn with_stale_after(mut self, limit: Option<Duration>) -> Self {
+        self.fresh.set_default(limit);
+        self
+    }
+
+    /// Sets one subscription's silence limit (its ticker/index with `book` false, its book
+    /// with `book` true); false if the session has no such subscription.
+    pub fn set_stale_after(
+        &mut self,
+        instrument: InstrumentId,
+        book: bool,
+        limit: Option<Duration>,
+    ) -> bool {
+        let kind = if book {
+            StreamKind::Book
+        } else {
+            StreamKind::Data
+        };
+        self.fresh.set_limit(instrument, kind, limit)
     }
 
     /// The parser's counters (messages, events, unknown instruments, malformed).
@@ -447,6 +518,7 @@ impl Session for VenueSession {
 
     fn on_open(&mut self, out: &mut Outbox<'_>) {
         self.opens += 1;
+        self.fresh.on_open();
         // A new subscription starts every book with a snapshot.
         self.parser.reset_books();
         if let Some(d) = &mut self.depth {
@@ -465,6 +537,8 @@ impl Session for VenueSession {
         out: &mut Outbox<'_>,
         emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
+        let fresh = &mut self.fresh;
+        let emit = &mut |ev: MarketEvent| fresh.pass(ev, emit);
         if let Some(d) = &mut self.depth
             && d.fetcher.in_flight() > 0
         {
@@ -514,13 +588,15 @@ impl Session for VenueSession {
         out: &mut Outbox<'_>,
         emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
+        let fresh = &mut self.fresh;
         if let Some(d) = &mut self.depth {
-            d.poll(&mut *self.parser, emit);
+            d.poll(&mut *self.parser, &mut |ev| fresh.pass(ev, emit));
             let DepthFeed { sync, fetcher } = d;
             sync.on_timer(now_ns, &mut |slot, generation| {
                 fetcher.request(slot, generation)
             });
         }
+        fresh.on_timer(now_ns, emit);
         if let Some(ping) = &self.ping
             && now_ns.saturating_sub(self.last_ping_ns) >= CLIENT_PING_NS
         {
@@ -718,5 +794,169 @@ mod tests {
             instrument_from_name(Venue::Okx, "BTC-USD-231229-40000-P", false).right,
             Some(OptionRight::Put)
         );
+    }
+}
+
+#[cfg(test)]
+mod staleness_tests {
+    use super::*;
+    use crate::event::EventBody;
+    use crate::net::ws::FrameEncoder;
+
+    const S: u64 = 1_000_000_000;
+
+    /// Drives a session by hand with a fake clock: `on_open`, then (time, payload) messages
+    /// and timer ticks; returns the Stale/Fresh events with their instruments.
+    struct Driver {
+        session: VenueSession,
+        enc: FrameEncoder,
+        buf: Vec<u8>,
+        seen: Vec<(InstrumentId, EventBody)>,
+    }
+
+    impl Driver {
+        fn new(mut session: VenueSession) -> Self {
+            let mut enc = FrameEncoder::with_seed(9);
+            let mut buf = Vec::new();
+            session.on_open(&mut Outbox::new(&mut enc, &mut buf));
+            Self {
+                session,
+                enc,
+                buf,
+                seen: Vec::new(),
+            }
+        }
+
+        fn message(&mut self, at: u64, payload: &str) {
+            let seen = &mut self.seen;
+            let mut out = Outbox::new(&mut self.enc, &mut self.buf);
+            self.session
+                .on_message(payload.as_bytes(), at, &mut out, &mut |ev| {
+                    if matches!(ev.body, EventBody::Stale { .. } | EventBody::Fresh) {
+                        seen.push((ev.instrument, ev.body));
+                    }
+                })
+                .unwrap();
+        }
+
+        fn timer(&mut self, at: u64) {
+            let seen = &mut self.seen;
+            let mut out = Outbox::new(&mut self.enc, &mut self.buf);
+            self.session
+                .on_timer(at, &mut out, &mut |ev| {
+                    if matches!(ev.body, EventBody::Stale { .. } | EventBody::Fresh) {
+                        seen.push((ev.instrument, ev.body));
+                    }
+                })
+                .unwrap();
+        }
+    }
+
+    fn deribit_perp(ts_ms: u64) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"ticker.BTC-PERPETUAL.100ms","data":{{"timestamp":{ts_ms},"state":"open","index_price":92263.55,"instrument_name":"BTC-PERPETUAL","mark_price":92281.78,"best_ask_price":92284.0,"best_bid_price":92283.5,"best_ask_amount":186520.0,"best_bid_amount":117660.0}}}}}}"#
+        )
+    }
+
+    fn deribit_index(ts_ms: u64) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"deribit_price_index.btc_usd","data":{{"timestamp":{ts_ms},"price":92263.55,"index_name":"btc_usd"}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_silent_deribit_index_goes_stale_while_the_perpetual_flows() {
+        let mut reg = Instruments::new();
+        let perp = register(&mut reg, Venue::Deribit, "BTC-PERPETUAL", false);
+        let index = register(&mut reg, Venue::Deribit, "btc_usd", false);
+        let mut d = Driver::new(VenueSession::deribit(&reg, false));
+        let t0 = 1_000 * S;
+        d.timer(t0); // arms the clocks
+        for k in 1..=8 {
+            d.message(t0 + k * S, &deribit_perp(k));
+            if k == 1 {
+                d.message(t0 + S, &deribit_index(1));
+            }
+            d.timer(t0 + k * S + S / 2);
+        }
+        // The index's last data was at t0 + 1 s: stale once its 5 s passed, the perpetual never.
+        assert_eq!(
+            d.seen,
+            [(index, EventBody::Stale { since_ns: t0 + S })],
+            "{:?}",
+            d.seen
+        );
+        d.message(t0 + 9 * S, &deribit_index(9));
+        assert_eq!(d.seen[1], (index, EventBody::Fresh));
+        assert!(d.seen.iter().all(|(i, _)| *i != perp));
+        // A per-subscription limit: the perpetual at 1 s.
+        assert!(
+            d.session
+                .set_stale_after(perp, false, Some(Duration::from_secs(1)))
+        );
+        assert!(
+            !d.session.set_stale_after(perp, true, None),
+            "no book subscribed"
+        );
+        d.timer(t0 + 10 * S + 1);
+        assert_eq!(
+            d.seen[2],
+            (
+                perp,
+                EventBody::Stale {
+                    since_ns: t0 + 8 * S
+                }
+            )
+        );
+    }
+
+    fn book_ticker(sym: &str) -> String {
+        format!(
+            r#"{{"e":"bookTicker","u":1,"E":1,"T":1,"s":"{sym}","b":"100.0","B":"1.0","a":"101.0","A":"1.0"}}"#
+        )
+    }
+
+    #[test]
+    fn a_silent_binance_symbol_goes_stale_and_fresh_again() {
+        let mut reg = Instruments::new();
+        let btc = register(&mut reg, Venue::Binance, "BTCUSDT", false);
+        let eth = register(&mut reg, Venue::Binance, "ETHUSDT", false);
+        let session = VenueSession::binance_builder(&reg, BinanceMarket::UsdmFutures)
+            .stale_after(Some(Duration::from_secs(2)))
+            .build()
+            .unwrap();
+        let mut d = Driver::new(session);
+        let t0 = 50 * S;
+        d.timer(t0);
+        d.message(t0 + S / 10, &book_ticker("ETHUSDT"));
+        for k in 1..=6 {
+            d.message(t0 + k * S, &book_ticker("BTCUSDT"));
+            d.timer(t0 + k * S + 1);
+        }
+        assert_eq!(
+            d.seen,
+            [(
+                eth,
+                EventBody::Stale {
+                    since_ns: t0 + S / 10
+                }
+            )]
+        );
+        // A reconnection restarts the clocks but keeps the flag until data returns.
+        d.session.on_open(&mut Outbox::new(&mut d.enc, &mut d.buf));
+        d.timer(t0 + 7 * S);
+        d.message(t0 + 7 * S, &book_ticker("ETHUSDT"));
+        assert_eq!(d.seen[1], (eth, EventBody::Fresh));
+        assert!(d.seen.iter().all(|(i, _)| *i != btc));
+        assert_eq!(d.seen.len(), 2);
+        // None: never stale.
+        let never = VenueSession::binance_builder(&reg, BinanceMarket::UsdmFutures)
+            .stale_after(None)
+            .build()
+            .unwrap();
+        let mut d = Driver::new(never);
+        d.timer(t0);
+        d.timer(t0 + 1_000 * S);
+        assert!(d.seen.is_empty());
     }
 }

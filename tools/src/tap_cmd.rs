@@ -242,7 +242,11 @@ pub fn run(args: &TapArgs) -> Result<()> {
 fn is_market(b: &EventBody) -> bool {
     !matches!(
         b,
-        EventBody::Connected | EventBody::Disconnected { .. } | EventBody::Reconnected { .. }
+        EventBody::Connected
+            | EventBody::Disconnected { .. }
+            | EventBody::Reconnected { .. }
+            | EventBody::Stale { .. }
+            | EventBody::Fresh
     )
 }
 
@@ -260,6 +264,8 @@ fn kind_name(b: &EventBody) -> &'static str {
         EventBody::Connected => "connected",
         EventBody::Disconnected { .. } => "disconnected",
         EventBody::Reconnected { .. } => "reconnected",
+        EventBody::Stale { .. } => "stale",
+        EventBody::Fresh => "fresh",
     }
 }
 
@@ -376,6 +382,8 @@ pub fn json_line(ev: &MarketEvent, reg: &Instruments) -> Value {
         EventBody::Connected => {}
         EventBody::Disconnected { reason } => set("reason", json!(format!("{reason:?}"))),
         EventBody::Reconnected { attempts } => set("attempts", json!(attempts)),
+        EventBody::Stale { since_ns } => set("since_ns", json!(since_ns)),
+        EventBody::Fresh => {}
     }
     o
 }
