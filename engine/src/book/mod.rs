@@ -291,6 +291,13 @@ impl Book {
             .filter(|&&r| !self.marked[r as usize])
             .count()
     }
+    /// Held rows whose subscription is stale (their marks are old).
+    pub fn stale_held(&self, market: &MarketState) -> usize {
+        self.held
+            .iter()
+            .filter(|&&r| market.is_stale(market.options()[r as usize].id))
+            .count()
+    }
     /// Largest differences against the venue's Greeks so far.
     pub fn cross_check(&self) -> CrossCheck {
         self.cross

@@ -160,6 +160,9 @@ pub enum DataFault {
     NoHedgeQuote,
     /// A held option has no volatility mark or forward yet.
     Unmarked,
+    /// A subscription the hedge depends on (the index, the hedge instrument, a held option)
+    /// went silent past its own limit (the session's `Stale` event).
+    StaleSubscription,
 }
 
 impl DataFault {
@@ -171,6 +174,7 @@ impl DataFault {
             DataFault::Disconnected => "disconnected",
             DataFault::NoHedgeQuote => "no_hedge_quote",
             DataFault::Unmarked => "unmarked",
+            DataFault::StaleSubscription => "stale_subscription",
         }
     }
 }
@@ -260,6 +264,10 @@ pub struct MarketState {
     counters: MarketCounters,
     vol_changed: Vec<u32>,
     vol_changed_flag: Vec<bool>,
+    /// Per instrument id: its subscription is stale (a `Stale` event, until `Fresh`).
+    stale: Vec<bool>,
+    /// Stale subscriptions among the index and the hedge instrument.
+    stale_critical: u32,
 }
 
 fn rows_key(i: &keel_feeds::instrument::Instrument) -> (u64, u64, u8) {
@@ -409,6 +417,8 @@ impl MarketState {
             counters: MarketCounters::default(),
             vol_changed: Vec::with_capacity(rows),
             vol_changed_flag: vec![false; rows],
+            stale: vec![false; n],
+            stale_critical: 0,
         })
     }
 
@@ -506,10 +516,18 @@ impl MarketState {
         self.vol_changed.clear();
     }
 
+    /// True while the instrument's subscription is stale (its session said `Stale`).
+    pub fn is_stale(&self, id: InstrumentId) -> bool {
+        self.stale.get(id.0 as usize).copied().unwrap_or(false)
+    }
+
     /// Why data cannot drive a hedge at local time `now_ns`, or `None` when it can.
     pub fn fault(&self, now_ns: u64) -> Option<DataFault> {
         if self.down != 0 {
             return Some(DataFault::Disconnected);
+        }
+        if self.stale_critical > 0 {
+            return Some(DataFault::StaleSubscription);
         }
         // An index seen only inside another instrument's message (a perpetual's mark) is not
         // a fresh index source.
@@ -549,6 +567,24 @@ impl MarketState {
                 self.down &= !(1u128 << (ev.conn & 127));
                 // Data from before the gap must not count as fresh.
                 self.index_recv_ns = self.index_recv_ns.min(ev.recv_ts_ns);
+                Change::CONNECTION
+            }
+            EventBody::Stale { .. } | EventBody::Fresh => {
+                let now = matches!(ev.body, EventBody::Stale { .. });
+                let Some(slot) = self.stale.get_mut(id.0 as usize) else {
+                    return self.ignore();
+                };
+                if *slot == now {
+                    return Change::NONE;
+                }
+                *slot = now;
+                if self.index_ids.contains(&id) || Some(id) == self.hedge {
+                    if now {
+                        self.stale_critical += 1;
+                    } else {
+                        self.stale_critical = self.stale_critical.saturating_sub(1);
+                    }
+                }
                 Change::CONNECTION
             }
             EventBody::Index { price } if self.index_ids.contains(&id) => {
@@ -981,6 +1017,38 @@ pub(crate) mod tests {
         m.apply(&r);
         // Back up, but nothing fresh since: stale until the next index.
         assert_eq!(m.fault(5_000 + 1_500), Some(DataFault::StaleIndex));
+    }
+
+    #[test]
+    fn a_stale_index_subscription_holds_hedges_until_fresh() {
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig {
+                stale_after_ns: 1_000_000,
+            },
+        )
+        .unwrap();
+        m.apply(&ev(1, EventBody::Index { price: 100_000.0 }));
+        m.apply(&ev(
+            0,
+            EventBody::Quote {
+                bid: 1.0,
+                bid_size: 1.0,
+                ask: 2.0,
+                ask_size: 1.0,
+            },
+        ));
+        assert_eq!(m.fault(1_000), None);
+        m.apply(&ev(1, EventBody::Stale { since_ns: 1 }));
+        m.apply(&ev(1, EventBody::Stale { since_ns: 1 }));
+        assert_eq!(m.fault(1_000), Some(DataFault::StaleSubscription));
+        // A stale option does not hold the whole book (the pricer checks held ones).
+        m.apply(&ev(4, EventBody::Stale { since_ns: 1 }));
+        assert!(m.is_stale(InstrumentId(4)));
+        m.apply(&ev(1, EventBody::Fresh));
+        assert_eq!(m.fault(1_000), None);
     }
 
     #[test]

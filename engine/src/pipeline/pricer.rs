@@ -126,12 +126,13 @@ impl PricerStats {
     }
 }
 
-const FAULTS: [DataFault; 5] = [
+const FAULTS: [DataFault; 6] = [
     DataFault::NoIndex,
     DataFault::StaleIndex,
     DataFault::Disconnected,
     DataFault::NoHedgeQuote,
     DataFault::Unmarked,
+    DataFault::StaleSubscription,
 ];
 
 /// The pricer's hedging settings.
@@ -293,6 +294,8 @@ impl PricerTile {
     fn check_data(&mut self, now: u64) -> Option<DataFault> {
         let fault = self.market.fault(now).or(if self.book.unmarked_held() > 0 {
             Some(DataFault::Unmarked)
+        } else if self.book.stale_held(&self.market) > 0 {
+            Some(DataFault::StaleSubscription)
         } else {
             None
         });
