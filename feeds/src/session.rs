@@ -356,20 +356,43 @@ impl VenueSession {
 
     /// An OKX session: `tickers` per instrument; the text `ping` every 15 s.
     pub fn okx(instruments: &Instruments) -> Self {
-        let names: Vec<&str> = instruments
+        let ours: Vec<&Instrument> = instruments
             .iter()
             .filter(|(_, i)| i.venue == Venue::Okx)
-            .map(|(_, i)| i.name.as_str())
+            .map(|(_, i)| i)
             .collect();
-        let args: Vec<venues::okx::OkxArg<'_>> = names
+        // Option families (`BTC-USD` of `BTC-USD-231229-40000-P`) for opt-summary, once each.
+        let mut families: Vec<&str> = ours
             .iter()
-            .map(|n| venues::okx::OkxArg {
-                channel: "tickers",
-                inst_id: Some(n),
+            .filter(|i| i.kind == InstrumentKind::Option)
+            .filter_map(|i| {
+                i.name
+                    .match_indices('-')
+                    .nth(1)
+                    .map(|(at, _)| &i.name[..at])
+            })
+            .collect();
+        families.sort_unstable();
+        families.dedup();
+        let mut args: Vec<venues::okx::OkxArg<'_>> = ours
+            .iter()
+            .map(|i| venues::okx::OkxArg {
+                channel: if i.kind == InstrumentKind::Index {
+                    "index-tickers"
+                } else {
+                    "tickers"
+                },
+                inst_id: Some(i.name.as_str()),
                 inst_family: None,
                 inst_type: None,
             })
             .collect();
+        args.extend(families.iter().map(|f| venues::okx::OkxArg {
+            channel: "opt-summary",
+            inst_id: None,
+            inst_family: Some(f),
+            inst_type: None,
+        }));
         let mut subscribe = Vec::new();
         venues::okx::subscribe(&mut subscribe, Some(1), &args);
         let streams: Vec<_> = instruments
@@ -657,6 +680,10 @@ pub fn instrument_from_name(venue: Venue, name: &str, spot: bool) -> Instrument 
             }
         }
         Venue::Ethereum => base(InstrumentKind::Index, false),
+        // OKX indices are `BASE-USD` (`index-tickers`); its spot pairs quote USDT/USDC.
+        Venue::Okx if name.split('-').count() == 2 && name.ends_with("-USD") => {
+            base(InstrumentKind::Index, false)
+        }
         _ if spot => base(InstrumentKind::Spot, false),
         _ => base(InstrumentKind::Perpetual, false),
     }
@@ -694,6 +721,38 @@ mod tests {
             .into_iter()
             .map(|(_, _, p)| String::from_utf8(p).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn okx_subscribes_tickers_option_summaries_per_family_and_indices() {
+        let mut reg = Instruments::new();
+        for n in [
+            "BTC-USDT",
+            "BTC-USD-231229-40000-P",
+            "BTC-USD-231229-45000-C",
+            "ETH-USD-231229-2000-C",
+            "BTC-USD",
+        ] {
+            register(&mut reg, Venue::Okx, n, false);
+        }
+        let mut s = VenueSession::okx(&reg);
+        let sent = opened(&mut s);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let v: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+        let args = v["args"].as_array().unwrap();
+        let has = |ch: &str, key: &str, val: &str| {
+            args.iter().any(|a| a["channel"] == ch && a[key] == val)
+        };
+        assert!(has("tickers", "instId", "BTC-USDT"), "{v}");
+        assert!(has("tickers", "instId", "BTC-USD-231229-40000-P"), "{v}");
+        assert!(has("index-tickers", "instId", "BTC-USD"), "{v}");
+        assert!(has("opt-summary", "instFamily", "BTC-USD"), "{v}");
+        assert!(has("opt-summary", "instFamily", "ETH-USD"), "{v}");
+        let families = args
+            .iter()
+            .filter(|a| a["channel"] == "opt-summary")
+            .count();
+        assert_eq!(families, 2, "one opt-summary per family: {v}");
     }
 
     #[test]

@@ -397,3 +397,105 @@ fn bad_flags_are_one_line_errors() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+fn fixture(path: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/venues")
+        .join(path);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    v.to_string()
+}
+
+/// Runs `keel tap` against the Python server playing `messages` after the client's first
+/// message (its subscription), and returns the JSON lines.
+fn tap_scripted(
+    venue: &str,
+    url_flag: &str,
+    path: &str,
+    instruments: &str,
+    messages: &[String],
+    n: &str,
+) -> Vec<Value> {
+    let mut steps = vec![serde_json::json!({"wait_recv": 1})];
+    steps.extend(messages.iter().map(|m| serde_json::json!({"send": m})));
+    let script = serde_json::json!({"connections": [steps], "default": [{"silent": true}]});
+    let (_srv, port) = python_server(&script, None);
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let mut args = vec![
+        "tap",
+        "--venue",
+        venue,
+        url_flag,
+        &url,
+        "--max-events",
+        n,
+        "--json",
+    ];
+    if !instruments.is_empty() {
+        args.extend(["--instruments", instruments]);
+    }
+    json_lines(&keel(&args))
+}
+
+#[test]
+fn taps_okx_bybit_and_eth_from_an_independent_server() {
+    // OKX: a spot ticker, an option ticker family's opt-summary (Greeks and vols) and an index.
+    let index = r#"{"arg":{"channel":"index-tickers","instId":"BTC-USD"},"data":[{"instId":"BTC-USD","idxPx":"43350.1","high24h":"1","low24h":"1","open24h":"1","sodUtc0":"1","sodUtc8":"1","ts":"1597026383085"}]}"#;
+    let lines = tap_scripted(
+        "okx",
+        "--okx-url",
+        "/ws/v5/public",
+        "BTC-USDT,BTC-USD-231229-40000-P,BTC-USD",
+        &[
+            fixture("okx/tickers.json"),
+            fixture("okx/opt_summary.json"),
+            index.to_string(),
+        ],
+        "4",
+    );
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert!(kinds.contains(&"quote"), "{lines:#?}");
+    assert!(kinds.contains(&"index"), "{lines:#?}");
+    assert!(
+        kinds.contains(&"option_ticker") || kinds.contains(&"venue_greeks"),
+        "{lines:#?}"
+    );
+    let quote = lines.iter().find(|l| l["kind"] == "quote").unwrap();
+    assert_eq!(quote["instrument"], "BTC-USDT");
+    assert_eq!(quote["bid"], 8888.88);
+    // Bybit: an option ticker.
+    let lines = tap_scripted(
+        "bybit",
+        "--bybit-url",
+        "/v5/public/option",
+        "BTC-6JAN23-17500-C",
+        &[fixture("bybit/option_ticker.json")],
+        "1",
+    );
+    let t = lines
+        .iter()
+        .find(|l| l["kind"] == "option_ticker")
+        .expect("an option ticker");
+    assert_eq!(t["instrument"], "BTC-6JAN23-17500-C");
+    assert_eq!(t["iv"], 0.4896);
+    // Ethereum: the subscription id, then a head.
+    let head = r#"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x1","result":{"number":"0x1312d00","baseFeePerGas":"0x3b9aca00","gasUsed":"0xe4e1c0","gasLimit":"0x1c9c380","timestamp":"0x65f5a1c3"}}}"#;
+    let lines = tap_scripted(
+        "eth",
+        "--eth-url",
+        "/",
+        "",
+        &[
+            r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#.to_string(),
+            head.to_string(),
+        ],
+        "1",
+    );
+    let h = lines
+        .iter()
+        .find(|l| l["kind"] == "chain_head")
+        .expect("a chain head");
+    assert_eq!(h["number"], 20_000_000);
+    assert_eq!(h["base_fee"], 1_000_000_000u64);
+    assert_eq!(h["gas_limit"], 30_000_000);
+}
