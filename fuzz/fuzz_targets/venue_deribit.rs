@@ -1,5 +1,6 @@
-//! The deribit parser on arbitrary payloads: never panics, and a rejected message emits nothing
-//! (messages are all-or-nothing).
+//! The deribit parser on arbitrary payloads: never panics, a rejected message emits nothing
+//! (messages are all-or-nothing), and the ticker fast path (after learning the fixture's shape)
+//! gives the same answer and events as the general path alone.
 #![no_main]
 
 use keel_feeds::session::register;
@@ -31,13 +32,24 @@ fn PARSER(r: &Instruments) -> impl VenueParser {
     (|r: &Instruments| keel_feeds::venues::DeribitParser::new(r))(r)
 }
 
+/// The ticker fixture, compact: parsed first so that the fast path has learned its shape and
+/// mutations of it reach both fast stages.
+const TICKER: &[u8] = br#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-26JUN26-100000-C.100ms","data":{"timestamp":1752057345721,"state":"open","stats":{"high":null,"low":null,"price_change":null,"volume":0,"volume_usd":0},"greeks":{"delta":0.71138,"gamma":1e-05,"vega":389.29255,"theta":-25.13021,"rho":524.77921},"index_price":108827.5,"instrument_name":"BTC-26JUN26-100000-C","last_price":0.247,"settlement_price":0.24231149,"min_price":0.1975,"max_price":0.3015,"open_interest":1.2,"mark_price":0.2425,"best_bid_price":0.2395,"mark_iv":45.43,"ask_iv":46.18,"bid_iv":44.54,"underlying_price":116086.34,"underlying_index":"BTC-26JUN26","best_ask_price":0.245,"interest_rate":0,"estimated_delivery_price":108827.5,"best_ask_amount":2,"best_bid_amount":2}}}"#;
+
 fuzz_target!(|data: &[u8]| {
     let mut parser = PARSER(registry());
-    let mut emitted = 0usize;
-    let res = parser.parse(data, 1, &mut |_| emitted += 1);
+    let _ = parser.parse(TICKER, 0, &mut |_| {});
+    let mut emitted = Vec::new();
+    let res = parser.parse(data, 1, &mut |e| emitted.push(e));
     if res.is_err() {
-        assert_eq!(emitted, 0, "a rejected message emitted events");
+        assert!(emitted.is_empty(), "a rejected message emitted events");
     }
+    // The ticker fast path answers exactly as the general path does.
+    let mut general = keel_feeds::venues::DeribitParser::new(registry());
+    let mut expected = Vec::new();
+    let want = general.parse_general(data, 1, &mut |e| expected.push(e));
+    assert_eq!(format!("{res:?}"), format!("{want:?}"), "fast and general paths differ");
+    assert_eq!(format!("{emitted:?}"), format!("{expected:?}"), "events differ");
     // The parser stays usable after any input.
     let _ = parser.parse(b"{}", 2, &mut |_| {});
 });

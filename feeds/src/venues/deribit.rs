@@ -11,6 +11,7 @@
 //! `SequenceGap`, reports [`Parsed::Gap`], and drops that instrument's changes until its next
 //! snapshot. Must never allocate per message or panic on any input.
 
+mod fast;
 pub mod instruments;
 
 pub use instruments::{NameError, OptionName, parse_instruments, parse_option_name};
@@ -95,6 +96,8 @@ pub struct DeribitParser {
     books: Vec<BookSeq>,
     staged: Staged,
     stats: ParserStats,
+    /// The `ticker.*` fast path's index and learned shapes (boxed: a few KiB).
+    ticker: Box<fast::TickerPath>,
 }
 
 impl DeribitParser {
@@ -107,6 +110,7 @@ impl DeribitParser {
             books,
             staged: Staged::new(),
             stats: ParserStats::default(),
+            ticker: Box::new(fast::TickerPath::new()),
         }
     }
 
@@ -129,7 +133,28 @@ impl DeribitParser {
     }
 
     /// Parses one complete payload; see [`Parsed`] for what comes back.
+    ///
+    /// A `ticker.*` notification takes a specialised single walk (module `fast`); anything that
+    /// walk does not handle, and every other message, takes the general path
+    /// ([`DeribitParser::parse_general`]), which gives the same answer for every input.
+    #[inline]
     pub fn parse<'a>(
+        &mut self,
+        payload: &'a [u8],
+        recv_ts_ns: u64,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<Parsed<'a>, ParseError> {
+        let res = match self.fast_ticker(payload, recv_ts_ns, emit) {
+            Some(parsed) => Ok(parsed),
+            None => self.run(payload, recv_ts_ns, emit),
+        };
+        account(&mut self.stats, &res);
+        res.map_err(|p| ParseError::new(VENUE, p, payload))
+    }
+
+    /// [`DeribitParser::parse`] without the ticker fast path: the general path alone, the
+    /// oracle the fast path is tested against and the bench's `keel_general` row.
+    pub fn parse_general<'a>(
         &mut self,
         payload: &'a [u8],
         recv_ts_ns: u64,
@@ -138,6 +163,26 @@ impl DeribitParser {
         let res = self.run(payload, recv_ts_ns, emit);
         account(&mut self.stats, &res);
         res.map_err(|p| ParseError::new(VENUE, p, payload))
+    }
+
+    /// The ticker fast path: `None` when the message is not one it handles (nothing emitted).
+    #[inline]
+    fn fast_ticker<'a>(
+        &mut self,
+        buf: &'a [u8],
+        recv: u64,
+        emit: &mut dyn FnMut(MarketEvent),
+    ) -> Option<Parsed<'a>> {
+        let f = self.ticker.parse(buf)?;
+        // Missing fields and timestamp overflow are errors the general path reports.
+        f.name?;
+        ms_to_ns(f.ts_ms?, "timestamp").ok()?;
+        let mut direct = Direct::new(emit);
+        ticker_events(&f, &self.symbols, recv, &mut direct).ok()?;
+        self.stats.unknown_instruments += u64::from(direct.unknown);
+        Some(Parsed::Events {
+            count: direct.count,
+        })
     }
 
     fn run<'a>(
@@ -420,6 +465,54 @@ fn data_events<S: Sink>(
     }
 }
 
+/// The fields of a `ticker.*` notification's data that become events; absent prices NaN.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TickerFields<'a> {
+    pub(crate) name: Option<&'a [u8]>,
+    pub(crate) ts_ms: Option<u64>,
+    pub(crate) bid: f64,
+    pub(crate) bid_size: f64,
+    pub(crate) ask: f64,
+    pub(crate) ask_size: f64,
+    pub(crate) mark: f64,
+    pub(crate) mark_iv: f64,
+    pub(crate) bid_iv: f64,
+    pub(crate) ask_iv: f64,
+    pub(crate) underlying: f64,
+    pub(crate) index: f64,
+    pub(crate) funding: f64,
+    pub(crate) greeks: Option<VenueGreeks>,
+}
+
+impl TickerFields<'_> {
+    /// Nothing seen yet.
+    pub(crate) const EMPTY: Self = Self {
+        name: None,
+        ts_ms: None,
+        bid: f64::NAN,
+        bid_size: f64::NAN,
+        ask: f64::NAN,
+        ask_size: f64::NAN,
+        mark: f64::NAN,
+        mark_iv: f64::NAN,
+        bid_iv: f64::NAN,
+        ask_iv: f64::NAN,
+        underlying: f64::NAN,
+        index: f64::NAN,
+        funding: f64::NAN,
+        greeks: None,
+    };
+}
+
+/// Greeks before any field is read: all NaN.
+pub(crate) const NO_GREEKS: VenueGreeks = VenueGreeks {
+    delta: f64::NAN,
+    gamma: f64::NAN,
+    vega: f64::NAN,
+    theta: f64::NAN,
+    rho: f64::NAN,
+};
+
 /// `ticker.{instrument}.{interval}` data.
 fn ticker<S: Sink>(
     symbols: &SymbolTable,
@@ -427,41 +520,48 @@ fn ticker<S: Sink>(
     recv: u64,
     sink: &mut S,
 ) -> Result<(), Problem> {
-    let nan = f64::NAN;
-    let (mut bid, mut bid_size, mut ask, mut ask_size) = (nan, nan, nan, nan);
-    let (mut mark, mut mark_iv, mut bid_iv, mut ask_iv) = (nan, nan, nan, nan);
-    let (mut underlying, mut index, mut funding) = (nan, nan, nan);
-    let mut greeks: Option<VenueGreeks> = None;
-    let mut name = None;
-    let mut ts = None;
+    let mut f = TickerFields::EMPTY;
     let mut obj = sc.object()?;
     while let Some(key) = obj.next(sc)? {
         match key {
-            b"timestamp" => ts = Some(sc.u64()?),
-            b"instrument_name" => name = Some(sc.str()?),
-            b"best_bid_price" => bid = sc.f64()?,
-            b"best_bid_amount" => bid_size = sc.f64()?,
-            b"best_ask_price" => ask = sc.f64()?,
-            b"best_ask_amount" => ask_size = sc.f64()?,
-            b"mark_price" => mark = sc.f64()?,
-            b"mark_iv" => mark_iv = sc.f64()?,
-            b"bid_iv" => bid_iv = sc.f64()?,
-            b"ask_iv" => ask_iv = sc.f64()?,
-            b"underlying_price" => underlying = sc.f64()?,
-            b"index_price" => index = sc.f64()?,
-            b"current_funding" => funding = sc.f64()?,
-            b"greeks" => greeks = venue_greeks(sc)?,
+            b"timestamp" => f.ts_ms = Some(sc.u64()?),
+            b"instrument_name" => f.name = Some(sc.str()?),
+            b"best_bid_price" => f.bid = sc.f64()?,
+            b"best_bid_amount" => f.bid_size = sc.f64()?,
+            b"best_ask_price" => f.ask = sc.f64()?,
+            b"best_ask_amount" => f.ask_size = sc.f64()?,
+            b"mark_price" => f.mark = sc.f64()?,
+            b"mark_iv" => f.mark_iv = sc.f64()?,
+            b"bid_iv" => f.bid_iv = sc.f64()?,
+            b"ask_iv" => f.ask_iv = sc.f64()?,
+            b"underlying_price" => f.underlying = sc.f64()?,
+            b"index_price" => f.index = sc.f64()?,
+            b"current_funding" => f.funding = sc.f64()?,
+            b"greeks" => f.greeks = venue_greeks(sc)?,
             _ => sc.skip()?,
         }
     }
-    let name = name.ok_or(Problem::Missing("instrument_name"))?;
-    let ts = ms_to_ns(ts.ok_or(Problem::Missing("timestamp"))?, "timestamp")?;
+    ticker_events(&f, symbols, recv, sink)
+}
+
+/// The events of one ticker: an option's `OptionTicker` and `VenueGreeks`, another
+/// instrument's `Quote` (and `Mark` for perpetuals and futures).
+#[inline]
+pub(crate) fn ticker_events<S: Sink>(
+    f: &TickerFields<'_>,
+    symbols: &SymbolTable,
+    recv: u64,
+    sink: &mut S,
+) -> Result<(), Problem> {
+    let nan = f64::NAN;
+    let name = f.name.ok_or(Problem::Missing("instrument_name"))?;
+    let ts = ms_to_ns(f.ts_ms.ok_or(Problem::Missing("timestamp"))?, "timestamp")?;
     let Some((inst, kind)) = symbols.get(name) else {
         sink.unknown();
         return Ok(());
     };
-    (bid, bid_size) = side_or_empty(bid, bid_size);
-    (ask, ask_size) = side_or_empty(ask, ask_size);
+    let (bid, bid_size) = side_or_empty(f.bid, f.bid_size);
+    let (ask, ask_size) = side_or_empty(f.ask, f.ask_size);
     match kind {
         InstrumentKind::Option => {
             let t = OptionTicker {
@@ -469,15 +569,15 @@ fn ticker<S: Sink>(
                 bid_size,
                 ask,
                 ask_size,
-                mark,
-                mark_iv: mark_iv / 100.0,
-                bid_iv: if bid.is_nan() { nan } else { bid_iv / 100.0 },
-                ask_iv: if ask.is_nan() { nan } else { ask_iv / 100.0 },
-                underlying,
-                index,
+                mark: f.mark,
+                mark_iv: f.mark_iv / 100.0,
+                bid_iv: if bid.is_nan() { nan } else { f.bid_iv / 100.0 },
+                ask_iv: if ask.is_nan() { nan } else { f.ask_iv / 100.0 },
+                underlying: f.underlying,
+                index: f.index,
             };
             sink.push(event(VENUE, inst, ts, recv, EventBody::OptionTicker(t)));
-            if let Some(g) = greeks {
+            if let Some(g) = f.greeks {
                 sink.push(event(VENUE, inst, ts, recv, EventBody::VenueGreeks(g)));
             }
         }
@@ -491,10 +591,10 @@ fn ticker<S: Sink>(
             sink.push(event(VENUE, inst, ts, recv, q));
             if matches!(kind, InstrumentKind::Perpetual | InstrumentKind::Future) {
                 let m = EventBody::Mark {
-                    mark,
+                    mark: f.mark,
                     iv: nan,
-                    index,
-                    funding_rate: funding,
+                    index: f.index,
+                    funding_rate: f.funding,
                 };
                 sink.push(event(VENUE, inst, ts, recv, m));
             }
@@ -508,14 +608,7 @@ fn venue_greeks(sc: &mut Scanner<'_>) -> Result<Option<VenueGreeks>, Problem> {
     if sc.null()? {
         return Ok(None);
     }
-    let nan = f64::NAN;
-    let mut g = VenueGreeks {
-        delta: nan,
-        gamma: nan,
-        vega: nan,
-        theta: nan,
-        rho: nan,
-    };
+    let mut g = NO_GREEKS;
     let mut obj = sc.object()?;
     while let Some(key) = obj.next(sc)? {
         match key {

@@ -4,7 +4,10 @@
 //!
 //! Owns JSON syntax and number conversion. Must never allocate, never recurse (nesting is
 //! tracked in a bit stack, at most [`MAX_DEPTH`] levels) and never panic, whatever the bytes: it
-//! is fed straight from the network. No `unsafe`: the SIMD goes through `wide`.
+//! is fed straight from the network. No `unsafe` in this file: the SIMD goes through `wide`.
+//! Two helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
+//! scanner at anything unusual, and `shape`, the skeleton index of a message (AVX-512
+//! intrinsics chosen at run time, its `unsafe` blocks each with a `SAFETY:` line).
 //!
 //! How it is fast: a structural index in the manner of simdjson's first stage, built lazily 64
 //! bytes at a time as the cursor advances (SIMD compares for quotes, backslashes, brackets, `,`
@@ -28,6 +31,9 @@
 
 use core::fmt;
 use wide::u8x64;
+
+pub(crate) mod shape;
+pub(crate) mod walk;
 
 /// Deepest nesting of arrays and objects accepted.
 pub const MAX_DEPTH: usize = 128;
@@ -377,10 +383,19 @@ impl Members {
         if (self.first || sc.byte() == Some(b','))
             && sc.buf.get(quote_at) == Some(&b'"')
             && let Some(end) = sc.next_bit(start, |b| b.quotes)
-            && sc.buf.get(end + 1) == Some(&b':')
         {
             self.first = false;
-            sc.pos = end + 2;
+            sc.pos = end + 1;
+            if sc.buf.get(end + 1) != Some(&b':') {
+                // Whitespace before the colon. The key is read here: the index may have moved
+                // past the key's start (a key across a block boundary), so it cannot be
+                // searched again.
+                let colon = sc.peek()?;
+                if colon != b':' {
+                    return Err(sc.unexpected(colon, Expected::Colon));
+                }
+            }
+            sc.pos += 1;
             return Ok(Some(sc.slice(start, end)));
         }
         self.next_slow(sc)
@@ -718,6 +733,9 @@ impl<'a> Scanner<'a> {
             if s.is_empty() {
                 return Ok(f64::NAN);
             }
+            if let Some(v) = swar_f64(self.buf, start, start + s.len()) {
+                return Ok(v);
+            }
             if let Some(v) = short_number(s) {
                 return Ok(v);
             }
@@ -732,6 +750,10 @@ impl<'a> Scanner<'a> {
         if b == b'-' || b.is_ascii_digit() {
             let start = self.pos;
             let end = self.scalar_end(start);
+            if let Some(v) = swar_f64(self.buf, start, end) {
+                self.pos = end;
+                return Ok(v);
+            }
             if let Some(v) = self.buf.get(start..end).and_then(short_number) {
                 self.pos = end;
                 return Ok(v);
@@ -1168,16 +1190,164 @@ fn number(buf: &[u8], start: usize) -> Result<(f64, usize), NumErr> {
     }
 }
 
+/// `buf[start..end]` as a JSON number of the commonest form, `-?(0|[1-9][0-9]*)(\.[0-9]+)?`
+/// with at most 16 bytes after the sign, converted without a loop over bytes (see
+/// [`swar_word`]). `None` for anything else (exponents, longer tokens, malformed text): the
+/// caller then takes [`token_f64`], which gives the value or says it is not a number. Where
+/// this answers, the value is the correctly rounded one (`str::parse::<f64>`'s, bit for bit).
+#[inline(always)]
+pub(crate) fn swar_f64(buf: &[u8], start: usize, end: usize) -> Option<f64> {
+    let neg = buf.get(start) == Some(&b'-');
+    let start = start + usize::from(neg);
+    let len = end.checked_sub(start)?;
+    if len == 0 || len > 16 {
+        return None;
+    }
+    let (lo, hi) = match (load8(buf, start), load8(buf, start + 8)) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => {
+            let mut a = [0u8; 16];
+            a.get_mut(..len)?.copy_from_slice(buf.get(start..end)?);
+            let (l, h) = a.split_at(8);
+            (
+                u64::from_le_bytes(l.try_into().ok()?),
+                u64::from_le_bytes(h.try_into().ok()?),
+            )
+        }
+    };
+    swar_word(lo, hi, len, neg)
+}
+
+/// The number starting at `buf[start]` and running to the first byte that is not a digit or
+/// a dot (after an optional `-`), with that offset: the same numbers as [`swar_f64`], for a
+/// caller that does not know where the token ends (it then checks the byte there). `None` if
+/// fewer than 16 bytes follow the sign, the run is 16 bytes or longer, or [`swar_f64`] would
+/// say `None`.
+#[inline(always)]
+pub(crate) fn swar_f64_run(buf: &[u8], start: usize) -> Option<(f64, usize)> {
+    let neg = buf.get(start) == Some(&b'-');
+    let start = start + usize::from(neg);
+    let lo = load8(buf, start)?;
+    let hi = load8(buf, start + 8)?;
+    // Bytes other than digits and dots end the run.
+    let stop = |w: u64| {
+        let x = w ^ 0x3030_3030_3030_3030;
+        non_digits(x) & !zero_bytes(x ^ 0x1E1E_1E1E_1E1E_1E1E)
+    };
+    let (s_lo, s_hi) = (stop(lo), stop(hi));
+    let len = if s_lo != 0 {
+        (s_lo.trailing_zeros() / 8) as usize
+    } else if s_hi != 0 {
+        8 + (s_hi.trailing_zeros() / 8) as usize
+    } else {
+        return None;
+    };
+    Some((swar_word(lo, hi, len, neg)?, start + len))
+}
+
+/// High bit set in each zero byte of `x` (exact: no false positives).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & 0x7F7F_7F7F_7F7F_7F7F).wrapping_add(0x7F7F_7F7F_7F7F_7F7F)) | x) & HIGHS
+}
+
+/// A mask of the low `n` (0..=8) bytes.
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
+}
+
+/// The first `len` (1..=16) bytes of `lo` then `hi` (the rest ignored) as a sign-less
+/// `(0|[1-9][0-9]*)(\.[0-9]+)?`: the dot found and removed by mask arithmetic, the digits
+/// combined eight at a time by multiplication, then Clinger's exact fast path (mantissa at most
+/// 2^53, at most 15 decimals: one correctly rounded division of two exact values). Only
+/// 64-bit shifts (variable 128-bit ones are slow on some cores).
+#[inline(always)]
+fn swar_word(lo: u64, hi: u64, len: usize, neg: bool) -> Option<f64> {
+    if len == 0 || len > 16 {
+        return None;
+    }
+    // Digit values; the dot becomes 0x1E, any other byte something above 9 too.
+    let x_lo = (lo ^ 0x3030_3030_3030_3030) & low_bytes(len);
+    let x_hi = (hi ^ 0x3030_3030_3030_3030) & low_bytes(len.saturating_sub(8));
+    let (a_lo, a_hi) = (non_digits(x_lo), non_digits(x_hi));
+    let (d_lo, d_hi, n, decimals) = if a_lo | a_hi == 0 {
+        (x_lo, x_hi, len, 0)
+    } else {
+        // Exactly one non-digit, a dot with digits on both sides.
+        if a_lo.count_ones() + a_hi.count_ones() != 1 {
+            return None;
+        }
+        let at = if a_lo != 0 {
+            (a_lo.trailing_zeros() / 8) as usize
+        } else {
+            8 + (a_hi.trailing_zeros() / 8) as usize
+        };
+        let dot = if at < 8 {
+            x_lo >> (8 * at)
+        } else {
+            x_hi >> (8 * (at - 8))
+        };
+        if dot as u8 != 0x1E || at == 0 || at + 1 >= len {
+            return None;
+        }
+        // Close the gap: the bytes after the dot move down one.
+        let (l, h) = if at < 8 {
+            let keep = low_bytes(at);
+            (
+                (x_lo & keep) | ((x_lo >> 8) & !keep) | (x_hi << 56),
+                x_hi >> 8,
+            )
+        } else {
+            let keep = low_bytes(at - 8);
+            (x_lo, (x_hi & keep) | ((x_hi >> 8) & !keep))
+        };
+        (l, h, len - 1, len - 1 - at)
+    };
+    // No leading zero unless the integer part is exactly "0".
+    if x_lo as u8 == 0 && n - decimals > 1 {
+        return None;
+    }
+    let mantissa = if n <= 8 {
+        eight_digits(d_lo << (8 * (8 - n)))
+    } else {
+        eight_digits(d_lo)
+            .wrapping_mul(POW10_U64.get(n - 8).copied()?)
+            .wrapping_add(eight_digits(d_hi << (8 * (16 - n))))
+    };
+    if mantissa > 1 << 53 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10.get(decimals).copied()?;
+    Some(if neg { -v } else { v })
+}
+
+/// A whole token (no surrounding whitespace) as a JSON number, the same value the scanner's
+/// [`Scanner::f64`] gives for it; `None` if it is not exactly one number or overflows.
+#[inline(always)]
+pub(crate) fn token_f64(tok: &[u8]) -> Option<f64> {
+    if let Some(v) = short_number(tok) {
+        return Some(v);
+    }
+    token_f64_slow(tok)
+}
+
+#[inline(never)]
+fn token_f64_slow(tok: &[u8]) -> Option<f64> {
+    match number(tok, 0) {
+        Ok((v, n)) if n == tok.len() => Some(v),
+        _ => None,
+    }
+}
+
 /// Parses a whole byte string as a JSON number (e.g. a numeric string's contents); `None` if
 /// it is not exactly one number or overflows.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if let Some(v) = short_number(s) {
-        return Some(v);
-    }
-    match number(s, 0) {
-        Ok((v, n)) if n == s.len() => Some(v),
-        _ => None,
-    }
+    token_f64(s)
 }
 
 /// Appends `s` as a JSON string (quoted, with `"`, `\` and control bytes escaped).
@@ -1590,6 +1760,129 @@ mod tests {
             out.clear();
             write_u64(&mut out, v);
             assert_eq!(out, v.to_string().as_bytes());
+        }
+    }
+
+    /// `swar_f64` and `swar_f64_run` against `str::parse::<f64>` on one token, at every
+    /// alignment and with the bytes after it varied; when they decline, the scanner's
+    /// `token_f64` must still agree.
+    fn check_token(text: &str) {
+        let want = text.parse::<f64>().ok().filter(|v| v.is_finite());
+        for pad in 0..3 {
+            for tail in [&b","[..], b"}", b"", b"                ", b"e5,", b".1,"] {
+                let mut buf = vec![b' '; pad];
+                buf.extend_from_slice(text.as_bytes());
+                let end = buf.len();
+                buf.extend_from_slice(tail);
+                // Where they answer, the token is a JSON number (the scanner takes it too)
+                // and the value is std's.
+                let json = token_f64(text.as_bytes()).map(f64::to_bits);
+                if let Some(got) = swar_f64(&buf, pad, end) {
+                    assert_eq!(Some(got.to_bits()), want.map(f64::to_bits), "{text}");
+                    assert_eq!(Some(got.to_bits()), json, "{text}");
+                }
+                if let Some((got, stop)) = swar_f64_run(&buf, pad)
+                    && stop == end
+                {
+                    assert_eq!(Some(got.to_bits()), want.map(f64::to_bits), "{text}");
+                    assert_eq!(Some(got.to_bits()), json, "{text}");
+                }
+            }
+        }
+        if let Some(got) = token_f64(text.as_bytes()) {
+            assert_eq!(Some(got.to_bits()), want.map(f64::to_bits), "{text}");
+        }
+    }
+
+    #[test]
+    fn swar_numbers_edge_cases() {
+        for t in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1",
+            "9",
+            "10",
+            "0.5",
+            "45.43",
+            "116086.34",
+            "0.24231149",
+            "1234567890123456",
+            "9007199254740993",
+            "9007199254740992",
+            "0.000000000000001",
+            "123456789012345.6",
+            "1.234567890123456",
+            "-25.13021",
+            "00",
+            "01",
+            "0.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "-",
+            "--1",
+            "1-",
+            "+1",
+            "1e-05",
+            "1E+2",
+            "12a",
+            "1 ",
+            " 1",
+            "0x10",
+            "99999999999999999",
+            "4.9e-324",
+        ] {
+            check_token(t);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn swar_numbers_agree_with_std(
+            neg in proptest::bool::ANY,
+            int in "(0|[1-9][0-9]{0,15})",
+            frac in proptest::option::of("[0-9]{1,16}"),
+        ) {
+            let mut text = String::new();
+            if neg {
+                text.push('-');
+            }
+            text.push_str(&int);
+            if let Some(f) = &frac {
+                text.push('.');
+                text.push_str(f);
+            }
+            check_token(&text);
+        }
+
+        #[test]
+        fn swar_numbers_reject_what_std_rejects(text in "[-0-9.eE+x ]{1,18}") {
+            check_token(&text);
+        }
+    }
+
+    #[test]
+    fn whitespace_before_a_colon_after_a_key_across_blocks() {
+        // Keys at every offset around the 64-byte boundary, each followed by whitespace and
+        // then the colon: once read, a key is never searched again.
+        for pad in 40..80 {
+            let doc = format!("{{\"{}\":1,\"key_across\" \n: 2}}", "x".repeat(pad));
+            let mut sc = Scanner::new(doc.as_bytes());
+            let mut obj = sc.object().unwrap();
+            assert!(obj.next(&mut sc).unwrap().is_some());
+            assert_eq!(sc.f64().unwrap(), 1.0);
+            assert_eq!(
+                obj.next(&mut sc).unwrap(),
+                Some(&b"key_across"[..]),
+                "pad {pad}"
+            );
+            assert_eq!(sc.f64().unwrap(), 2.0);
+            assert_eq!(obj.next(&mut sc).unwrap(), None);
+            sc.end().unwrap();
         }
     }
 }

@@ -411,15 +411,21 @@ impl Sink for Staged {
     }
 }
 
-/// Second-pass sink: straight to `emit`, counting.
+/// Straight to `emit`, counting: the second pass of a message too large to stage, and the
+/// paths that emit only after the whole message has parsed (Deribit's ticker fast path).
 pub(crate) struct Direct<'e> {
     emit: &'e mut dyn FnMut(MarketEvent),
     pub(crate) count: u32,
+    pub(crate) unknown: u32,
 }
 
 impl<'e> Direct<'e> {
     pub(crate) fn new(emit: &'e mut dyn FnMut(MarketEvent)) -> Self {
-        Self { emit, count: 0 }
+        Self {
+            emit,
+            count: 0,
+            unknown: 0,
+        }
     }
 }
 
@@ -431,7 +437,9 @@ impl Sink for Direct<'_> {
     }
 
     #[inline]
-    fn unknown(&mut self) {}
+    fn unknown(&mut self) {
+        self.unknown += 1;
+    }
 }
 
 /// An event with `conn` 0 (the connection sets it).

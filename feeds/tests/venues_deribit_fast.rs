@@ -1,0 +1,274 @@
+//! The Deribit `ticker.*` fast path against the general path (`DeribitParser::parse_general`,
+//! the oracle): the same answer, the same events and the same counters for the fixtures, for
+//! tickers with reordered keys, whitespace, escapes, extra fields and every number form
+//! Deribit sends, and for seeded random mutations of them, through a parser that has learned
+//! the fixtures' shapes (so both fast stages are exercised).
+
+mod venues_support;
+
+use keel_feeds::venues::{DeribitParser, Parsed, ParserStats};
+use keel_feeds::{EventBody, InstrumentKind, Instruments, Venue};
+use venues_support::*;
+
+const D: Venue = Venue::Deribit;
+
+fn reg() -> Instruments {
+    registry(&[
+        (D, "BTC-26JUN26-100000-C", InstrumentKind::Option),
+        (D, "BTC-PERPETUAL", InstrumentKind::Perpetual),
+        (D, "BTC-27DEC24", InstrumentKind::Future),
+    ])
+}
+
+/// One message through both paths (each parser keeps its state across calls).
+fn same(fast: &mut DeribitParser, general: &mut DeribitParser, msg: &[u8]) -> bool {
+    let mut fe = Vec::new();
+    let mut ge = Vec::new();
+    let f = fast.parse(msg, 7, &mut |e| fe.push(e));
+    let g = general.parse_general(msg, 7, &mut |e| ge.push(e));
+    assert_eq!(
+        format!("{f:?}"),
+        format!("{g:?}"),
+        "answers differ on {}",
+        msg.escape_ascii()
+    );
+    assert_eq!(
+        format!("{fe:?}"),
+        format!("{ge:?}"),
+        "events differ on {}",
+        msg.escape_ascii()
+    );
+    assert_eq!(fast.stats(), general.stats(), "{}", msg.escape_ascii());
+    f.is_ok()
+}
+
+fn tickers() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in [
+        "deribit/ticker_option.json",
+        "deribit/ticker_perpetual.json",
+    ] {
+        out.push(fixture(f));
+        out.push(pretty(f));
+    }
+    out
+}
+
+#[test]
+fn fixtures_agree_first_and_after_learning() {
+    let reg = reg();
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    for _ in 0..3 {
+        for msg in tickers() {
+            assert!(same(&mut f, &mut g, &msg));
+        }
+    }
+    assert_eq!(
+        f.stats(),
+        ParserStats {
+            messages: 12,
+            events: 24,
+            ..ParserStats::default()
+        }
+    );
+}
+
+#[test]
+fn variants_agree_with_the_general_path() {
+    let reg = reg();
+    let ticker = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let perp = String::from_utf8(fixture("deribit/ticker_perpetual.json")).unwrap();
+    let r = |from: &str, to: &str| {
+        let s = ticker.replace(from, to);
+        assert_ne!(s, ticker, "{from} did not apply");
+        s
+    };
+    let accepted: Vec<String> = vec![
+        // Reordered keys at every level.
+        r(
+            "\"jsonrpc\":\"2.0\",\"method\":\"subscription\"",
+            "\"method\":\"subscription\",\"jsonrpc\":\"2.0\"",
+        ),
+        r(
+            "\"timestamp\":1752057345721,\"state\":\"open\"",
+            "\"state\":\"open\",\"timestamp\":1752057345721",
+        ),
+        r(
+            "\"best_ask_amount\":2,\"best_bid_amount\":2",
+            "\"best_bid_amount\":2,\"best_ask_amount\":2",
+        ),
+        r(
+            "\"delta\":0.71138,\"gamma\":1e-05",
+            "\"gamma\":1e-05,\"delta\":0.71138",
+        ),
+        // `params` before `method`, `data` before `channel` (the general path's job).
+        format!(
+            "{{\"params\":{},\"method\":\"subscription\",\"jsonrpc\":\"2.0\"}}",
+            &ticker[ticker.find("{\"channel\"").unwrap()..ticker.len() - 1]
+        ),
+        // Whitespace.
+        r(",\"mark_iv\":45.43,", " , \"mark_iv\" :\t45.43 ,\n"),
+        r("\"greeks\":{", "\"greeks\" : { "),
+        format!("  {ticker}\n"),
+        // Escapes (in a skipped string, in the name, in a key).
+        r("\"state\":\"open\"", "\"state\":\"op\\\"en\""),
+        r(
+            "BTC-26JUN26-100000-C\",\"last",
+            "BTC-26JUN26-100000-\\u0043\",\"last",
+        ),
+        r("\"state\":\"open\"", "\"st\\u0061te\":\"open\""),
+        // Unknown extra fields, of every type.
+        r(
+            "\"state\":\"open\"",
+            "\"state\":\"open\",\"extra\":[1,{\"a\":[]}],\"x\":true",
+        ),
+        r("\"delta\":0.71138", "\"delta\":0.71138,\"vanna\":null"),
+        r("\"jsonrpc\":\"2.0\"", "\"jsonrpc\":\"2.0\",\"usIn\":1"),
+        r("\"channel\":", "\"extra\":{},\"channel\":"),
+        // Number forms: integers, exponents, -0.0, null, numeric strings, "".
+        r("\"mark_price\":0.2425", "\"mark_price\":1"),
+        r("\"mark_price\":0.2425", "\"mark_price\":-0.0"),
+        r("\"mark_price\":0.2425", "\"mark_price\":2.425E-1"),
+        r("\"mark_price\":0.2425", "\"mark_price\":null"),
+        r("\"mark_price\":0.2425", "\"mark_price\":\"0.2425\""),
+        r("\"mark_price\":0.2425", "\"mark_price\":\"\""),
+        r(
+            "\"mark_price\":0.2425",
+            "\"mark_price\":12345678901234567890.5",
+        ),
+        r(
+            "\"mark_price\":0.2425",
+            "\"mark_price\":0.12345678901234567",
+        ),
+        r("\"best_bid_price\":0.2395", "\"best_bid_price\":0"),
+        r("\"greeks\":{", "\"greeks\":null,\"g\":{"),
+        r(
+            "\"timestamp\":1752057345721",
+            "\"timestamp\":\"1752057345721\"",
+        ),
+        // Repeated fields: the last one counts.
+        r(
+            "\"channel\":\"ticker.",
+            "\"channel\":\"ticker.\",\"channel\":\"ticker.",
+        ),
+        r("\"mark_iv\":45.43", "\"mark_iv\":1,\"mark_iv\":45.43"),
+        // Inside a value nobody reads, only brackets and strings are checked (both paths).
+        r("\"volume\":0", "\"volume\":0\"x\""),
+        r("{\"high\":null", "{\"high\":nul"),
+        // Unknown instrument.
+        r(
+            "\"instrument_name\":\"BTC-26JUN26-100000-C\"",
+            "\"instrument_name\":\"BTC-X\"",
+        ),
+        perp.clone(),
+        // Not tickers: the fast path steps aside.
+        String::from_utf8(fixture("deribit/book_snapshot.json")).unwrap(),
+        String::from_utf8(fixture("deribit/quote.json")).unwrap(),
+        String::from_utf8(fixture("deribit/test_request.json")).unwrap(),
+    ];
+    let rejected: Vec<String> = vec![
+        r("\"state\":\"open\"", "\"state\":open"),
+        r("\"state\":\"open\",", "\"state\":\"open\",,"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":45.43.1"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":true"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":1e400"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":045"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":45 43"),
+        r("\"mark_iv\":45.43", "\"mark_iv\":\"45.43x\""),
+        r("\"timestamp\":1752057345721", "\"timestamp\":-1"),
+        r(
+            "\"timestamp\":1752057345721",
+            "\"timestamp\":18446744073709551",
+        ),
+        r("\"last_price\":0.247", "\"last_price\":0.247\"x\""),
+        r("\"greeks\":{", "\"greeks\":{\"delta\":{},"),
+        r("\"greeks\":{", "\"greeks\":nul,\"g\":{"),
+        format!("{ticker}x"),
+        format!("{ticker}{ticker}"),
+        ticker.replace("\"instrument_name\":\"BTC-26JUN26-100000-C\",", ""),
+    ];
+    // Twice: the second round meets learned shapes.
+    for round in 0..2 {
+        let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+        for msg in tickers() {
+            same(&mut f, &mut g, &msg);
+        }
+        for msg in &accepted {
+            assert!(same(&mut f, &mut g, msg.as_bytes()), "round {round}: {msg}");
+            // Once more now that its shape may be learned.
+            assert!(same(&mut f, &mut g, msg.as_bytes()), "round {round}: {msg}");
+        }
+        for msg in &rejected {
+            assert!(
+                !same(&mut f, &mut g, msg.as_bytes()),
+                "round {round}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn values_are_read_from_learned_shapes() {
+    // The same shape with other values: every field must come from this message.
+    let reg = reg();
+    let ticker = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    assert!(same(&mut f, &mut g, ticker.as_bytes()));
+    let other = ticker
+        .replace("\"mark_price\":0.2425", "\"mark_price\":0.3")
+        .replace("\"delta\":0.71138", "\"delta\":-0.5")
+        .replace("\"timestamp\":1752057345721", "\"timestamp\":1752057345999")
+        .replace("\"best_bid_price\":0.2395", "\"best_bid_price\":null");
+    let mut evs = Vec::new();
+    assert_eq!(
+        f.parse(other.as_bytes(), 1, &mut |e| evs.push(e)),
+        Ok(Parsed::Events { count: 2 })
+    );
+    let EventBody::OptionTicker(t) = evs[0].body else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(t.mark, 0.3);
+    assert!(t.bid.is_nan() && t.bid_iv.is_nan());
+    assert_eq!(evs[0].exchange_ts_ns, 1_752_057_345_999_000_000);
+    let EventBody::VenueGreeks(gr) = evs[1].body else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(gr.delta, -0.5);
+    g.parse_general(other.as_bytes(), 1, &mut |_| {}).unwrap();
+    assert!(same(&mut f, &mut g, other.as_bytes()));
+}
+
+#[test]
+fn random_mutations_agree_with_the_general_path() {
+    let reg = reg();
+    let corpus = tickers();
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let interesting = b"{}[]\":,\\-.0123456789eE+ntfaxu \n";
+    let mut msg = Vec::new();
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..40_000 {
+        msg.clear();
+        msg.extend_from_slice(&corpus[rng.below(corpus.len() as u64) as usize]);
+        // Keep the shapes learned: every few rounds, an unmutated message.
+        if rng.below(4) != 0 {
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(msg.len() as u64) as usize;
+                let byte = interesting[rng.below(interesting.len() as u64) as usize];
+                match rng.below(3) {
+                    0 => msg[at] = byte,
+                    1 => msg.insert(at, byte),
+                    _ => {
+                        msg.remove(at);
+                    }
+                }
+            }
+        }
+        if same(&mut f, &mut g, &msg) {
+            ok += 1;
+        } else {
+            err += 1;
+        }
+    }
+    assert!(ok > 10_000 && err > 10_000, "{ok} {err}");
+}
