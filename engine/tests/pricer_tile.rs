@@ -6,7 +6,7 @@ use keel_engine::book::Book;
 use keel_engine::exec::{Fill, FillStatus, HedgeIntent};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::TickMsg;
-use keel_engine::pipeline::pricer::{PricerConfig, PricerTile};
+use keel_engine::pipeline::pricer::{PricerConfig, PricerRings, PricerTile};
 use keel_engine::pipeline::{Consumer, Producer, TickTrace, Tile, ring};
 use keel_engine::policy::{DeltaBand, HedgeSpec};
 use keel_feeds::clock::now_ns;
@@ -106,15 +106,13 @@ impl Rig {
             hedge_venue: Venue::Deribit,
             min_hedge_interval_ns: 0,
         };
-        let (tile, stats) = PricerTile::new(
-            market,
-            book,
-            cfg,
-            vec![feed_rx],
-            intent_tx,
-            fill_rx,
-            trace_tx,
-        );
+        let rings = PricerRings {
+            inputs: vec![feed_rx],
+            intents: intent_tx,
+            fills: fill_rx,
+            traces: trace_tx,
+        };
+        let (tile, stats) = PricerTile::new(market, book, cfg, rings);
         Self {
             tile,
             stats,

@@ -1,35 +1,7 @@
 use super::*;
-use crate::market::tests::instruments;
+use crate::market::tests::{ev, instruments, ticker};
 use crate::market::{MarketConfig, MarketState};
-use keel_feeds::event::{EventBody, MarketEvent, OptionTicker, Venue, VenueGreeks};
-
-const NOW_MS: u64 = 1_790_000_000_000;
-
-fn ev(id: u32, body: EventBody) -> MarketEvent {
-    MarketEvent {
-        exchange_ts_ns: NOW_MS * 1_000_000,
-        recv_ts_ns: 1,
-        instrument: InstrumentId(id),
-        venue: Venue::Deribit,
-        conn: 0,
-        body,
-    }
-}
-
-fn ticker(mark_iv: f64, underlying: f64) -> EventBody {
-    EventBody::OptionTicker(OptionTicker {
-        bid: f64::NAN,
-        bid_size: f64::NAN,
-        ask: f64::NAN,
-        ask_size: f64::NAN,
-        mark: 0.05,
-        mark_iv,
-        bid_iv: f64::NAN,
-        ask_iv: f64::NAN,
-        underlying,
-        index: f64::NAN,
-    })
-}
+use keel_feeds::event::{EventBody, VenueGreeks};
 
 /// Market with every option marked; rows: 0 = B-1-100-C (id 4), 1 = B-1-100-P (3),
 /// 2 = B-2-90-C (5), 3 = B-2-110-P (2).

@@ -852,7 +852,8 @@ pub(crate) mod tests {
         v
     }
 
-    fn ev(id: u32, body: EventBody) -> MarketEvent {
+    /// An event for instrument `id` at a fixed exchange time, received at local time 1 µs.
+    pub(crate) fn ev(id: u32, body: EventBody) -> MarketEvent {
         MarketEvent {
             exchange_ts_ns: 1_700_000_000_000_000_000,
             recv_ts_ns: 1_000,
@@ -863,7 +864,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn ticker(mark_iv: f64, underlying: f64) -> EventBody {
+    /// An option ticker with a mark vol and an underlying price, nothing else.
+    pub(crate) fn ticker(mark_iv: f64, underlying: f64) -> EventBody {
         EventBody::OptionTicker(OptionTicker {
             bid: f64::NAN,
             bid_size: f64::NAN,

@@ -156,6 +156,19 @@ struct InFlight {
     coin_delta: f64,
 }
 
+/// The pricer's edges: market data in (one ring per feed thread), intents out to exec,
+/// fills back from exec, traces out to telemetry.
+pub struct PricerRings {
+    /// Feed → pricer, one per feed thread (conflating on full, see `feed_tile`).
+    pub inputs: Vec<Consumer<TickMsg>>,
+    /// Pricer → exec (never dropped: held and retried).
+    pub intents: Producer<HedgeIntent>,
+    /// Exec → pricer.
+    pub fills: Consumer<Fill>,
+    /// Pricer → telemetry (best effort: a full ring drops the trace, counted).
+    pub traces: Producer<TickTrace>,
+}
+
 /// The pricer tile.
 pub struct PricerTile {
     market: MarketState,
@@ -180,18 +193,19 @@ pub struct PricerTile {
 }
 
 impl PricerTile {
-    /// A pricer over `market` and `book`, reading `inputs` (one ring per feed thread) and
-    /// `fills`, writing `intents` and `traces`.
-    #[allow(clippy::too_many_arguments)]
+    /// A pricer over `market` and `book` on `rings`.
     pub fn new(
         market: MarketState,
         book: Book,
         config: PricerConfig,
-        inputs: Vec<Consumer<TickMsg>>,
-        intents: Producer<HedgeIntent>,
-        fills: Consumer<Fill>,
-        traces: Producer<TickTrace>,
+        rings: PricerRings,
     ) -> (Self, Arc<PricerStats>) {
+        let PricerRings {
+            inputs,
+            intents,
+            fills,
+            traces,
+        } = rings;
         let stats = Arc::new(PricerStats::default());
         stats.delta_before.set(f64::NAN);
         (

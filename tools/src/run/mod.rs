@@ -31,7 +31,7 @@ use keel_engine::exec::deribit::{Credentials, DeribitOrders};
 use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
-use keel_engine::pipeline::pricer::{PricerConfig, PricerStats, PricerTile};
+use keel_engine::pipeline::pricer::{PricerConfig, PricerRings, PricerStats, PricerTile};
 use keel_engine::pipeline::{
     PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
     Topology, WaitMap, WaitStrategy, available_cores, ring, spawn,
@@ -439,9 +439,13 @@ fn build(
         hedge_venue: Venue::Deribit,
         min_hedge_interval_ns: rate_interval_ns(cfg.deribit.rate_limit),
     };
-    let (pricer, pricer_stats) = PricerTile::new(
-        market, book, pricer_cfg, feed_rx, intent_tx, fill_rx, trace_tx,
-    );
+    let rings = PricerRings {
+        inputs: feed_rx,
+        intents: intent_tx,
+        fills: fill_rx,
+        traces: trace_tx,
+    };
+    let (pricer, pricer_stats) = PricerTile::new(market, book, pricer_cfg, rings);
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
 
