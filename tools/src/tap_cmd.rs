@@ -120,6 +120,15 @@ pub struct TapArgs {
     /// Seconds without a message before the connection counts as stale and is replaced.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub stale_after: f64,
+    /// Order books too: Deribit `book.NAME.100ms` (resubscribed for a fresh snapshot after a
+    /// change_id gap), Binance `SYMBOL@depth@100ms` synchronised with the REST snapshot
+    /// (fetched again after every gap or reconnection).
+    #[arg(long)]
+    pub books: bool,
+    /// Binance REST base URL for depth snapshots (default: derived from --binance-url, e.g.
+    /// wss://fstream.binance.com → https://fapi.binance.com).
+    #[arg(long, value_name = "URL")]
+    pub binance_rest_url: Option<String>,
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -161,15 +170,23 @@ pub fn run(args: &TapArgs) -> Result<()> {
         register(&mut instruments, venue, name.trim(), spot);
     }
     let session = match venue {
-        Venue::Deribit => VenueSession::deribit(&instruments, false),
-        Venue::Binance => VenueSession::binance(
-            &instruments,
-            if spot {
+        Venue::Deribit => VenueSession::deribit(&instruments, args.books),
+        Venue::Binance => {
+            let market = if spot {
                 BinanceMarket::Spot
             } else {
                 BinanceMarket::UsdmFutures
-            },
-        ),
+            };
+            let mut b = VenueSession::binance_builder(&instruments, market)
+                .depth(args.books)
+                .ws_url(&url);
+            if let Some(r) = &args.binance_rest_url {
+                b = b.rest_url(r);
+            }
+            b.ca_file(args.ca_file.clone())
+                .build()
+                .context("--binance-url / --binance-rest-url")?
+        }
         Venue::Okx => VenueSession::okx(&instruments),
         Venue::Bybit => VenueSession::bybit(&instruments),
         Venue::Ethereum => VenueSession::ethereum(),

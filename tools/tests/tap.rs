@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 fn keel(args: &[&str]) -> Output {
+    use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(args)
         .stdin(Stdio::null())
@@ -17,22 +18,40 @@ fn keel(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("keel runs");
+    // Drain both pipes while it runs (a full pipe would stall it).
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
     // Every tap in these tests ends by --max-events or --duration; a hang is a failure.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let _ = child.wait();
             panic!(
                 "keel {args:?} did not finish: stdout {} stderr {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&out_t.join().unwrap_or_default()),
+                String::from_utf8_lossy(&err_t.join().unwrap_or_default())
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
     }
 }
 
@@ -498,4 +517,66 @@ fn taps_okx_bybit_and_eth_from_an_independent_server() {
     assert_eq!(h["number"], 20_000_000);
     assert_eq!(h["base_fee"], 1_000_000_000u64);
     assert_eq!(h["gas_limit"], 30_000_000);
+}
+
+#[test]
+fn binance_books_resnapshot_after_gaps_and_deribit_books_stream() {
+    // keel-sim loses every 4th depth event: each gap must be followed by a REST snapshot
+    // before any further update.
+    let (_sim, port) = sim(&["--rate", "100", "--gap-every-msgs", "4", "--speed", "20"]);
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "binance",
+        "--binance-url",
+        &url,
+        "--instruments",
+        "BTCUSDT",
+        "--books",
+        "--duration",
+        "4",
+        "--json",
+    ]));
+    let books: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "book_level" || l["kind"] == "sequence_gap")
+        .collect();
+    let gaps = books.iter().filter(|l| l["kind"] == "sequence_gap").count();
+    assert!(gaps >= 1, "a gap was injected: {lines:#?}");
+    assert!(books.iter().any(|l| l["snapshot"] == true), "{lines:#?}");
+    let mut awaiting_snapshot = false;
+    for l in &books {
+        if l["kind"] == "sequence_gap" {
+            awaiting_snapshot = true;
+        } else if l["snapshot"] == true {
+            awaiting_snapshot = false;
+        } else {
+            assert!(
+                !awaiting_snapshot,
+                "an update applied across a gap: {books:#?}"
+            );
+        }
+    }
+    // Deribit books: book levels (the first message of a subscription is a snapshot).
+    let opt = a_listed_option(port);
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "deribit",
+        "--deribit-url",
+        &format!("ws://127.0.0.1:{port}/ws/api/v2"),
+        "--instruments",
+        &opt,
+        "--books",
+        "--max-events",
+        "20",
+        "--json",
+    ]));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["kind"] == "book_level" && l["snapshot"] == true),
+        "{lines:#?}"
+    );
 }
