@@ -6,6 +6,8 @@
 //! Owns nothing but its settings; [`DeltaBand::decide`] is a pure function of its inputs:
 //! deterministic, never allocates.
 
+pub mod construct;
+
 use keel_feeds::event::Side;
 
 /// How the hedge instrument trades.
