@@ -161,7 +161,15 @@ impl DeribitOrders {
         if intent.amount.fract() == 0.0 && intent.amount.abs() < 9e15 {
             let _ = write!(self.buf, "{}", intent.amount as i64);
         } else {
-            let _ = write!(self.buf, "{}", intent.amount);
+            // Lot multiples like 3 × 0.1 are not exact in binary: eight decimals, trailing
+            // zeros trimmed (0.30000000000000004 → 0.3).
+            let _ = write!(self.buf, "{:.8}", intent.amount);
+            while self.buf.last() == Some(&b'0') {
+                self.buf.pop();
+            }
+            if self.buf.last() == Some(&b'.') {
+                self.buf.pop();
+            }
         }
         self.buf.extend_from_slice(br#","type":"market","label":""#);
         self.write_label(intent.id);
@@ -628,6 +636,14 @@ mod tests {
         assert_eq!(f.price, 100_010.5);
         assert!(f.trace.sent_ns > 0 && f.trace.recv_ns == 1);
         assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn option_amounts_print_as_lot_multiples() {
+        let (mut s, mut ip, _fc) = session();
+        ip.push(intent(9, Side::Buy, 3.0 * 0.1)).unwrap();
+        let msgs = sent(&mut s);
+        assert!(msgs[0].contains(r#""amount":0.3,"#), "{}", msgs[0]);
     }
 
     #[test]

@@ -248,6 +248,9 @@ pub struct MarketState {
     vol: Vec<f64>,
     /// Venue's last mark price per row (quote unit), for parity and implied vols.
     mark: Vec<f64>,
+    /// Best bid and ask per row (quote unit; NaN when a side is empty), for hedge costs.
+    bid: Vec<f64>,
+    ask: Vec<f64>,
     venue_greeks: Vec<VenueGreeks>,
     /// Forward each venue Greeks entry was published with (so the cross-check uses the same
     /// inputs as the venue).
@@ -390,6 +393,8 @@ impl MarketState {
             partner,
             vol: vec![f64::NAN; rows],
             mark: vec![f64::NAN; rows],
+            bid: vec![f64::NAN; rows],
+            ask: vec![f64::NAN; rows],
             venue_greeks: vec![
                 VenueGreeks {
                     delta: f64::NAN,
@@ -460,6 +465,10 @@ impl MarketState {
     /// Sets the exchange clock (tests and replays; `apply` advances it from events).
     pub fn set_now_ms(&mut self, ms: u64) {
         self.now_ms = self.now_ms.max(ms);
+    }
+    /// Best bid and ask of a row in its quote unit (coin for inverse options), NaN if absent.
+    pub fn quote(&self, row: usize) -> (f64, f64) {
+        (self.bid[row], self.ask[row])
     }
     /// Volatility mark of a row (NaN before the first).
     pub fn vol(&self, row: usize) -> f64 {
@@ -694,6 +703,8 @@ impl MarketState {
         if t.mark > 0.0 {
             self.mark[row] = t.mark;
         }
+        self.bid[row] = t.bid;
+        self.ask[row] = t.ask;
         if t.underlying > 0.0 {
             c |= self.set_forward(e, t.underlying, ForwardSource::Underlying);
         } else if self.expiries[e].source != ForwardSource::Underlying {
