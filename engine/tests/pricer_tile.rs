@@ -92,6 +92,7 @@ impl Rig {
         let (fills, fill_rx) = ring(16).unwrap();
         let (trace_tx, traces) = ring(1024).unwrap();
         let cfg = PricerConfig {
+            options: None,
             policy: DeltaBand {
                 target: 0.0,
                 band: 0.5,

@@ -106,7 +106,10 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     // 4,000 listed options on 100 ms tickers: about 40k ticks/s.
     cfg.sim.options = 4_000;
     cfg.sim.rate = 0;
-    cfg.delta_band = 0.01;
+    cfg.delta_band = 0.001;
+    // Tight gamma/vega bands: option legs (the candidate solve) run on the hot path too.
+    cfg.vega_band = Some(0.05);
+    cfg.gamma_band = Some(0.00005);
     cfg.deribit.rate_limit = Some(200);
     cfg.status_every = Duration::ZERO;
     cfg.dev = true;

@@ -88,3 +88,27 @@ fn stops_hedging_while_data_is_stale() {
     let summary = run.finish().expect("clean shutdown");
     assert!(summary.fault_steps > 0 || summary.fault.is_some());
 }
+
+#[test]
+fn gamma_and_vega_bands_are_held_with_options() {
+    let mut cfg = base();
+    // The sample book is short about 2.5 BTC of vega (per 1.00 of vol).
+    cfg.vega_band = Some(0.5);
+    cfg.gamma_band = Some(0.0002);
+    cfg.sim.options = 1000;
+    let run = start(&cfg, None).expect("starts");
+    let p = run.pricer();
+    wait_for("a gamma/vega hedge filled", Duration::from_secs(60), || {
+        p.option_hedges.load(Ordering::Relaxed) >= 1
+            && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
+                >= p.hedges.load(Ordering::Relaxed)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let summary = run.finish().expect("clean shutdown");
+    assert!(summary.option_hedges >= 1, "{summary:?}");
+    assert!(
+        summary.vega_coin.abs() <= 1.0,
+        "vega brought back towards its ±0.5 band: {summary:?}"
+    );
+    assert!(summary.delta_after.abs() <= 0.5, "{summary:?}");
+}

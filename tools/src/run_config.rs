@@ -128,6 +128,17 @@ pub struct RunConfig {
     pub delta_target: f64,
     /// Hedge when |delta - target| exceeds this, coin units (> 0).
     pub delta_band: f64,
+    /// Target portfolio gamma, coin units.
+    pub gamma_target: f64,
+    /// Hedge gamma with options when |gamma - target| exceeds this (None: gamma not hedged).
+    pub gamma_band: Option<f64>,
+    /// Target portfolio vega (per 1.00 of vol), coin units.
+    pub vega_target: f64,
+    /// Hedge vega with options when |vega - target| exceeds this (None: vega not hedged).
+    pub vega_band: Option<f64>,
+    /// Options the gamma/vega hedge may trade (empty: chosen at start, the call and the put
+    /// nearest the middle strike of each expiry 7 to 120 days out).
+    pub liquid: Vec<String>,
     /// Market data older than this stops hedging.
     #[serde(serialize_with = "ser_duration")]
     pub stale_after: Duration,
@@ -275,6 +286,11 @@ impl RunConfig {
             hedge_instrument: None,
             delta_target: 0.0,
             delta_band: DEFAULT_DELTA_BAND,
+            gamma_target: 0.0,
+            gamma_band: None,
+            vega_target: 0.0,
+            vega_band: None,
+            liquid: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             sim: SimSettings::default(),
             deribit: VenueConfig::defaults("deribit"),
@@ -641,6 +657,49 @@ pub struct RunArgs {
         help_heading = "Hedging"
     )]
     pub delta_band: Option<f64>,
+    /// Target portfolio gamma, coin units [default: 0].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub gamma_target: Option<f64>,
+    /// Hedge gamma with options when it strays this far from its target, coin units, > 0
+    /// [default: gamma not hedged].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub gamma_band: Option<f64>,
+    /// Target portfolio vega (per 1.00 of vol), coin units [default: 0].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub vega_target: Option<f64>,
+    /// Hedge vega with options when it strays this far from its target, coin units, > 0
+    /// [default: vega not hedged].
+    #[arg(
+        long,
+        value_name = "COINS",
+        allow_negative_numbers = true,
+        help_heading = "Hedging"
+    )]
+    pub vega_band: Option<f64>,
+    /// Options the gamma/vega hedge may trade, comma-separated [default: the call and the put
+    /// nearest the middle strike of each expiry 7 to 120 days out].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,...",
+        help_heading = "Hedging"
+    )]
+    pub liquid: Option<Vec<String>>,
     /// Stop hedging when market data is older than this [default: 2s].
     #[arg(long, value_name = "DURATION", help_heading = "Hedging")]
     pub stale_after: Option<String>,
@@ -875,6 +934,11 @@ struct RunFile {
     hedge_instrument: Option<Spanned<String>>,
     delta_target: Option<Spanned<f64>>,
     delta_band: Option<Spanned<f64>>,
+    gamma_target: Option<Spanned<f64>>,
+    gamma_band: Option<Spanned<f64>>,
+    vega_target: Option<Spanned<f64>>,
+    vega_band: Option<Spanned<f64>>,
+    liquid: Option<Spanned<Vec<String>>>,
     stale_after: Option<Spanned<String>>,
     positions: Option<Spanned<PathBuf>>,
     topology: Option<Spanned<String>>,
@@ -1261,6 +1325,41 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
         cfg.delta_band = g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?;
     }
     if let Some(g) = l.pick(
+        &args.gamma_target,
+        "--gamma-target",
+        |f| &f.gamma_target,
+        "gamma_target",
+    ) {
+        cfg.gamma_target = g.check(finite, "must be a finite number")?;
+    }
+    if let Some(g) = l.pick(
+        &args.gamma_band,
+        "--gamma-band",
+        |f| &f.gamma_band,
+        "gamma_band",
+    ) {
+        cfg.gamma_band = Some(g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(
+        &args.vega_target,
+        "--vega-target",
+        |f| &f.vega_target,
+        "vega_target",
+    ) {
+        cfg.vega_target = g.check(finite, "must be a finite number")?;
+    }
+    if let Some(g) = l.pick(
+        &args.vega_band,
+        "--vega-band",
+        |f| &f.vega_band,
+        "vega_band",
+    ) {
+        cfg.vega_band = Some(g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(&args.liquid, "--liquid", |f| &f.liquid, "liquid") {
+        cfg.liquid = g.parse(|v| check_instruments(v))?;
+    }
+    if let Some(g) = l.pick(
         &args.stale_after,
         "--stale-after",
         |f| &f.stale_after,
@@ -1503,6 +1602,11 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     );
     out.set("delta_target", cfg.delta_target);
     out.set("delta_band", cfg.delta_band);
+    out.set("gamma_target", cfg.gamma_target);
+    out.opt("gamma_band", cfg.gamma_band, "gamma not hedged");
+    out.set("vega_target", cfg.vega_target);
+    out.opt("vega_band", cfg.vega_band, "vega not hedged");
+    out.set("liquid", cfg.liquid.clone());
     out.set("stale_after", format_duration(cfg.stale_after));
     out.opt(
         "positions",

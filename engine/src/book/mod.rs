@@ -366,7 +366,7 @@ impl Book {
             RepriceKind::Full
         } else {
             if !self.cache_valid {
-                self.cache = SpotCache::build::<WideF64>(&self.inputs);
+                self.cache.rebuild::<WideF64>(&self.inputs);
                 self.cache_valid = true;
             }
             // The cache was built from these inputs: it cannot be stale here.

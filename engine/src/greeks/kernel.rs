@@ -289,6 +289,25 @@ impl<E: Element> SpotCache<E> {
             q: z(),
             r: z(),
         };
+        c.fill::<V>(book);
+        c
+    }
+
+    /// Recomputes the cache for `book` in place (no allocation when the book's padded size is
+    /// unchanged, which is the hot-path case: the pricer's book never changes size).
+    pub fn rebuild<V: Lanes<Elem = E>>(&mut self, book: &BookInputs<E>) {
+        if self.c.as_slice().len() != book.padded_len() {
+            *self = Self::build::<V>(book);
+            return;
+        }
+        self.fill::<V>(book);
+    }
+
+    fn fill<V: Lanes<Elem = E>>(&mut self, book: &BookInputs<E>) {
+        let n = book.padded_len();
+        self.book_id = book.id();
+        self.generation = book.generation();
+        let c = self;
         let mut i = 0;
         while i < n {
             let m = prepare::<V>(book, i);
@@ -308,7 +327,6 @@ impl<E: Element> SpotCache<E> {
             st(m.r, &mut c.r);
             i += V::LANES;
         }
-        c
     }
 
     /// The book generation this cache was built for.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keel_feeds::clock;
-use keel_feeds::event::Venue;
+use keel_feeds::event::{Side, Venue};
 use keel_feeds::instrument::InstrumentId;
 
 use super::feed_tile::TickMsg;
@@ -24,7 +24,9 @@ use super::telemetry::TickTrace;
 use super::tile::Tile;
 use crate::book::{Book, Bucket, PortfolioGreeks, RepriceKind};
 use crate::exec::{Fill, HedgeIntent};
+use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
+use crate::policy::construct::{self, Band, Candidate};
 use crate::policy::{DeltaBand, HedgeSpec};
 
 /// Events taken off the ring per step before repricing.
@@ -58,8 +60,10 @@ pub struct PricerStats {
     pub reprices_spot: AtomicU64,
     /// Price-moving events folded into a later reprice (arrived while busy).
     pub skipped_ticks: AtomicU64,
-    /// Hedge intents sent.
+    /// Hedge intents sent (every leg counts).
     pub hedges: AtomicU64,
+    /// Decisions that traded options for gamma/vega.
+    pub option_hedges: AtomicU64,
     /// Outcomes with a fill (full, partial or paper).
     pub fills: AtomicU64,
     /// Outcomes without a fill (rejected, not found).
@@ -135,9 +139,26 @@ const FAULTS: [DataFault; 6] = [
     DataFault::StaleSubscription,
 ];
 
+/// Gamma and vega hedging with options (see [`crate::policy::construct`]).
+#[derive(Clone, Debug)]
+pub struct OptionHedging {
+    /// Gamma band (coin); `None`: gamma is not hedged.
+    pub gamma: Option<Band>,
+    /// Vega band (coin, per 1.00 of vol); `None`: vega is not hedged.
+    pub vega: Option<Band>,
+    /// Book rows of the options it may trade (the liquid set).
+    pub liquid: Vec<usize>,
+    /// Fee per contract, coin (Deribit: 0.0003 BTC, capped at 12.5 % of the option's price).
+    pub fee_per_contract: f64,
+    /// Fee cap as a fraction of the option's price.
+    pub fee_cap: f64,
+}
+
 /// The pricer's hedging settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PricerConfig {
+    /// Gamma/vega hedging, if any.
+    pub options: Option<OptionHedging>,
     /// The delta band.
     pub policy: DeltaBand,
     /// How the hedge instrument trades.
@@ -178,7 +199,6 @@ pub struct PricerTile {
     intents: Producer<HedgeIntent>,
     fills: Consumer<Fill>,
     traces: Producer<TickTrace>,
-    held_intent: Option<HedgeIntent>,
     in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
     in_flight_coin: f64,
     next_id: u64,
@@ -190,6 +210,10 @@ pub struct PricerTile {
     last_check_ns: u64,
     /// dΓ/dS over the last spot move (finite difference), for the Taylor check.
     speed: f64,
+    /// Reused candidate list for the gamma/vega solve (capacity reserved at start).
+    candidates: Vec<Candidate>,
+    /// Intents decided but not yet on the exec ring (several legs of one decision).
+    pending: [Option<HedgeIntent>; 4],
 }
 
 impl PricerTile {
@@ -212,12 +236,10 @@ impl PricerTile {
             Self {
                 market,
                 book,
-                config,
                 inputs,
                 intents,
                 fills,
                 traces,
-                held_intent: None,
                 in_flight: [None; MAX_IN_FLIGHT],
                 in_flight_coin: 0.0,
                 next_id: 1,
@@ -227,6 +249,11 @@ impl PricerTile {
                 have_before: false,
                 last_check_ns: 0,
                 speed: 0.0,
+                candidates: Vec::with_capacity(
+                    config.options.as_ref().map_or(0, |o| o.liquid.len()),
+                ),
+                pending: [None; 4],
+                config,
             },
             stats,
         )
@@ -294,14 +321,123 @@ impl PricerTile {
         s.reconnects.store(m.reconnects, Ordering::Relaxed);
     }
 
-    fn send_held(&mut self) -> bool {
-        if let Some(i) = self.held_intent.take()
-            && let Err(back) = self.intents.push(i)
-        {
-            self.held_intent = Some(back.0);
-            return false;
+    /// Moves decided intents onto the exec ring, in order; false if some must wait (the
+    /// intent edge never drops: they stay here and go first next step).
+    fn send_pending(&mut self) -> bool {
+        for k in 0..self.pending.len() {
+            if let Some(i) = self.pending[k] {
+                if let Err(back) = self.intents.push(i) {
+                    self.pending[k] = Some(back.0);
+                    return false;
+                }
+                self.pending[k] = None;
+            }
         }
         true
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.iter().any(Option::is_some)
+    }
+
+    /// Records and queues one intent; false if the in-flight table or the queue is full.
+    fn emit(&mut self, mut intent: HedgeIntent) -> bool {
+        let (Some(slot), Some(q)) = (
+            self.in_flight.iter().position(Option::is_none),
+            self.pending.iter().position(Option::is_none),
+        ) else {
+            return false;
+        };
+        intent.id = self.next_id;
+        self.next_id += 1;
+        self.in_flight[slot] = Some(InFlight {
+            id: intent.id,
+            coin_delta: intent.coin_delta,
+        });
+        self.in_flight_coin += intent.coin_delta;
+        self.stats.hedges.fetch_add(1, Ordering::Relaxed);
+        self.pending[q] = Some(intent);
+        true
+    }
+
+    /// The gamma/vega legs, if the book is outside a band: queued as intents (their coin
+    /// delta counted in flight at once); true if any was queued.
+    fn option_legs(&mut self, p: &PortfolioGreeks, trace: TickTrace) -> bool {
+        let Some(o) = &self.config.options else {
+            return false;
+        };
+        let wide = Band {
+            target: 0.0,
+            half_width: f64::INFINITY,
+        };
+        let (gb, vb) = (o.gamma.unwrap_or(wide), o.vega.unwrap_or(wide));
+        self.candidates.clear();
+        for &r in &o.liquid {
+            let meta = &self.market.options()[r];
+            let f = self.market.forward_of_row(r);
+            let (bid, ask) = self.market.quote(r);
+            if !crate::market::is_pos(f) {
+                continue;
+            }
+            let g = self.book.row_greeks(r);
+            let c = if meta.inverse { to_coin(&g, f) } else { g };
+            let size = meta.contract_size;
+            let mid = if bid > 0.0 && ask >= bid {
+                0.5 * (bid + ask)
+            } else {
+                f64::NAN
+            };
+            let fee = o.fee_per_contract.min(o.fee_cap * mid.max(0.0));
+            self.candidates.push(Candidate {
+                id: meta.id,
+                delta: c.delta * size,
+                gamma: c.gamma * size,
+                vega: c.vega * size,
+                cost_buy: if ask > 0.0 && mid.is_finite() {
+                    ask - mid + fee
+                } else {
+                    f64::INFINITY
+                },
+                cost_sell: if bid > 0.0 && mid.is_finite() {
+                    mid - bid + fee
+                } else {
+                    f64::INFINITY
+                },
+                lot: 0.1,
+                min_size: 0.1,
+                max_size: self.config.hedge.max_order_coin.min(1e6),
+            });
+        }
+        let Some(sol) = construct::solve(
+            p.options_coin.gamma,
+            p.options_coin.vega,
+            &gb,
+            &vb,
+            &self.candidates,
+        ) else {
+            return false;
+        };
+        let mut any = false;
+        for l in &sol.legs[..sol.n] {
+            let c = self.candidates[l.candidate];
+            let r = self.market.row_of(c.id).unwrap_or(0);
+            let (bid, ask) = self.market.quote(r);
+            let intent = HedgeIntent {
+                trace,
+                id: 0,
+                amount: l.qty.abs(),
+                ref_price: if l.qty > 0.0 { ask } else { bid },
+                coin_delta: l.qty * c.delta,
+                instrument: c.id,
+                side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
+                venue: self.config.hedge_venue,
+            };
+            any |= self.emit(intent);
+        }
+        if any {
+            self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
+        }
+        any
     }
 
     /// The data fault now (published), or `None` when data may drive a hedge.
@@ -332,45 +468,39 @@ impl PricerTile {
         if off > self.stats.max_abs_excursion.get() {
             self.stats.max_abs_excursion.set(off);
         }
-        if self.held_intent.is_some()
+        if self.has_pending()
             || self.in_flight.iter().any(Option::is_some)
             || now.saturating_sub(self.last_hedge_ns) < self.config.min_hedge_interval_ns
         {
             return false;
         }
+        trace.decided_ns = clock::now_ns();
+        // Gamma and vega first: the delta their options add is hedged in the same decision
+        // (it is in flight already when the delta band looks).
+        let mut sent = self.option_legs(p, trace);
         let price = self.market.hedge_quote().reference();
-        let Some(order) =
+        if let Some(order) =
             self.config
                 .policy
                 .decide(p.delta_coin, self.in_flight_coin, price, &self.config.hedge)
-        else {
+        {
+            sent |= self.emit(HedgeIntent {
+                trace,
+                id: 0,
+                amount: order.amount,
+                ref_price: price,
+                coin_delta: order.coin_delta,
+                instrument: self.config.hedge_instrument,
+                side: order.side,
+                venue: self.config.hedge_venue,
+            });
+        }
+        if !sent {
             return false;
-        };
-        let Some(slot) = self.in_flight.iter().position(Option::is_none) else {
-            return false;
-        };
-        trace.decided_ns = clock::now_ns();
-        let intent = HedgeIntent {
-            trace,
-            id: self.next_id,
-            amount: order.amount,
-            ref_price: price,
-            coin_delta: order.coin_delta,
-            instrument: self.config.hedge_instrument,
-            side: order.side,
-            venue: self.config.hedge_venue,
-        };
-        self.next_id += 1;
-        self.in_flight[slot] = Some(InFlight {
-            id: intent.id,
-            coin_delta: intent.coin_delta,
-        });
-        self.in_flight_coin += intent.coin_delta;
+        }
         self.last_hedge_ns = now;
-        self.stats.hedges.fetch_add(1, Ordering::Relaxed);
-        if let Err(back) = self.intents.push(intent) {
+        if !self.send_pending() {
             self.stats.intent_ring_full.fetch_add(1, Ordering::Relaxed);
-            self.held_intent = Some(back.0);
         }
         true
     }
@@ -397,7 +527,7 @@ impl Tile for PricerTile {
 
     fn step(&mut self) -> bool {
         let mut did = self.take_fills();
-        did |= self.held_intent.is_some() && self.send_held();
+        did |= self.has_pending() && self.send_pending();
         let mut change = Change::NONE;
         let mut n = 0usize;
         let mut moves = 0u64;

@@ -31,11 +31,14 @@ use keel_engine::exec::deribit::{Credentials, DeribitOrders};
 use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
-use keel_engine::pipeline::pricer::{PricerConfig, PricerRings, PricerStats, PricerTile};
+use keel_engine::pipeline::pricer::{
+    OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
+};
 use keel_engine::pipeline::{
     PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
     Topology, WaitMap, WaitStrategy, available_cores, ring, spawn,
 };
+use keel_engine::policy::construct::Band;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
 use keel_feeds::clock;
 use keel_feeds::event::Venue;
@@ -420,7 +423,29 @@ fn build(
         };
 
     let max_order_coin = cfg.deribit.max_order.unwrap_or(f64::INFINITY);
+    let options = if cfg.gamma_band.is_some() || cfg.vega_band.is_some() {
+        let liquid = liquid_rows(cfg, &market, &instruments)?;
+        if liquid.is_empty() {
+            bail!("--gamma-band/--vega-band: no liquid option to hedge with (give --liquid)");
+        }
+        Some(OptionHedging {
+            gamma: cfg.gamma_band.map(|b| Band {
+                target: cfg.gamma_target,
+                half_width: b,
+            }),
+            vega: cfg.vega_band.map(|b| Band {
+                target: cfg.vega_target,
+                half_width: b,
+            }),
+            liquid,
+            fee_per_contract: 0.0003,
+            fee_cap: 0.125,
+        })
+    } else {
+        None
+    };
     let pricer_cfg = PricerConfig {
+        options,
         policy: DeltaBand {
             target: cfg.delta_target,
             band: cfg.delta_band,
@@ -534,6 +559,48 @@ fn build(
         dry_run,
         exec_target,
     })
+}
+
+/// Book rows of the options the gamma/vega hedge may trade: `--liquid`, or the call and the
+/// put at the middle strike of every expiry 7 to 120 days out.
+fn liquid_rows(
+    cfg: &RunConfig,
+    market: &MarketState,
+    instruments: &Instruments,
+) -> Result<Vec<usize>> {
+    if !cfg.liquid.is_empty() {
+        return cfg
+            .liquid
+            .iter()
+            .map(|n| {
+                instruments
+                    .id(Venue::Deribit, n.as_bytes())
+                    .and_then(|id| market.row_of(id))
+                    .with_context(|| {
+                        format!("--liquid {n}: not a listed option of {}", cfg.underlying)
+                    })
+            })
+            .collect();
+    }
+    let now_ms = clock::now_ns() / 1_000_000;
+    let day = 86_400_000u64;
+    let mut rows = Vec::new();
+    for (e, x) in market.expiries().iter().enumerate() {
+        if x.ms < now_ms + 7 * day || x.ms > now_ms + 120 * day {
+            continue;
+        }
+        let of: Vec<usize> = market
+            .options()
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.expiry as usize == e)
+            .map(|(r, _)| r)
+            .collect();
+        // Rows are by strike, call before put: the middle pair.
+        let mid = (of.len() / 2) & !1;
+        rows.extend(of.iter().skip(mid).take(2));
+    }
+    Ok(rows)
 }
 
 fn venue_of(name: &str) -> Venue {

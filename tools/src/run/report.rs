@@ -35,8 +35,10 @@ pub struct Summary {
     pub reprices_spot: u64,
     /// Price-moving ticks folded into a later reprice.
     pub skipped_ticks: u64,
-    /// Hedge intents.
+    /// Hedge intents (every leg).
     pub hedges: u64,
+    /// Decisions that traded options for gamma/vega.
+    pub option_hedges: u64,
     /// Outcomes with a fill.
     pub fills: u64,
     /// Outcomes without one.
@@ -105,6 +107,7 @@ impl Summary {
             reprices_spot: 0,
             skipped_ticks: 0,
             hedges: 0,
+            option_hedges: 0,
             fills: 0,
             rejects: 0,
             ring_full_feed: 0,
@@ -148,6 +151,7 @@ impl Summary {
         self.reprices_spot = l(&p.reprices_spot);
         self.skipped_ticks = l(&p.skipped_ticks);
         self.hedges = l(&p.hedges);
+        self.option_hedges = l(&p.option_hedges);
         self.fills = l(&p.fills);
         self.rejects = l(&p.rejects);
         self.ring_full_intents = l(&p.intent_ring_full);
@@ -233,6 +237,7 @@ pub fn summary_json(s: &Summary) -> Value {
         "reprices_spot": s.reprices_spot,
         "skipped_ticks": s.skipped_ticks,
         "hedges": s.hedges,
+        "option_hedge_decisions": s.option_hedges,
         "fills": s.fills,
         "rejects": s.rejects,
         "ring_full": s.ring_full_feed + s.ring_full_intents,
@@ -342,8 +347,8 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "hedges",
         format!(
-            "{} sent, {} filled, {} without fill",
-            s.hedges, s.fills, s.rejects
+            "{} sent ({} gamma/vega decisions), {} filled, {} without fill",
+            s.hedges, s.option_hedges, s.fills, s.rejects
         ),
     );
     row(
