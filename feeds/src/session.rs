@@ -274,12 +274,22 @@ impl VenueSession {
     /// A Deribit session: `ticker.{name}.100ms` for options, futures and perpetuals,
     /// `deribit_price_index.{name}` for indices, `book.{name}.100ms` too when `books`.
     pub fn deribit(instruments: &Instruments, books: bool) -> Self {
+        Self::deribit_only(instruments, books, &|_, _| true)
+    }
+
+    /// A Deribit session subscribing only the instruments `subscribe` accepts (ids stay those
+    /// of `instruments`, so events resolve against the same registry).
+    pub fn deribit_only(
+        instruments: &Instruments,
+        books: bool,
+        subscribe: &dyn Fn(InstrumentId, &Instrument) -> bool,
+    ) -> Self {
         let mut channels = Vec::new();
         let mut streams = Vec::new();
         let mut book_resubscribe = vec![None; instruments.len()];
         for (id, inst) in instruments
             .iter()
-            .filter(|(_, i)| i.venue == Venue::Deribit)
+            .filter(|(id, i)| i.venue == Venue::Deribit && subscribe(*id, i))
         {
             match inst.kind {
                 InstrumentKind::Index => {

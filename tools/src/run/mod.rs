@@ -42,7 +42,7 @@ use keel_engine::policy::construct::Band;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
 use keel_feeds::clock;
 use keel_feeds::event::Venue;
-use keel_feeds::instrument::{InstrumentKind, Instruments};
+use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments};
 use keel_feeds::net::{ConnectionConfig, FeedLoop};
 use keel_feeds::session::{VenueSession, register};
 use keel_feeds::venues::BinanceMarket;
@@ -325,6 +325,28 @@ fn build(
     let book_rows = book.len();
     let held = book.held_rows().len();
 
+    let options = if cfg.gamma_band.is_some() || cfg.vega_band.is_some() {
+        let liquid = liquid_rows(cfg, &market, &instruments)?;
+        if liquid.is_empty() {
+            bail!("--gamma-band/--vega-band: no liquid option to hedge with (give --liquid)");
+        }
+        Some(OptionHedging {
+            gamma: cfg.gamma_band.map(|b| Band {
+                target: cfg.gamma_target,
+                half_width: b,
+            }),
+            vega: cfg.vega_band.map(|b| Band {
+                target: cfg.vega_target,
+                half_width: b,
+            }),
+            liquid,
+            fee_per_contract: 0.0003,
+            fee_cap: 0.125,
+        })
+    } else {
+        None
+    };
+
     // Rings.
     let (intent_tx, intent_rx) = ring(ORDER_RING)?;
     let (fill_tx, fill_rx) = ring(ORDER_RING)?;
@@ -357,12 +379,36 @@ fn build(
         groups[g].2.push(name);
         Ok(())
     };
+    // Deribit: every listed instrument of the underlying, or with --deribit-instruments only
+    // those plus what the book needs (held options, the hedge, the index, the liquid set).
+    let wanted: Vec<&str> = cfg.deribit.instruments.iter().map(String::as_str).collect();
+    for w in &wanted {
+        if instruments.id(Venue::Deribit, w.as_bytes()).is_none() {
+            bail!("--deribit-instruments {w}: not listed by {deribit_url}");
+        }
+    }
+    let needed: Vec<InstrumentId> = resolved
+        .iter()
+        .map(|(id, _, _)| *id)
+        .chain([hedge_id])
+        .chain(
+            options
+                .iter()
+                .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id)),
+        )
+        .collect();
+    let deribit_session = VenueSession::deribit_only(&instruments, false, &|id, i| {
+        wanted.is_empty()
+            || wanted.contains(&i.name.as_str())
+            || needed.contains(&id)
+            || i.kind == InstrumentKind::Index
+    });
     add_conn(
         deribit_pin,
         "deribit",
         &deribit_url,
         ca.clone(),
-        VenueSession::deribit(&instruments, false),
+        deribit_session,
     )?;
     for (name, v) in &others {
         let venue = venue_of(name);
@@ -423,27 +469,6 @@ fn build(
         };
 
     let max_order_coin = cfg.deribit.max_order.unwrap_or(f64::INFINITY);
-    let options = if cfg.gamma_band.is_some() || cfg.vega_band.is_some() {
-        let liquid = liquid_rows(cfg, &market, &instruments)?;
-        if liquid.is_empty() {
-            bail!("--gamma-band/--vega-band: no liquid option to hedge with (give --liquid)");
-        }
-        Some(OptionHedging {
-            gamma: cfg.gamma_band.map(|b| Band {
-                target: cfg.gamma_target,
-                half_width: b,
-            }),
-            vega: cfg.vega_band.map(|b| Band {
-                target: cfg.vega_target,
-                half_width: b,
-            }),
-            liquid,
-            fee_per_contract: 0.0003,
-            fee_cap: 0.125,
-        })
-    } else {
-        None
-    };
     let pricer_cfg = PricerConfig {
         options,
         policy: DeltaBand {
