@@ -6,10 +6,15 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use keel_engine::exec::FillStatus;
+use keel_engine::policy::cost::{
+    Candidate, ChainHead, Contract, CostQuery, DEFAULT_LATENCY_FACTOR, FeeRule, GasSpec, Level,
+    Liquidity, VenueCost, all_in_cost, cheapest, walk_book,
+};
 use keel_engine::risk::{
     FeedStaleness, IndexConfig, IndexGuard, IvGuard, IvLimits, KillFlags, OrderCheck, RiskGate,
     RiskLimits,
 };
+use keel_feeds::{Side, Venue};
 
 struct Counting;
 
@@ -113,4 +118,92 @@ fn risk_gate_and_guards_do_not_allocate() {
     });
     assert_eq!(n, 0, "allocations on the risk path");
     assert!(vetoes > 0 && faults > 0, "the loop exercised the refusals");
+}
+
+#[test]
+fn cost_model_does_not_allocate() {
+    let perp = VenueCost {
+        venue: Venue::Deribit,
+        contract: Contract::Inverse,
+        fee: FeeRule::DERIBIT_PERPETUAL,
+        latency_ns: 5_000_000,
+        latency_factor: DEFAULT_LATENCY_FACTOR,
+        gas: None,
+    };
+    let dex = VenueCost {
+        venue: Venue::Ethereum,
+        contract: Contract::Linear { multiplier: 1.0 },
+        fee: FeeRule::Notional {
+            maker_bps: 30.0,
+            taker_bps: 30.0,
+        },
+        gas: Some(GasSpec {
+            gas_units: 150_000,
+            priority_fee_wei: 1_000_000_000,
+        }),
+        ..perp
+    };
+    let asks: [Level; 8] = core::array::from_fn(|i| Level {
+        price: 100_000.5 + i as f64,
+        size: 20_000.0 * (i + 1) as f64,
+    });
+    let coin_asks: [Level; 8] = core::array::from_fn(|i| Level {
+        price: 100_001.0 + i as f64,
+        size: 0.3 * (i + 1) as f64,
+    });
+    let mut total = 0.0;
+    let n = allocations_during(|| {
+        for i in 0..10_000u64 {
+            let coin = 0.1 + (i % 50) as f64 * 0.1;
+            let base = CostQuery {
+                side: Side::Buy,
+                qty: coin * 100_000.0,
+                levels: &asks,
+                mid: 100_000.0,
+                quote_usd: 1.0,
+                underlying_usd: 100_000.0,
+                sigma: 0.5,
+                coin_delta: coin,
+                liquidity: Liquidity::Taker,
+                chain: Some(ChainHead {
+                    base_fee_wei: 20_000_000_000 + i,
+                    gas_used: (i * 7_919) % 30_000_000,
+                    gas_limit: 30_000_000,
+                }),
+                eth_usd: 3_000.0,
+            };
+            let on_chain = CostQuery {
+                qty: coin,
+                levels: &coin_asks,
+                ..base
+            };
+            if let Ok(c) = all_in_cost(&perp, &base) {
+                total += c.total;
+            }
+            if let Some(best) = cheapest(&[
+                Candidate {
+                    venue: &perp,
+                    query: base,
+                },
+                Candidate {
+                    venue: &dex,
+                    query: on_chain,
+                },
+            ]) {
+                total += best.cost.total;
+            }
+            if let Ok(w) = walk_book(
+                Side::Buy,
+                dex.contract,
+                coin * 3.0,
+                &coin_asks,
+                100_000.0,
+                1.0,
+            ) {
+                total += w.slippage_usd;
+            }
+        }
+    });
+    assert_eq!(n, 0, "allocations in the cost model");
+    assert!(total > 0.0);
 }

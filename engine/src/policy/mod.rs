@@ -8,6 +8,8 @@
 
 use keel_feeds::event::Side;
 
+pub mod cost;
+
 /// How the hedge instrument trades.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgeSpec {
