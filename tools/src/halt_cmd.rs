@@ -38,7 +38,7 @@ Examples:
 /// Arguments of `keel halt`.
 #[derive(Args, Debug)]
 pub struct HaltArgs {
-    /// The halt file (the engine's `--halt-file`).
+    /// The halt file (the same default is meant for `keel run --halt-file`).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_HALT_FILE)]
     pub file: PathBuf,
     /// Why, written into the file (one line).

@@ -53,8 +53,8 @@ pub enum Command {
     /// redacted.
     #[command(long_about = config_cmd::LONG_ABOUT)]
     Config(Box<config_cmd::ConfigArgs>),
-    /// Halt a running engine: create its halt file atomically with a reason and the time
-    /// (`--clear` removes it).
+    /// Write the halt file (atomically, with a reason and the time) whose existence halts the
+    /// engine's risk gate; `--clear` removes it. Not yet watched by `keel run`.
     #[command(long_about = halt_cmd::LONG_ABOUT, after_help = halt_cmd::AFTER_HELP)]
     Halt(halt_cmd::HaltArgs),
 }
