@@ -4,4 +4,5 @@ pub mod greeks;
 pub mod market;
 pub mod pipeline;
 pub mod policy;
+pub mod risk;
 pub mod sim;

@@ -8,6 +8,7 @@
 
 pub mod config_cmd;
 pub mod greeks_cmd;
+pub mod halt_cmd;
 pub mod run;
 pub mod run_config;
 pub mod sim;
@@ -52,6 +53,10 @@ pub enum Command {
     /// redacted.
     #[command(long_about = config_cmd::LONG_ABOUT)]
     Config(Box<config_cmd::ConfigArgs>),
+    /// Write the halt file (atomically, with a reason and the time) whose existence halts the
+    /// engine's risk gate; `--clear` removes it. Not yet watched by `keel run`.
+    #[command(long_about = halt_cmd::LONG_ABOUT, after_help = halt_cmd::AFTER_HELP)]
+    Halt(halt_cmd::HaltArgs),
 }
 
 /// Runs a parsed command line.
@@ -61,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Greeks(args) => greeks_cmd::run(&args),
         Command::Tap(args) => tap_cmd::run(&args),
         Command::Config(args) => config_cmd::run(&args),
+        Command::Halt(args) => halt_cmd::run(&args),
     }
 }
 

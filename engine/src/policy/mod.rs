@@ -10,6 +10,8 @@ pub mod construct;
 
 use keel_feeds::event::Side;
 
+pub mod cost;
+
 /// How the hedge instrument trades.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgeSpec {
