@@ -55,6 +55,8 @@ struct Rig {
     fills: Producer<Fill>,
     _traces: Consumer<TickTrace>,
     now_ms: u64,
+    kill: keel_engine::risk::KillFlags,
+    cancel_all: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Rig {
@@ -91,7 +93,12 @@ impl Rig {
         let (intent_tx, intents) = ring(16).unwrap();
         let (fills, fill_rx) = ring(16).unwrap();
         let (trace_tx, traces) = ring(1024).unwrap();
+        let kill = keel_engine::risk::KillFlags::new();
+        let cancel_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cfg = PricerConfig {
+            risk: keel_engine::risk::RiskLimits::default(),
+            kill: kill.clone(),
+            cancel_all: cancel_all.clone(),
             options: None,
             policy: DeltaBand {
                 target: 0.0,
@@ -113,7 +120,7 @@ impl Rig {
             fills: fill_rx,
             traces: trace_tx,
         };
-        let (tile, stats) = PricerTile::new(market, book, cfg, rings);
+        let (tile, stats) = PricerTile::new(market, book, cfg, rings).unwrap();
         Self {
             tile,
             stats,
@@ -122,6 +129,8 @@ impl Rig {
             fills,
             _traces: traces,
             now_ms,
+            kill,
+            cancel_all,
         }
     }
 
@@ -253,4 +262,33 @@ fn a_rejected_hedge_releases_the_exposure_and_bad_data_holds_hedges() {
     let again = r.intents.pop().expect("hedged after reconnecting");
     assert_eq!(again.side, Side::Buy);
     assert_ne!(again.id, i.id);
+}
+
+#[test]
+fn a_halt_stops_hedging_and_cancels_all_once() {
+    let mut r = Rig::new();
+    r.kill.raise_signal();
+    r.market(100_000.0);
+    r.tile.step();
+    assert!(
+        r.intents.pop().is_none(),
+        "halted: no hedge though −5 BTC is out of band"
+    );
+    assert_eq!(
+        r.stats
+            .risk_state
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert!(
+        r.cancel_all
+            .swap(false, std::sync::atomic::Ordering::AcqRel),
+        "cancel-all requested"
+    );
+    r.market(100_010.0);
+    r.tile.step();
+    assert!(
+        !r.cancel_all.load(std::sync::atomic::Ordering::Relaxed),
+        "only once"
+    );
 }

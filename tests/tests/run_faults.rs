@@ -112,3 +112,38 @@ fn gamma_and_vega_bands_are_held_with_options() {
     );
     assert!(summary.delta_after.abs() <= 0.5, "{summary:?}");
 }
+
+#[test]
+fn the_halt_file_stops_hedging_at_once_and_a_leftover_one_stops_the_first_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let halt = dir.path().join("keel.halt");
+    let mut cfg = base();
+    cfg.halt_file = halt.clone();
+    let run = start(&cfg, None).expect("starts");
+    let p = run.pricer();
+    wait_for("a first hedge", Duration::from_secs(60), || {
+        p.hedges.load(Ordering::Relaxed) >= 1
+    });
+    keel_engine::risk::write_halt_file(&halt, "test", 1).unwrap();
+    wait_for("HALTED", Duration::from_secs(30), || {
+        keel_tools::run::risk_state(p) == keel_engine::risk::RiskState::Halted
+    });
+    let h = p.hedges.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(p.hedges.load(Ordering::Relaxed), h, "no hedge once halted");
+    let summary = run.finish().expect("clean shutdown");
+    assert_eq!(summary.risk_state, "halted");
+
+    // Still there at the next start: not a single order.
+    let run = start(&cfg, None).expect("starts");
+    std::thread::sleep(Duration::from_millis(2500));
+    let p = run.pricer();
+    assert_eq!(
+        p.hedges.load(Ordering::Relaxed),
+        0,
+        "a leftover halt file holds the start"
+    );
+    assert!(p.ticks.load(Ordering::Relaxed) > 0);
+    let summary = run.finish().expect("clean shutdown");
+    assert_eq!(summary.orders_sent, 0);
+}

@@ -139,6 +139,18 @@ pub struct RunConfig {
     /// Options the gamma/vega hedge may trade (empty: chosen at start, the call and the put
     /// nearest the middle strike of each expiry 7 to 120 days out).
     pub liquid: Vec<String>,
+    /// The kill switch: while this file exists the engine is HALTED (`keel halt` writes it).
+    pub halt_file: PathBuf,
+    /// Most hedge orders over any 60 s (rejected ones count).
+    pub max_hedges_per_min: u32,
+    /// Largest position in any one instrument, coin (None: no limit).
+    pub max_position_coin: Option<f64>,
+    /// Largest USD notional sent over any 60 s (None: no limit).
+    pub max_notional_per_min: Option<f64>,
+    /// Loss of the day, USD, past which only exposure-reducing orders pass (None: no stop).
+    pub daily_loss_stop: Option<f64>,
+    /// Rejections in a row that halt.
+    pub max_consecutive_rejects: u32,
     /// Market data older than this stops hedging.
     #[serde(serialize_with = "ser_duration")]
     pub stale_after: Duration,
@@ -291,6 +303,12 @@ impl RunConfig {
             vega_target: 0.0,
             vega_band: None,
             liquid: Vec::new(),
+            halt_file: PathBuf::from("keel.halt"),
+            max_hedges_per_min: 30,
+            max_position_coin: None,
+            max_notional_per_min: None,
+            daily_loss_stop: None,
+            max_consecutive_rejects: 5,
             stale_after: DEFAULT_STALE_AFTER,
             sim: SimSettings::default(),
             deribit: VenueConfig::defaults("deribit"),
@@ -700,6 +718,26 @@ pub struct RunArgs {
         help_heading = "Hedging"
     )]
     pub liquid: Option<Vec<String>>,
+    /// Kill switch: while this file exists hedging is HALTED and resting orders are cancelled
+    /// (`keel halt` writes it) [default: keel.halt].
+    #[arg(long, value_name = "FILE", help_heading = "Risk")]
+    pub halt_file: Option<PathBuf>,
+    /// Most hedge orders over any 60 s, rejected ones included [default: 30].
+    #[arg(long, value_name = "N", help_heading = "Risk")]
+    pub max_hedges_per_min: Option<u32>,
+    /// Largest position in any one instrument, coin [default: no limit].
+    #[arg(long, value_name = "COINS", help_heading = "Risk")]
+    pub max_position_coin: Option<f64>,
+    /// Largest USD notional sent over any 60 s [default: no limit].
+    #[arg(long, value_name = "USD", help_heading = "Risk")]
+    pub max_notional_per_min: Option<f64>,
+    /// Daily loss in USD past which only exposure-reducing orders pass, until 00:00 UTC
+    /// [default: no stop].
+    #[arg(long, value_name = "USD", help_heading = "Risk")]
+    pub daily_loss_stop: Option<f64>,
+    /// Venue rejections in a row that halt the engine [default: 5].
+    #[arg(long, value_name = "N", help_heading = "Risk")]
+    pub max_consecutive_rejects: Option<u32>,
     /// Stop hedging when market data is older than this [default: 2s].
     #[arg(long, value_name = "DURATION", help_heading = "Hedging")]
     pub stale_after: Option<String>,
@@ -939,6 +977,12 @@ struct RunFile {
     vega_target: Option<Spanned<f64>>,
     vega_band: Option<Spanned<f64>>,
     liquid: Option<Spanned<Vec<String>>>,
+    halt_file: Option<Spanned<PathBuf>>,
+    max_hedges_per_min: Option<Spanned<u32>>,
+    max_position_coin: Option<Spanned<f64>>,
+    max_notional_per_min: Option<Spanned<f64>>,
+    daily_loss_stop: Option<Spanned<f64>>,
+    max_consecutive_rejects: Option<Spanned<u32>>,
     stale_after: Option<Spanned<String>>,
     positions: Option<Spanned<PathBuf>>,
     topology: Option<Spanned<String>>,
@@ -1360,6 +1404,55 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
         cfg.liquid = g.parse(|v| check_instruments(v))?;
     }
     if let Some(g) = l.pick(
+        &args.halt_file,
+        "--halt-file",
+        |f| &f.halt_file,
+        "halt_file",
+    ) {
+        cfg.halt_file = g.check(|p| !p.as_os_str().is_empty(), "must be a file path")?;
+    }
+    if let Some(g) = l.pick(
+        &args.max_hedges_per_min,
+        "--max-hedges-per-min",
+        |f| &f.max_hedges_per_min,
+        "max_hedges_per_min",
+    ) {
+        cfg.max_hedges_per_min = g.check(|v| *v > 0, "must be > 0")?;
+    }
+    let positive = |v: &f64| v.is_finite() && *v > 0.0;
+    if let Some(g) = l.pick(
+        &args.max_position_coin,
+        "--max-position-coin",
+        |f| &f.max_position_coin,
+        "max_position_coin",
+    ) {
+        cfg.max_position_coin = Some(g.check(positive, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(
+        &args.max_notional_per_min,
+        "--max-notional-per-min",
+        |f| &f.max_notional_per_min,
+        "max_notional_per_min",
+    ) {
+        cfg.max_notional_per_min = Some(g.check(positive, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(
+        &args.daily_loss_stop,
+        "--daily-loss-stop",
+        |f| &f.daily_loss_stop,
+        "daily_loss_stop",
+    ) {
+        cfg.daily_loss_stop = Some(g.check(positive, "must be > 0")?);
+    }
+    if let Some(g) = l.pick(
+        &args.max_consecutive_rejects,
+        "--max-consecutive-rejects",
+        |f| &f.max_consecutive_rejects,
+        "max_consecutive_rejects",
+    ) {
+        cfg.max_consecutive_rejects = g.check(|v| *v > 0, "must be > 0")?;
+    }
+    if let Some(g) = l.pick(
         &args.stale_after,
         "--stale-after",
         |f| &f.stale_after,
@@ -1607,6 +1700,15 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     out.set("vega_target", cfg.vega_target);
     out.opt("vega_band", cfg.vega_band, "vega not hedged");
     out.set("liquid", cfg.liquid.clone());
+    out.set("halt_file", cfg.halt_file.display().to_string());
+    out.set("max_hedges_per_min", u64::from(cfg.max_hedges_per_min));
+    out.opt("max_position_coin", cfg.max_position_coin, "no limit");
+    out.opt("max_notional_per_min", cfg.max_notional_per_min, "no limit");
+    out.opt("daily_loss_stop", cfg.daily_loss_stop, "no stop");
+    out.set(
+        "max_consecutive_rejects",
+        u64::from(cfg.max_consecutive_rejects),
+    );
     out.set("stale_after", format_duration(cfg.stale_after));
     out.opt(
         "positions",

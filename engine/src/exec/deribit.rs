@@ -28,6 +28,8 @@ const QUERY_ID: u64 = 1 << 62;
 const AUTH_ID: u64 = (1 << 62) - 1;
 /// JSON-RPC id of `public/set_heartbeat` and the `public/test` replies.
 const HEARTBEAT_ID: u64 = (1 << 62) - 2;
+/// JSON-RPC id of `private/cancel_all` (on a halt).
+const CANCEL_ALL_ID: u64 = (1 << 62) - 3;
 /// Heartbeat interval asked for, seconds: a dead order connection is noticed within about
 /// twice this.
 const HEARTBEAT_S: u32 = 10;
@@ -71,6 +73,8 @@ pub struct OrderCounters {
     pub unmatched: u64,
     /// Intents refused because the in-flight table was full (the intent is kept and retried).
     pub table_full: u64,
+    /// `private/cancel_all` requests sent (halts).
+    pub cancel_alls: u64,
 }
 
 /// The Deribit order session (a [`Session`] on the exec tile's connection).
@@ -93,6 +97,8 @@ pub struct DeribitOrders {
     opens: u64,
     counters: OrderCounters,
     waiter: Waiter,
+    /// Raised by the pricer when the risk gate halts: cancel everything resting, once.
+    cancel_all: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl DeribitOrders {
@@ -122,7 +128,15 @@ impl DeribitOrders {
             opens: 0,
             counters: OrderCounters::default(),
             waiter: Waiter::new(WaitStrategy::SpinYield),
+            cancel_all: None,
         }
+    }
+
+    /// Sends `private/cancel_all` whenever `flag` is raised (the risk gate's halt), and lowers
+    /// it.
+    pub fn with_cancel_all(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.cancel_all = Some(flag);
+        self
     }
 
     /// Counters so far.
@@ -455,7 +469,7 @@ impl Session for DeribitOrders {
                 return Ok(());
             }
         };
-        if reply.id == HEARTBEAT_ID {
+        if reply.id == HEARTBEAT_ID || reply.id == CANCEL_ALL_ID {
             return Ok(());
         }
         if reply.id == AUTH_ID {
@@ -492,6 +506,18 @@ impl Session for DeribitOrders {
         self.flush_backlog();
         self.just_sent_len = 0;
         let mut wrote = false;
+        if let Some(flag) = &self.cancel_all
+            && flag.swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.buf.clear();
+            let _ = write!(
+                self.buf,
+                r#"{{"jsonrpc":"2.0","id":{CANCEL_ALL_ID},"method":"private/cancel_all","params":{{}}}}"#
+            );
+            out.send_text(&self.buf);
+            self.counters.cancel_alls += 1;
+            wrote = true;
+        }
         loop {
             let intent = match self.held.take() {
                 Some(i) => i,
@@ -731,6 +757,19 @@ mod tests {
         .unwrap();
         let f = parse_client_frames(&buf).unwrap();
         assert!(String::from_utf8_lossy(&f[0].2).contains("public/test"));
+    }
+
+    #[test]
+    fn a_halt_sends_cancel_all_once() {
+        let (s, _ip, _fc) = session();
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut s = s.with_cancel_all(flag.clone());
+        let msgs = sent(&mut s);
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].contains("private/cancel_all"), "{}", msgs[0]);
+        assert!(!flag.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(sent(&mut s).is_empty());
+        assert_eq!(s.counters().cancel_alls, 1);
     }
 
     #[test]

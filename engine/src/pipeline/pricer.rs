@@ -12,7 +12,7 @@
 //! exec tile resolves it by label.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use keel_feeds::clock;
 use keel_feeds::event::{Side, Venue};
@@ -28,6 +28,7 @@ use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, Candidate};
 use crate::policy::{DeltaBand, HedgeSpec};
+use crate::risk::{KillFlags, OrderCheck, RiskConfigError, RiskGate, RiskLimits};
 
 /// Events taken off the ring per step before repricing.
 pub const MAX_BATCH: usize = 4096;
@@ -64,6 +65,12 @@ pub struct PricerStats {
     pub hedges: AtomicU64,
     /// Decisions that traded options for gamma/vega.
     pub option_hedges: AtomicU64,
+    /// Intents the risk gate refused.
+    pub vetoes: AtomicU64,
+    /// The last refused limit (`risk::Limit::index` + 1; 0 = none yet).
+    pub last_veto: AtomicU64,
+    /// Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.
+    pub risk_state: AtomicU64,
     /// Outcomes with a fill (full, partial or paper).
     pub fills: AtomicU64,
     /// Outcomes without a fill (rejected, not found).
@@ -157,6 +164,12 @@ pub struct OptionHedging {
 /// The pricer's hedging settings.
 #[derive(Clone, Debug)]
 pub struct PricerConfig {
+    /// Hard limits every intent must pass ([`crate::risk::RiskGate`]).
+    pub risk: RiskLimits,
+    /// Halt requests (halt file, SIGUSR1), shared with the status loop.
+    pub kill: KillFlags,
+    /// Raised once when the gate enters HALTED: the exec tile cancels everything resting.
+    pub cancel_all: Arc<AtomicBool>,
     /// Gamma/vega hedging, if any.
     pub options: Option<OptionHedging>,
     /// The delta band.
@@ -212,6 +225,7 @@ pub struct PricerTile {
     speed: f64,
     /// Reused candidate list for the gamma/vega solve (capacity reserved at start).
     candidates: Vec<Candidate>,
+    gate: RiskGate,
     /// Intents decided but not yet on the exec ring (several legs of one decision).
     pending: [Option<HedgeIntent>; 4],
 }
@@ -223,7 +237,8 @@ impl PricerTile {
         book: Book,
         config: PricerConfig,
         rings: PricerRings,
-    ) -> (Self, Arc<PricerStats>) {
+    ) -> Result<(Self, Arc<PricerStats>), RiskConfigError> {
+        let gate = RiskGate::new(config.risk, config.kill.clone())?;
         let PricerRings {
             inputs,
             intents,
@@ -232,7 +247,7 @@ impl PricerTile {
         } = rings;
         let stats = Arc::new(PricerStats::default());
         stats.delta_before.set(f64::NAN);
-        (
+        Ok((
             Self {
                 market,
                 book,
@@ -253,10 +268,11 @@ impl PricerTile {
                     config.options.as_ref().map_or(0, |o| o.liquid.len()),
                 ),
                 pending: [None; 4],
+                gate,
                 config,
             },
             stats,
-        )
+        ))
     }
 
     fn take_fills(&mut self) -> bool {
@@ -274,6 +290,7 @@ impl PricerTile {
                 continue;
             };
             self.in_flight_coin -= x.coin_delta;
+            self.gate.record_outcome(f.status, clock::now_ns());
             if f.filled != 0.0 {
                 self.book.apply_fill(&self.market, f.instrument, f.filled);
                 self.stats.fills.fetch_add(1, Ordering::Relaxed);
@@ -321,6 +338,26 @@ impl PricerTile {
         s.reconnects.store(m.reconnects, Ordering::Relaxed);
     }
 
+    /// The book's position in an instrument, coin: options in units of underlying, a linear
+    /// hedge in coin, an inverse one as its USD amount over the hedge price.
+    fn position_coin(&self, id: keel_feeds::instrument::InstrumentId) -> f64 {
+        if let Some(r) = self.market.row_of(id) {
+            return self.book.qty(r);
+        }
+        let price = self.market.hedge_quote().reference();
+        self.book
+            .hedges()
+            .iter()
+            .find(|h| h.id == id)
+            .map_or(0.0, |h| {
+                if h.inverse {
+                    h.amount / price
+                } else {
+                    h.amount
+                }
+            })
+    }
+
     /// Moves decided intents onto the exec ring, in order; false if some must wait (the
     /// intent edge never drops: they stay here and go first next step).
     fn send_pending(&mut self) -> bool {
@@ -340,14 +377,29 @@ impl PricerTile {
         self.pending.iter().any(Option::is_some)
     }
 
-    /// Records and queues one intent; false if the in-flight table or the queue is full.
-    fn emit(&mut self, mut intent: HedgeIntent) -> bool {
+    /// Checks one intent against the risk gate, then records and queues it; false if the
+    /// gate refused it (counted) or the in-flight table or the queue is full.
+    fn emit(&mut self, mut intent: HedgeIntent, exposure_coin: f64, now: u64) -> bool {
         let (Some(slot), Some(q)) = (
             self.in_flight.iter().position(Option::is_none),
             self.pending.iter().position(Option::is_none),
         ) else {
             return false;
         };
+        let check = OrderCheck {
+            coin: intent.coin_delta,
+            notional_usd: intent.coin_delta.abs() * self.market.index(),
+            position_coin: self.position_coin(intent.instrument),
+            exposure_coin,
+        };
+        if let Err(v) = self.gate.check(&check, now) {
+            self.stats.vetoes.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .last_veto
+                .store(v.limit.index() as u64 + 1, Ordering::Relaxed);
+            return false;
+        }
+        self.gate.record_sent(&check, now);
         intent.id = self.next_id;
         self.next_id += 1;
         self.in_flight[slot] = Some(InFlight {
@@ -362,7 +414,7 @@ impl PricerTile {
 
     /// The gamma/vega legs, if the book is outside a band: queued as intents (their coin
     /// delta counted in flight at once); true if any was queued.
-    fn option_legs(&mut self, p: &PortfolioGreeks, trace: TickTrace) -> bool {
+    fn option_legs(&mut self, p: &PortfolioGreeks, trace: TickTrace, now: u64) -> bool {
         let Some(o) = &self.config.options else {
             return false;
         };
@@ -432,12 +484,22 @@ impl PricerTile {
                 side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
                 venue: self.config.hedge_venue,
             };
-            any |= self.emit(intent);
+            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
+            any |= self.emit(intent, exposure, now);
         }
         if any {
             self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
         }
         any
+    }
+
+    /// The risk state now (published); entering HALTED asks the exec tile to cancel all.
+    fn poll_risk(&mut self, now: u64) {
+        let st = self.gate.poll(now);
+        self.stats.risk_state.store(st as u64, Ordering::Relaxed);
+        if self.gate.take_cancel_all() {
+            self.config.cancel_all.store(true, Ordering::Release);
+        }
     }
 
     /// The data fault now (published), or `None` when data may drive a hedge.
@@ -460,6 +522,7 @@ impl PricerTile {
     /// Risk and policy on the repriced book; true if a hedge was sent (its trace travels with
     /// the intent).
     fn decide(&mut self, p: &PortfolioGreeks, mut trace: TickTrace, now: u64) -> bool {
+        self.poll_risk(now);
         if self.check_data(now).is_some() {
             self.stats.fault_steps.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -477,23 +540,28 @@ impl PricerTile {
         trace.decided_ns = clock::now_ns();
         // Gamma and vega first: the delta their options add is hedged in the same decision
         // (it is in flight already when the delta band looks).
-        let mut sent = self.option_legs(p, trace);
+        let mut sent = self.option_legs(p, trace, now);
         let price = self.market.hedge_quote().reference();
         if let Some(order) =
             self.config
                 .policy
                 .decide(p.delta_coin, self.in_flight_coin, price, &self.config.hedge)
         {
-            sent |= self.emit(HedgeIntent {
-                trace,
-                id: 0,
-                amount: order.amount,
-                ref_price: price,
-                coin_delta: order.coin_delta,
-                instrument: self.config.hedge_instrument,
-                side: order.side,
-                venue: self.config.hedge_venue,
-            });
+            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
+            sent |= self.emit(
+                HedgeIntent {
+                    trace,
+                    id: 0,
+                    amount: order.amount,
+                    ref_price: price,
+                    coin_delta: order.coin_delta,
+                    instrument: self.config.hedge_instrument,
+                    side: order.side,
+                    venue: self.config.hedge_venue,
+                },
+                exposure,
+                now,
+            );
         }
         if !sent {
             return false;
@@ -569,6 +637,7 @@ impl Tile for PricerTile {
             let now = clock::now_ns();
             if now.saturating_sub(self.last_check_ns) > 1_000_000 {
                 self.check_data(now);
+                self.poll_risk(now);
             }
             return did;
         }

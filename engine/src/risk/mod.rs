@@ -246,6 +246,20 @@ impl Limit {
     }
 
     /// Dense index in `0..COUNT`, in the order of the variants.
+    /// The name of the limit at `index` (see [`Limit::index`]), for counters read back.
+    pub fn name_of_index(index: usize) -> Option<&'static str> {
+        const NAMES: [&str; 7] = [
+            "halted",
+            "bad_order",
+            "max_order_coin",
+            "reduce_only",
+            "max_position_coin",
+            "max_hedges_per_min",
+            "max_notional_per_min_usd",
+        ];
+        NAMES.get(index).copied()
+    }
+
     pub fn index(self) -> usize {
         match self {
             Limit::Halted(_) => 0,

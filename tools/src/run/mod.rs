@@ -40,6 +40,7 @@ use keel_engine::pipeline::{
 };
 use keel_engine::policy::construct::Band;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
+use keel_engine::risk::{DEFAULT_POLL_EVERY, KillFile, KillFlags, RiskLimits, RiskState};
 use keel_feeds::clock;
 use keel_feeds::event::Venue;
 use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments};
@@ -84,6 +85,8 @@ struct Built {
     venues: Vec<&'static str>,
     dry_run: bool,
     exec_target: String,
+    /// Looks at the halt file every 50 ms (off the hot path) until the stop flag.
+    kill_watch: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Wraps every tile before it is spawned (tests count allocations on tile threads with it).
@@ -144,6 +147,9 @@ impl Running {
         );
         summary.elapsed = self.started.elapsed();
         let mut errors = Vec::new();
+        if let Some(w) = b.kill_watch {
+            let _ = w.join();
+        }
         for t in b.threads {
             let names = t.names().to_string();
             if let Err(e) = t.join() {
@@ -325,6 +331,27 @@ fn build(
     let book_rows = book.len();
     let held = book.held_rows().len();
 
+    // Kill switch: the halt file (looked at now, before any order, then by the status loop)
+    // and SIGUSR1; a halt asks the exec tile to cancel everything resting.
+    let kill = KillFlags::new();
+    let mut kill_file = KillFile::new(cfg.halt_file.clone(), DEFAULT_POLL_EVERY, kill.clone());
+    kill_file.poll(clock::now_ns());
+    kill.register_sigusr1()
+        .context("registering SIGUSR1 (the kill switch signal)")?;
+    let cancel_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kill_watch = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("keel-halt-watch".into())
+            .spawn(move || {
+                while !stop.is_stopped() {
+                    kill_file.poll(clock::now_ns());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .context("spawning the halt-file watcher")?
+    };
+
     let options = if cfg.gamma_band.is_some() || cfg.vega_band.is_some() {
         let liquid = liquid_rows(cfg, &market, &instruments)?;
         if liquid.is_empty() {
@@ -456,7 +483,8 @@ fn build(
                 clock::now_ns() / 1_000_000_000,
                 cfg.deribit.timeout_ms.max(1) * 1_000_000,
                 credentials,
-            );
+            )
+            .with_cancel_all(cancel_all.clone());
             let mut c = ConnectionConfig::new(&deribit_url)
                 .with_context(|| format!("--deribit-url {deribit_url}"))?;
             c.ca_file = ca.clone();
@@ -470,6 +498,16 @@ fn build(
 
     let max_order_coin = cfg.deribit.max_order.unwrap_or(f64::INFINITY);
     let pricer_cfg = PricerConfig {
+        risk: RiskLimits {
+            max_order_coin: cfg.deribit.max_order.unwrap_or(f64::INFINITY),
+            max_position_coin: cfg.max_position_coin.unwrap_or(f64::INFINITY),
+            max_notional_per_min_usd: cfg.max_notional_per_min.unwrap_or(f64::INFINITY),
+            max_hedges_per_min: cfg.max_hedges_per_min,
+            daily_loss_stop_usd: cfg.daily_loss_stop.unwrap_or(f64::INFINITY),
+            max_consecutive_rejects: cfg.max_consecutive_rejects,
+        },
+        kill: kill.clone(),
+        cancel_all: cancel_all.clone(),
         options,
         policy: DeltaBand {
             target: cfg.delta_target,
@@ -495,7 +533,8 @@ fn build(
         fills: fill_rx,
         traces: trace_tx,
     };
-    let (pricer, pricer_stats) = PricerTile::new(market, book, pricer_cfg, rings);
+    let (pricer, pricer_stats) =
+        PricerTile::new(market, book, pricer_cfg, rings).context("risk limits")?;
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
 
@@ -583,6 +622,7 @@ fn build(
         venues,
         dry_run,
         exec_target,
+        kill_watch: Some(kill_watch),
     })
 }
 
@@ -626,6 +666,15 @@ fn liquid_rows(
         rows.extend(of.iter().skip(mid).take(2));
     }
     Ok(rows)
+}
+
+/// The risk state the pricer published.
+pub fn risk_state(p: &PricerStats) -> RiskState {
+    match p.risk_state.load(Ordering::Relaxed) {
+        0 => RiskState::Active,
+        1 => RiskState::Reducing,
+        _ => RiskState::Halted,
+    }
 }
 
 fn venue_of(name: &str) -> Venue {
@@ -710,9 +759,11 @@ fn status_loop(
                 p.fills.load(Ordering::Relaxed),
                 report::fmt_ns(t2t.p50_ns),
                 report::fmt_ns(t2t.p99_ns),
-                match p.fault() {
-                    None => "data ok".to_string(),
-                    Some(f) => format!("HOLD: {}", f.name()),
+                match (risk_state(p), p.fault()) {
+                    (RiskState::Halted, _) => "HALTED".to_string(),
+                    (RiskState::Reducing, _) => "REDUCING".to_string(),
+                    (_, None) => "data ok".to_string(),
+                    (_, Some(f)) => format!("HOLD: {}", f.name()),
                 }
             );
             last_ticks = ticks;

@@ -39,6 +39,12 @@ pub struct Summary {
     pub hedges: u64,
     /// Decisions that traded options for gamma/vega.
     pub option_hedges: u64,
+    /// Risk state at the end (`active`, `reducing`, `halted`).
+    pub risk_state: &'static str,
+    /// Intents the risk gate refused, and the last limit that refused one.
+    pub vetoes: u64,
+    /// See `vetoes`.
+    pub last_veto: Option<&'static str>,
     /// Outcomes with a fill.
     pub fills: u64,
     /// Outcomes without one.
@@ -108,6 +114,9 @@ impl Summary {
             skipped_ticks: 0,
             hedges: 0,
             option_hedges: 0,
+            risk_state: "active",
+            vetoes: 0,
+            last_veto: None,
             fills: 0,
             rejects: 0,
             ring_full_feed: 0,
@@ -152,6 +161,12 @@ impl Summary {
         self.skipped_ticks = l(&p.skipped_ticks);
         self.hedges = l(&p.hedges);
         self.option_hedges = l(&p.option_hedges);
+        self.risk_state = super::risk_state(p).name();
+        self.vetoes = l(&p.vetoes);
+        self.last_veto = match l(&p.last_veto) {
+            0 => None,
+            i => keel_engine::risk::Limit::name_of_index(i as usize - 1),
+        };
         self.fills = l(&p.fills);
         self.rejects = l(&p.rejects);
         self.ring_full_intents = l(&p.intent_ring_full);
@@ -225,7 +240,7 @@ pub fn summary_json(s: &Summary) -> Value {
         )
     })
     .collect();
-    json!({
+    let mut v = json!({
         "topology": s.topology,
         "cores": s.cores,
         "book_options": s.book_rows,
@@ -238,6 +253,9 @@ pub fn summary_json(s: &Summary) -> Value {
         "skipped_ticks": s.skipped_ticks,
         "hedges": s.hedges,
         "option_hedge_decisions": s.option_hedges,
+        "risk_state": s.risk_state,
+        "risk_vetoes": s.vetoes,
+        "last_veto": s.last_veto,
         "fills": s.fills,
         "rejects": s.rejects,
         "ring_full": s.ring_full_feed + s.ring_full_intents,
@@ -281,13 +299,25 @@ pub fn summary_json(s: &Summary) -> Value {
         "orders_sent": s.orders_sent,
         "order_label_queries": s.order_queries,
         "order_disconnects": s.order_disconnects,
-        "tick_to_trade_ns": pct(&s.latency.get(Stage::TickToTrade)),
-        "stage_ns": Value::Object(stages),
-        "sim": s.sim_orders.as_ref().map(|x| json!({
-            "connections": x.connections, "messages": x.messages, "drops": x.drops,
-            "malformed": x.malformed,
-        })),
-    })
+    });
+    if let Some(m) = v.as_object_mut() {
+        m.insert(
+            "tick_to_trade_ns".into(),
+            pct(&s.latency.get(Stage::TickToTrade)),
+        );
+        m.insert("stage_ns".into(), Value::Object(stages));
+        m.insert(
+            "sim".into(),
+            s.sim_orders.as_ref().map_or(Value::Null, |x| {
+                json!({
+                    "connections": x.connections, "messages": x.messages, "drops": x.drops,
+                    "malformed": x.malformed, "orders": x.orders, "fills": x.fills,
+                    "rejected_orders": x.rejected_orders,
+                })
+            }),
+        );
+    }
+    v
 }
 
 /// An expiry as `YYYY-MM-DD HH:MM` UTC.
@@ -403,6 +433,18 @@ pub fn summary_table(s: &Summary) -> String {
         format!(
             "feed full {} (conflated {}, dropped {}), intents full {}, traces dropped {}",
             s.ring_full_feed, s.conflated, s.conflation_dropped, s.ring_full_intents, s.trace_drops
+        ),
+    );
+    row(
+        &mut o,
+        "risk",
+        format!(
+            "state {}, {} orders vetoed{}",
+            s.risk_state,
+            s.vetoes,
+            s.last_veto
+                .map(|v| format!(" (last: {v})"))
+                .unwrap_or_default()
         ),
     );
     row(
