@@ -61,6 +61,10 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with_limits(keel_engine::risk::RiskLimits::default())
+    }
+
+    fn with_limits(limits: keel_engine::risk::RiskLimits) -> Self {
         let now_ms = now_ns() / 1_000_000;
         let exp = now_ms + 30 * DAY_MS;
         let mut v = Instruments::new();
@@ -96,7 +100,7 @@ impl Rig {
         let kill = keel_engine::risk::KillFlags::new();
         let cancel_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cfg = PricerConfig {
-            risk: keel_engine::risk::RiskLimits::default(),
+            risk: limits,
             kill: kill.clone(),
             cancel_all: cancel_all.clone(),
             options: None,
@@ -291,4 +295,51 @@ fn a_halt_stops_hedging_and_cancels_all_once() {
         !r.cancel_all.load(std::sync::atomic::Ordering::Relaxed),
         "only once"
     );
+}
+
+#[test]
+fn a_loss_past_the_daily_stop_allows_only_reducing_orders() {
+    let mut r = Rig::with_limits(keel_engine::risk::RiskLimits {
+        daily_loss_stop_usd: 1_000.0,
+        ..keel_engine::risk::RiskLimits::default()
+    });
+    r.market(100_000.0);
+    r.tile.step();
+    assert_eq!(
+        r.stats.pnl_usd.get(),
+        0.0,
+        "the first complete reprice is the baseline"
+    );
+    let i = r.intents.pop().expect("the opening hedge");
+    r.fills
+        .push(Fill {
+            trace: i.trace,
+            intent_id: i.id,
+            filled: 0.0,
+            price: f64::NAN,
+            intent_coin_delta: i.coin_delta,
+            done_ns: now_ns(),
+            instrument: i.instrument,
+            error_code: 10009,
+            status: FillStatus::Rejected,
+        })
+        .unwrap();
+    // Short ten calls, unhedged, and the underlying rallies 10 %: a loss of tens of thousands.
+    r.market(110_000.0);
+    r.tile.step();
+    assert!(
+        r.stats.pnl_usd.get() < -1_000.0,
+        "{}",
+        r.stats.pnl_usd.get()
+    );
+    assert_eq!(
+        r.stats
+            .risk_state
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "REDUCING"
+    );
+    // A hedge that reduces the exposure (buying back delta) still passes.
+    let again = r.intents.pop().expect("a reducing hedge");
+    assert_eq!(again.side, Side::Buy);
 }

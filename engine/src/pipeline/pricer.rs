@@ -71,6 +71,8 @@ pub struct PricerStats {
     pub last_veto: AtomicU64,
     /// Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.
     pub risk_state: AtomicU64,
+    /// Mark-to-market P&L since start, USD (see `Pnl`).
+    pub pnl_usd: AtomicF64,
     /// Outcomes with a fill (full, partial or paper).
     pub fills: AtomicU64,
     /// Outcomes without a fill (rejected, not found).
@@ -203,6 +205,66 @@ pub struct PricerRings {
     pub traces: Producer<TickTrace>,
 }
 
+/// Mark-to-market P&L since start, USD, for the risk gate's daily loss stop: the held options'
+/// value now minus at the first complete reprice, minus what option fills paid (coin premium ×
+/// index), plus the inverse hedges' P&L (Σ Aᵢ/Pᵢ − ΣAᵢ/P in coin, × P; the starting position
+/// enters at the first reference price). Fees are not known here and are left out.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pnl {
+    base_value_usd: Option<f64>,
+    option_cash_usd: f64,
+    /// Σ amount (USD) and Σ amount/price (coin) of the inverse hedge's trades.
+    hedge_amount: f64,
+    hedge_coin: f64,
+    hedge_started: bool,
+}
+
+impl Pnl {
+    fn on_fill(
+        &mut self,
+        m: &MarketState,
+        id: keel_feeds::instrument::InstrumentId,
+        filled: f64,
+        price: f64,
+    ) {
+        if !price.is_finite() || price <= 0.0 {
+            return;
+        }
+        if let Some(r) = m.row_of(id) {
+            let meta = &m.options()[r];
+            let usd = if meta.inverse {
+                price * m.index()
+            } else {
+                price
+            };
+            self.option_cash_usd -= filled * meta.contract_size * usd;
+        } else if Some(id) == m.hedge_instrument() {
+            self.hedge_amount += filled;
+            self.hedge_coin += filled / price;
+        }
+    }
+
+    /// P&L now, or `None` before the baseline exists.
+    fn value(
+        &mut self,
+        options_value_usd: f64,
+        hedge_start_amount: f64,
+        hedge_price: f64,
+    ) -> Option<f64> {
+        if !(hedge_price > 0.0 && options_value_usd.is_finite()) {
+            return None;
+        }
+        if !self.hedge_started {
+            self.hedge_started = true;
+            self.hedge_amount += hedge_start_amount;
+            self.hedge_coin += hedge_start_amount / hedge_price;
+        }
+        let base = *self.base_value_usd.get_or_insert(options_value_usd);
+        let hedge_usd = (self.hedge_coin - self.hedge_amount / hedge_price) * hedge_price;
+        Some(options_value_usd - base + self.option_cash_usd + hedge_usd)
+    }
+}
+
 /// The pricer tile.
 pub struct PricerTile {
     market: MarketState,
@@ -226,6 +288,7 @@ pub struct PricerTile {
     /// Reused candidate list for the gamma/vega solve (capacity reserved at start).
     candidates: Vec<Candidate>,
     gate: RiskGate,
+    pnl: Pnl,
     /// Intents decided but not yet on the exec ring (several legs of one decision).
     pending: [Option<HedgeIntent>; 4],
 }
@@ -269,6 +332,7 @@ impl PricerTile {
                 ),
                 pending: [None; 4],
                 gate,
+                pnl: Pnl::default(),
                 config,
             },
             stats,
@@ -293,6 +357,8 @@ impl PricerTile {
             self.gate.record_outcome(f.status, clock::now_ns());
             if f.filled != 0.0 {
                 self.book.apply_fill(&self.market, f.instrument, f.filled);
+                self.pnl
+                    .on_fill(&self.market, f.instrument, f.filled, f.price);
                 self.stats.fills.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.rejects.fetch_add(1, Ordering::Relaxed);
@@ -684,6 +750,26 @@ impl Tile for PricerTile {
             }
         }
         self.publish(&p);
+        if kind != RepriceKind::None && self.have_before {
+            let value: f64 = self.book.buckets().iter().map(|b| b.value_usd).sum();
+            let start_amount = if self.pnl.hedge_started {
+                0.0
+            } else {
+                self.book
+                    .hedges()
+                    .iter()
+                    .filter(|h| h.inverse)
+                    .map(|h| h.amount)
+                    .sum()
+            };
+            if let Some(pnl) =
+                self.pnl
+                    .value(value, start_amount, self.market.hedge_quote().reference())
+            {
+                self.stats.pnl_usd.set(pnl);
+                self.gate.record_pnl(pnl, now);
+            }
+        }
         let hedged = (kind != RepriceKind::None || change.contains(Change::HEDGE_QUOTE))
             && self.decide(&p, trace, now);
         if !hedged && trace.priced_ns != 0 && trace.recv_ns != 0 {

@@ -45,6 +45,8 @@ pub struct Summary {
     pub vetoes: u64,
     /// See `vetoes`.
     pub last_veto: Option<&'static str>,
+    /// Mark-to-market P&L since start, USD (fees excluded).
+    pub pnl_usd: f64,
     /// Outcomes with a fill.
     pub fills: u64,
     /// Outcomes without one.
@@ -117,6 +119,7 @@ impl Summary {
             risk_state: "active",
             vetoes: 0,
             last_veto: None,
+            pnl_usd: 0.0,
             fills: 0,
             rejects: 0,
             ring_full_feed: 0,
@@ -163,6 +166,7 @@ impl Summary {
         self.option_hedges = l(&p.option_hedges);
         self.risk_state = super::risk_state(p).name();
         self.vetoes = l(&p.vetoes);
+        self.pnl_usd = p.pnl_usd.get();
         self.last_veto = match l(&p.last_veto) {
             0 => None,
             i => keel_engine::risk::Limit::name_of_index(i as usize - 1),
@@ -255,6 +259,7 @@ pub fn summary_json(s: &Summary) -> Value {
         "option_hedge_decisions": s.option_hedges,
         "risk_state": s.risk_state,
         "risk_vetoes": s.vetoes,
+        "pnl_usd": num(s.pnl_usd),
         "last_veto": s.last_veto,
         "fills": s.fills,
         "rejects": s.rejects,
@@ -439,12 +444,13 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "risk",
         format!(
-            "state {}, {} orders vetoed{}",
+            "state {}, {} orders vetoed{}; P&L {:+.0} USD (marked, fees excluded)",
             s.risk_state,
             s.vetoes,
             s.last_veto
                 .map(|v| format!(" (last: {v})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            s.pnl_usd
         ),
     );
     row(
