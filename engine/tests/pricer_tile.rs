@@ -103,6 +103,9 @@ impl Rig {
             risk: limits,
             kill: kill.clone(),
             cancel_all: cancel_all.clone(),
+            index_guard: keel_engine::risk::IndexConfig::default(),
+            index_stale_ns: 2_000_000_000,
+            iv_guard: keel_engine::risk::IvLimits::default(),
             options: None,
             policy: DeltaBand {
                 target: 0.0,
@@ -342,4 +345,77 @@ fn a_loss_past_the_daily_stop_allows_only_reducing_orders() {
     // A hedge that reduces the exposure (buying back delta) still passes.
     let again = r.intents.pop().expect("a reducing hedge");
     assert_eq!(again.side, Side::Buy);
+}
+
+#[test]
+fn an_index_off_its_other_sources_or_a_vol_jump_holds_hedges() {
+    let mut r = Rig::new();
+    // The index says 100k, the perpetual trades at 120k: the sources disagree.
+    r.send(1, EventBody::Index { price: 100_000.0 });
+    r.send(
+        0,
+        EventBody::Quote {
+            bid: 119_999.5,
+            bid_size: 1e6,
+            ask: 120_000.5,
+            ask_size: 1e6,
+        },
+    );
+    r.send(
+        2,
+        EventBody::OptionTicker(OptionTicker {
+            bid: f64::NAN,
+            bid_size: f64::NAN,
+            ask: f64::NAN,
+            ask_size: f64::NAN,
+            mark: 0.05,
+            mark_iv: 0.5,
+            bid_iv: f64::NAN,
+            ask_iv: f64::NAN,
+            underlying: 100_000.0,
+            index: 100_000.0,
+        }),
+    );
+    r.tile.step();
+    assert!(r.intents.pop().is_none(), "held by the index guard");
+    let (name, ..) = r.stats.guard().expect("a guard holds");
+    assert_eq!(name, "index_deviation");
+    // Sources agree again: the hedge goes.
+    r.market(100_000.0);
+    r.tile.step();
+    assert!(r.stats.guard().is_none());
+    let i = r.intents.pop().expect("hedged once the index is sane");
+    r.fills
+        .push(Fill {
+            trace: i.trace,
+            intent_id: i.id,
+            filled: 0.0,
+            price: f64::NAN,
+            intent_coin_delta: i.coin_delta,
+            done_ns: now_ns(),
+            instrument: i.instrument,
+            error_code: 1,
+            status: FillStatus::Rejected,
+        })
+        .unwrap();
+    // A mark vol jumping from 50 % to 95 % in one print: held for that decision.
+    r.send(1, EventBody::Index { price: 100_000.0 });
+    r.send(
+        2,
+        EventBody::OptionTicker(OptionTicker {
+            bid: f64::NAN,
+            bid_size: f64::NAN,
+            ask: f64::NAN,
+            ask_size: f64::NAN,
+            mark: 0.05,
+            mark_iv: 0.95,
+            bid_iv: f64::NAN,
+            ask_iv: f64::NAN,
+            underlying: 100_000.0,
+            index: 100_000.0,
+        }),
+    );
+    r.tile.step();
+    assert!(r.intents.pop().is_none(), "held by the vol guard");
+    assert_eq!(r.stats.guard().unwrap().0, "iv_jump");
 }

@@ -28,7 +28,10 @@ use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, Candidate};
 use crate::policy::{DeltaBand, HedgeSpec};
-use crate::risk::{KillFlags, OrderCheck, RiskConfigError, RiskGate, RiskLimits};
+use crate::risk::{
+    Guard, GuardFault, IndexConfig, IndexGuard, IvGuard, IvLimits, KillFlags, OrderCheck,
+    RiskConfigError, RiskGate, RiskLimits,
+};
 
 /// Events taken off the ring per step before repricing.
 pub const MAX_BATCH: usize = 4096;
@@ -73,6 +76,16 @@ pub struct PricerStats {
     pub risk_state: AtomicU64,
     /// Mark-to-market P&L since start, USD (see `Pnl`).
     pub pnl_usd: AtomicF64,
+    /// The data guard holding hedges (0 = none, else 1 + index in `Guard::ALL`).
+    pub guard: AtomicU64,
+    /// The guard's source or row, value and bound.
+    pub guard_id: AtomicU64,
+    /// See `guard_id`.
+    pub guard_value: AtomicF64,
+    /// See `guard_id`.
+    pub guard_bound: AtomicF64,
+    /// Decisions held by a data guard.
+    pub guard_steps: AtomicU64,
     /// Outcomes with a fill (full, partial or paper).
     pub fills: AtomicU64,
     /// Outcomes without a fill (rejected, not found).
@@ -131,6 +144,19 @@ pub struct PricerStats {
 }
 
 impl PricerStats {
+    /// The data guard holding hedges now, if any (name, source or row, value, bound).
+    pub fn guard(&self) -> Option<(&'static str, u64, f64, f64)> {
+        let g = self.guard.load(Ordering::Relaxed) as usize;
+        Guard::ALL.get(g.wrapping_sub(1)).map(|g| {
+            (
+                g.name(),
+                self.guard_id.load(Ordering::Relaxed),
+                self.guard_value.get(),
+                self.guard_bound.get(),
+            )
+        })
+    }
+
     /// The current data fault, if any.
     pub fn fault(&self) -> Option<DataFault> {
         FAULTS
@@ -172,6 +198,12 @@ pub struct PricerConfig {
     pub kill: KillFlags,
     /// Raised once when the gate enters HALTED: the exec tile cancels everything resting.
     pub cancel_all: Arc<AtomicBool>,
+    /// The index check: the venue's index, the perpetual's index and its mid as three sources.
+    pub index_guard: IndexConfig,
+    /// Staleness of each index source, ns.
+    pub index_stale_ns: u64,
+    /// Implied-vol sanity per option.
+    pub iv_guard: IvLimits,
     /// Gamma/vega hedging, if any.
     pub options: Option<OptionHedging>,
     /// The delta band.
@@ -289,6 +321,10 @@ pub struct PricerTile {
     candidates: Vec<Candidate>,
     gate: RiskGate,
     pnl: Pnl,
+    index_guard: IndexGuard,
+    iv_guard: IvGuard,
+    /// An implied-vol guard fault seen in the current batch.
+    iv_fault: Option<GuardFault>,
     /// Intents decided but not yet on the exec ring (several legs of one decision).
     pending: [Option<HedgeIntent>; 4],
 }
@@ -302,6 +338,11 @@ impl PricerTile {
         rings: PricerRings,
     ) -> Result<(Self, Arc<PricerStats>), RiskConfigError> {
         let gate = RiskGate::new(config.risk, config.kill.clone())?;
+        let stale = [config.index_stale_ns; 3];
+        let index_guard = IndexGuard::new(config.index_guard, &stale)
+            .map_err(|e| RiskConfigError::Guard(e.to_string()))?;
+        let iv_guard = IvGuard::new(config.iv_guard, market.options().len())
+            .map_err(|e| RiskConfigError::Guard(e.to_string()))?;
         let PricerRings {
             inputs,
             intents,
@@ -333,6 +374,9 @@ impl PricerTile {
                 pending: [None; 4],
                 gate,
                 pnl: Pnl::default(),
+                index_guard,
+                iv_guard,
+                iv_fault: None,
                 config,
             },
             stats,
@@ -568,6 +612,54 @@ impl PricerTile {
         }
     }
 
+    /// Feeds the data guards from one applied event: index sources and vol marks.
+    fn guard_event(&mut self, ev: &keel_feeds::event::MarketEvent, c: Change) {
+        use keel_feeds::event::EventBody;
+        let now = ev.recv_ts_ns;
+        let hedge = self.market.hedge_instrument() == Some(ev.instrument);
+        match ev.body {
+            EventBody::Index { price }
+                if c.contains(Change::SPOT) || self.market.index() == price =>
+            {
+                self.index_guard.update(0, price, now);
+            }
+            EventBody::Mark { index, .. } if hedge => {
+                self.index_guard.update(1, index, now);
+            }
+            EventBody::Quote { bid, ask, .. } if hedge && bid > 0.0 && ask >= bid => {
+                self.index_guard.update(2, 0.5 * (bid + ask), now);
+            }
+            _ => {}
+        }
+        if c.contains(Change::VOL)
+            && let Some(r) = self.market.row_of(ev.instrument)
+            && let Err(f) = self.iv_guard.check(r, self.market.vol(r))
+        {
+            self.iv_fault = Some(f);
+        }
+    }
+
+    /// The data guard holding hedges now (published), if any.
+    fn check_guards(&mut self, now: u64) -> Option<GuardFault> {
+        let f = self
+            .iv_fault
+            .take()
+            .or_else(|| self.index_guard.compute(now).err());
+        let s = &self.stats;
+        match f {
+            None => s.guard.store(0, Ordering::Relaxed),
+            Some(g) => {
+                let i = Guard::ALL.iter().position(|x| *x == g.guard).unwrap_or(0);
+                s.guard.store(i as u64 + 1, Ordering::Relaxed);
+                s.guard_id.store(u64::from(g.detail.id), Ordering::Relaxed);
+                s.guard_value.set(g.detail.value);
+                s.guard_bound.set(g.detail.bound);
+                s.guard_steps.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        f
+    }
+
     /// The data fault now (published), or `None` when data may drive a hedge.
     fn check_data(&mut self, now: u64) -> Option<DataFault> {
         let fault = self.market.fault(now).or(if self.book.unmarked_held() > 0 {
@@ -591,6 +683,9 @@ impl PricerTile {
         self.poll_risk(now);
         if self.check_data(now).is_some() {
             self.stats.fault_steps.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.check_guards(now).is_some() {
             return false;
         }
         let off = (p.delta_coin - self.config.policy.target).abs();
@@ -681,6 +776,7 @@ impl Tile for PricerTile {
             }
             n += 1;
             let c = self.market.apply(&msg.event);
+            self.guard_event(&msg.event, c);
             if c.contains(Change::VENUE_GREEKS)
                 && let Some(row) = self.market.row_of(msg.event.instrument)
             {

@@ -164,6 +164,9 @@ pub enum RiskConfigError {
         /// Its value.
         value: f64,
     },
+    /// A data guard's settings are invalid (the guard's own message).
+    #[error("data guard settings: {0}")]
+    Guard(String),
 }
 
 impl RiskLimits {

@@ -40,7 +40,9 @@ use keel_engine::pipeline::{
 };
 use keel_engine::policy::construct::Band;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
-use keel_engine::risk::{DEFAULT_POLL_EVERY, KillFile, KillFlags, RiskLimits, RiskState};
+use keel_engine::risk::{
+    DEFAULT_POLL_EVERY, IndexConfig, IvLimits, KillFile, KillFlags, RiskLimits, RiskState,
+};
 use keel_feeds::clock;
 use keel_feeds::event::Venue;
 use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments};
@@ -508,6 +510,9 @@ fn build(
         },
         kill: kill.clone(),
         cancel_all: cancel_all.clone(),
+        index_guard: IndexConfig::default(),
+        index_stale_ns: cfg.stale_after.as_nanos() as u64,
+        iv_guard: IvLimits::default(),
         options,
         policy: DeltaBand {
             target: cfg.delta_target,
@@ -759,11 +764,14 @@ fn status_loop(
                 p.fills.load(Ordering::Relaxed),
                 report::fmt_ns(t2t.p50_ns),
                 report::fmt_ns(t2t.p99_ns),
-                match (risk_state(p), p.fault()) {
-                    (RiskState::Halted, _) => "HALTED".to_string(),
-                    (RiskState::Reducing, _) => "REDUCING".to_string(),
-                    (_, None) => "data ok".to_string(),
-                    (_, Some(f)) => format!("HOLD: {}", f.name()),
+                match (risk_state(p), p.fault(), p.guard()) {
+                    (RiskState::Halted, _, _) => "HALTED".to_string(),
+                    (RiskState::Reducing, _, _) => "REDUCING".to_string(),
+                    (_, Some(f), _) => format!("HOLD: {}", f.name()),
+                    (_, None, Some((g, id, v, b))) => {
+                        format!("HOLD: {g} (source/row {id}: {v:.6} vs {b:.6})")
+                    }
+                    (_, None, None) => "data ok".to_string(),
                 }
             );
             last_ticks = ticks;

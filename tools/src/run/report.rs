@@ -47,6 +47,10 @@ pub struct Summary {
     pub last_veto: Option<&'static str>,
     /// Mark-to-market P&L since start, USD (fees excluded).
     pub pnl_usd: f64,
+    /// Decisions held by a data guard, and the guard holding at the end.
+    pub guard_steps: u64,
+    /// See `guard_steps`.
+    pub guard: Option<&'static str>,
     /// Outcomes with a fill.
     pub fills: u64,
     /// Outcomes without one.
@@ -120,6 +124,8 @@ impl Summary {
             vetoes: 0,
             last_veto: None,
             pnl_usd: 0.0,
+            guard_steps: 0,
+            guard: None,
             fills: 0,
             rejects: 0,
             ring_full_feed: 0,
@@ -167,6 +173,8 @@ impl Summary {
         self.risk_state = super::risk_state(p).name();
         self.vetoes = l(&p.vetoes);
         self.pnl_usd = p.pnl_usd.get();
+        self.guard_steps = l(&p.guard_steps);
+        self.guard = p.guard().map(|g| g.0);
         self.last_veto = match l(&p.last_veto) {
             0 => None,
             i => keel_engine::risk::Limit::name_of_index(i as usize - 1),
@@ -291,6 +299,8 @@ pub fn summary_json(s: &Summary) -> Value {
             "value_usd": num(b.value_usd),
         })).collect::<Vec<_>>(),
         "data_fault": s.fault,
+        "data_guard": s.guard,
+        "guard_steps": s.guard_steps,
         "fault_steps": s.fault_steps,
         "venue_greeks_check": {
             "count": s.cross.0,
@@ -457,9 +467,10 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "data",
         format!(
-            "{} decisions held by a data fault; at end: {}",
+            "{} decisions held by a data fault, {} by a data guard; at end: {}",
             s.fault_steps,
-            s.fault.unwrap_or("ok")
+            s.guard_steps,
+            s.fault.or(s.guard).unwrap_or("ok")
         ),
     );
     let _ = writeln!(
