@@ -5,6 +5,11 @@
 //!
 //! Owns nothing but its settings; [`DeltaBand::decide`] is a pure function of its inputs:
 //! deterministic, never allocates.
+//!
+//! [`triggers`] holds issue #5's hedge triggers (band, time, vol-band, Whalley-Wilmott,
+//! Zakamouline, cost-versus-risk), used by `keel backtest`.
+
+pub mod triggers;
 
 pub mod construct;
 
