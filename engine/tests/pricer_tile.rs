@@ -107,6 +107,8 @@ impl Rig {
             index_stale_ns: 2_000_000_000,
             iv_guard: keel_engine::risk::IvLimits::default(),
             options: None,
+            triggers: None,
+            kappa: 0.0005,
             policy: DeltaBand {
                 target: 0.0,
                 band: 0.5,

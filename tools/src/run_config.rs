@@ -139,6 +139,8 @@ pub struct RunConfig {
     /// Options the gamma/vega hedge may trade (empty: chosen at start, the call and the put
     /// nearest the middle strike of each expiry 7 to 120 days out).
     pub liquid: Vec<String>,
+    /// Delta triggers, e.g. `ww:1+time:1h` (None: the delta band alone).
+    pub policy: Option<String>,
     /// The kill switch: while this file exists the engine is HALTED (`keel halt` writes it).
     pub halt_file: PathBuf,
     /// Most hedge orders over any 60 s (rejected ones count).
@@ -303,6 +305,7 @@ impl RunConfig {
             vega_target: 0.0,
             vega_band: None,
             liquid: Vec::new(),
+            policy: None,
             halt_file: PathBuf::from("keel.halt"),
             max_hedges_per_min: 30,
             max_position_coin: None,
@@ -718,6 +721,11 @@ pub struct RunArgs {
         help_heading = "Hedging"
     )]
     pub liquid: Option<Vec<String>>,
+    /// Delta triggers joined by '+', any of: band:DELTA, time:INTERVAL (1w, 1d, 1h),
+    /// vol-band:BASE[:HALFLIFE], ww:GAMMA (Whalley-Wilmott), zak:GAMMA (Zakamouline),
+    /// cost:GAMMA (cost versus risk); around --delta-target [default: the --delta-band band].
+    #[arg(long, value_name = "SPEC", help_heading = "Hedging")]
+    pub policy: Option<String>,
     /// Kill switch: while this file exists hedging is HALTED and resting orders are cancelled
     /// (`keel halt` writes it) [default: keel.halt].
     #[arg(long, value_name = "FILE", help_heading = "Risk")]
@@ -977,6 +985,7 @@ struct RunFile {
     vega_target: Option<Spanned<f64>>,
     vega_band: Option<Spanned<f64>>,
     liquid: Option<Spanned<Vec<String>>>,
+    policy: Option<Spanned<String>>,
     halt_file: Option<Spanned<PathBuf>>,
     max_hedges_per_min: Option<Spanned<u32>>,
     max_position_coin: Option<Spanned<f64>>,
@@ -1403,6 +1412,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     if let Some(g) = l.pick(&args.liquid, "--liquid", |f| &f.liquid, "liquid") {
         cfg.liquid = g.parse(|v| check_instruments(v))?;
     }
+    if let Some(g) = l.pick(&args.policy, "--policy", |f| &f.policy, "policy") {
+        g.parse(|v| {
+            keel_engine::policy::triggers::parse_policy(v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        cfg.policy = Some(g.value);
+    }
     if let Some(g) = l.pick(
         &args.halt_file,
         "--halt-file",
@@ -1700,6 +1717,7 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     out.set("vega_target", cfg.vega_target);
     out.opt("vega_band", cfg.vega_band, "vega not hedged");
     out.set("liquid", cfg.liquid.clone());
+    out.opt("policy", cfg.policy.clone(), "the delta band");
     out.set("halt_file", cfg.halt_file.display().to_string());
     out.set("max_hedges_per_min", u64::from(cfg.max_hedges_per_min));
     out.opt("max_position_coin", cfg.max_position_coin, "no limit");

@@ -27,6 +27,7 @@ use crate::exec::{Fill, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, Candidate};
+use crate::policy::triggers::{self, HedgeContext, Trigger, TriggerState};
 use crate::policy::{DeltaBand, HedgeSpec};
 use crate::risk::{
     Guard, GuardFault, IndexConfig, IndexGuard, IvGuard, IvLimits, KillFlags, OrderCheck,
@@ -206,8 +207,13 @@ pub struct PricerConfig {
     pub iv_guard: IvLimits,
     /// Gamma/vega hedging, if any.
     pub options: Option<OptionHedging>,
-    /// The delta band.
+    /// The delta band (its target is the delta target of every trigger too).
     pub policy: DeltaBand,
+    /// Delta triggers (`policy::triggers`, e.g. `ww:1+time:1h`); `None`: the delta band alone.
+    pub triggers: Option<Vec<Trigger>>,
+    /// One-way proportional cost of the hedge instrument (10 bp = 0.001), for cost-aware
+    /// triggers.
+    pub kappa: f64,
     /// How the hedge instrument trades.
     pub hedge: HedgeSpec,
     /// The hedge instrument and its venue.
@@ -323,6 +329,8 @@ pub struct PricerTile {
     pnl: Pnl,
     index_guard: IndexGuard,
     iv_guard: IvGuard,
+    trigger_state: TriggerState,
+    last_decision_ns: u64,
     /// An implied-vol guard fault seen in the current batch.
     iv_fault: Option<GuardFault>,
     /// Intents decided but not yet on the exec ring (several legs of one decision).
@@ -376,6 +384,8 @@ impl PricerTile {
                 pnl: Pnl::default(),
                 index_guard,
                 iv_guard,
+                trigger_state: TriggerState::new(config.triggers.as_deref().unwrap_or(&[])),
+                last_decision_ns: 0,
                 iv_fault: None,
                 config,
             },
@@ -603,6 +613,57 @@ impl PricerTile {
         any
     }
 
+    /// The delta hedge: the band, or the configured triggers on a context built from the book
+    /// (τ and σ weighted by each held option's |Γ|).
+    fn delta_order(
+        &mut self,
+        p: &PortfolioGreeks,
+        price: f64,
+        now: u64,
+    ) -> Option<crate::policy::HedgeOrder> {
+        let Some(trig) = &self.config.triggers else {
+            return self.config.policy.decide(
+                p.delta_coin,
+                self.in_flight_coin,
+                price,
+                &self.config.hedge,
+            );
+        };
+        let (mut w, mut tau, mut sigma) = (0.0, 0.0, 0.0);
+        for &r in self.book.held_rows() {
+            let r = r as usize;
+            let g = (self.book.row_greeks(r).gamma * self.book.qty(r)).abs();
+            let e = self.market.options()[r].expiry as usize;
+            w += g;
+            tau += g * self.market.tau(e).max(0.0);
+            sigma += g * self.market.vol(r);
+        }
+        if !crate::market::is_pos(w) {
+            return None;
+        }
+        const NS_PER_YEAR: f64 = 31_536_000_000_000_000.0;
+        let hedge_now = p.hedge_delta + self.in_flight_coin;
+        let ctx = HedgeContext {
+            t: now as f64 / NS_PER_YEAR,
+            spot: p.index,
+            tau: tau / w,
+            rate: 0.0,
+            yield_: 0.0,
+            sigma: sigma / w,
+            position_delta: p.options_coin.delta - self.config.policy.target,
+            gamma: p.options_coin.gamma,
+            vanna: 0.0,
+            hedge: hedge_now,
+            kappa: self.config.kappa,
+            fixed_cost: 0.0,
+            horizon: (now.saturating_sub(self.last_decision_ns) as f64 / NS_PER_YEAR).max(1e-9),
+            legs: &[],
+        };
+        self.last_decision_ns = now;
+        let h = triggers::decide(trig, &mut self.trigger_state, &ctx)?;
+        self.config.hedge.order_for(h - hedge_now, price)
+    }
+
     /// The risk state now (published); entering HALTED asks the exec tile to cancel all.
     fn poll_risk(&mut self, now: u64) {
         let st = self.gate.poll(now);
@@ -703,11 +764,7 @@ impl PricerTile {
         // (it is in flight already when the delta band looks).
         let mut sent = self.option_legs(p, trace, now);
         let price = self.market.hedge_quote().reference();
-        if let Some(order) =
-            self.config
-                .policy
-                .decide(p.delta_coin, self.in_flight_coin, price, &self.config.hedge)
-        {
+        if let Some(order) = self.delta_order(p, price, now) {
             let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
             sent |= self.emit(
                 HedgeIntent {

@@ -66,27 +66,38 @@ impl DeltaBand {
         if !off.is_finite() || off.abs() <= self.band || !crate::market::is_pos(price) {
             return None;
         }
-        let want_coin = (-off).clamp(-spec.max_order_coin, spec.max_order_coin);
-        let raw = if spec.inverse {
+        spec.order_for(-off, price)
+    }
+}
+
+impl HedgeSpec {
+    /// The order that changes the hedge by `want_coin` (coin, signed), in the instrument's
+    /// unit, rounded to the lot and capped at `max_order_coin` (never past it by rounding up);
+    /// `None` below one lot or the minimum size, or without a usable price.
+    pub fn order_for(&self, want_coin: f64, price: f64) -> Option<HedgeOrder> {
+        if !want_coin.is_finite() || !crate::market::is_pos(price) {
+            return None;
+        }
+        let want_coin = want_coin.clamp(-self.max_order_coin, self.max_order_coin);
+        let raw = if self.inverse {
             want_coin * price
         } else {
             want_coin
         };
-        let lot = if spec.lot > 0.0 { spec.lot } else { 1.0 };
+        let lot = if self.lot > 0.0 { self.lot } else { 1.0 };
         let mut amount = (raw.abs() / lot).round() * lot;
-        // Never past the cap by rounding up.
-        let cap = if spec.inverse {
-            spec.max_order_coin * price
+        let cap = if self.inverse {
+            self.max_order_coin * price
         } else {
-            spec.max_order_coin
+            self.max_order_coin
         };
         while amount > cap && amount >= lot {
             amount -= lot;
         }
-        if amount < spec.min_amount.max(lot) || amount <= 0.0 {
+        if amount < self.min_amount.max(lot) || amount <= 0.0 {
             return None;
         }
-        let coin = if spec.inverse { amount / price } else { amount };
+        let coin = if self.inverse { amount / price } else { amount };
         let (side, coin_delta) = if want_coin > 0.0 {
             (Side::Buy, coin)
         } else {

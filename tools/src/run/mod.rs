@@ -499,7 +499,16 @@ fn build(
         };
 
     let max_order_coin = cfg.deribit.max_order.unwrap_or(f64::INFINITY);
+    let triggers = match &cfg.policy {
+        Some(spec) => Some(
+            keel_engine::policy::triggers::parse_policy(spec)
+                .map_err(|e| anyhow::anyhow!("--policy {spec}: {e}"))?,
+        ),
+        None => None,
+    };
     let pricer_cfg = PricerConfig {
+        triggers,
+        kappa: cfg.deribit.fee_bps / 1e4,
         risk: RiskLimits {
             max_order_coin: cfg.deribit.max_order.unwrap_or(f64::INFINITY),
             max_position_coin: cfg.max_position_coin.unwrap_or(f64::INFINITY),
