@@ -629,6 +629,16 @@ fn fees_at_std(pts: &[&PolicyReport], std: f64) -> Option<f64> {
         .map(|p| p.mean_fees)
 }
 
+/// Line colours of the first families (distinct on white, then plotters' palette).
+const FAMILY_COLORS: [plotters::style::RGBColor; 6] = [
+    plotters::style::RGBColor(200, 30, 45),
+    plotters::style::RGBColor(20, 130, 60),
+    plotters::style::RGBColor(40, 80, 190),
+    plotters::style::RGBColor(230, 120, 20),
+    plotters::style::RGBColor(130, 50, 160),
+    plotters::style::RGBColor(90, 90, 90),
+];
+
 /// Draws the frontier: one line with points per family, x mean fees, y std of cost.
 pub fn plot_frontier(path: &Path, title: &str, reports: &[PolicyReport]) -> Result<()> {
     use plotters::prelude::*;
@@ -666,7 +676,9 @@ pub fn plot_frontier(path: &Path, title: &str, reports: &[PolicyReport]) -> Resu
         .draw()
         .map_err(|e| draw(&e))?;
     for (i, (fam, pts)) in fams.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = FAMILY_COLORS
+            .get(i)
+            .map_or_else(|| Palette99::pick(i).to_rgba(), |c| c.to_rgba());
         let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.mean_fees, p.std_cost_pv)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
