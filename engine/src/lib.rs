@@ -1,3 +1,4 @@
+pub mod backtest;
 pub mod book;
 pub mod exec;
 pub mod greeks;

@@ -6,6 +6,7 @@
 //! variant. Errors are reported once, here, as a single `error: ...` line on standard error
 //! with exit code 2; nothing below prints errors itself.
 
+pub mod backtest_cmd;
 pub mod config_cmd;
 pub mod greeks_cmd;
 pub mod halt_cmd;
@@ -49,12 +50,16 @@ pub enum Command {
     /// Connect to one venue and print the normalised market events its parser produces.
     #[command(long_about = tap_cmd::LONG_ABOUT, after_help = tap_cmd::AFTER_HELP)]
     Tap(tap_cmd::TapArgs),
+    /// Hedge an option or a book with policies over simulated or recorded paths and report
+    /// the cost of writing and hedging it (mean, std, trades, fees), optionally as a frontier plot.
+    #[command(long_about = backtest_cmd::LONG_ABOUT, after_help = backtest_cmd::AFTER_HELP)]
+    Backtest(Box<backtest_cmd::BacktestArgs>),
     /// Show the configuration `keel run` would use (defaults, --config file, flags), secrets
     /// redacted.
     #[command(long_about = config_cmd::LONG_ABOUT)]
     Config(Box<config_cmd::ConfigArgs>),
     /// Write the halt file (atomically, with a reason and the time) whose existence halts the
-    /// engine's risk gate; `--clear` removes it. Not yet watched by `keel run`.
+    /// engine's risk gate (`keel run` watches it: --halt-file); `--clear` removes it.
     #[command(long_about = halt_cmd::LONG_ABOUT, after_help = halt_cmd::AFTER_HELP)]
     Halt(halt_cmd::HaltArgs),
 }
@@ -67,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tap(args) => tap_cmd::run(&args),
         Command::Config(args) => config_cmd::run(&args),
         Command::Halt(args) => halt_cmd::run(&args),
+        Command::Backtest(args) => backtest_cmd::run(&args),
     }
 }
 
