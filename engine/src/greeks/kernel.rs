@@ -24,7 +24,7 @@ use super::batch::{
     BookInputs, Column, Element, GreekValues, GreeksColumns, Model, OptionKind, OptionRow,
 };
 use super::lanes::{Lanes, Pair};
-use super::math::{INV_SQRT_2PI, exp, exp_neg_half_sq, ncdf_with_exp};
+use super::math::{INV_SQRT_2PI, exp_carry, exp_neg_half_sq, ncdf_with_exp};
 use thiserror::Error;
 
 /// Below this σ√τ a row is priced as deterministic (its limit as σ√τ → 0).
@@ -102,8 +102,8 @@ fn terms<V: Lanes>(omega: V, b76: V, k: V, t: V, r: V, q: V, sigma: V) -> Terms<
     let half_var = V::splat(0.5) * sigma * sigma;
     let drift = (r - q + half_var) * t;
     let theta_k = half_var * inv_sd;
-    let eq = exp(-q * t);
-    let dk = k * exp(-r * t);
+    let eq = exp_carry(-q * t);
+    let dk = k * exp_carry(-r * t);
     let fk = eq / dk;
     Terms {
         omega,

@@ -37,12 +37,37 @@ const LN2_LO_F32: f64 = -2.121_944_400_546_905_8e-4;
 /// f32 1.02e-7 (0.86 ulp of 1) over [−87, 88].
 #[inline(always)]
 pub fn exp<V: Lanes>(x: V) -> V {
-    let (lo, hi, per, ln2_hi, ln2_lo) = if V::DOUBLE {
-        (-708.39, 709.0, 8.0, LN2_HI, LN2_LO)
+    let (lo, hi) = exp_range::<V>();
+    let y = exp_core(x.max(V::splat(lo)).min(V::splat(hi)));
+    let y = V::select(x.lt(V::splat(lo)), V::splat(0.0), y);
+    V::select(x.gt(V::splat(hi)), V::splat(f64::INFINITY), y)
+}
+
+/// `e^x` for |x| ≤ 40, as the kernel's discount and carry factors are (|r·τ|, |q·τ| ≤ 20):
+/// [`exp`] without its range clamps and selects, the same value bit for bit.
+#[inline(always)]
+pub fn exp_carry<V: Lanes>(x: V) -> V {
+    exp_core(x)
+}
+
+/// The lowest and highest argument [`exp`] resolves: (−708.39, 709) for f64, (−87.33, 88) f32.
+#[inline(always)]
+fn exp_range<V: Lanes>() -> (f64, f64) {
+    if V::DOUBLE {
+        (-708.39, 709.0)
     } else {
-        (-87.33, 88.0, 16.0, LN2_HI_F32, LN2_LO_F32)
+        (-87.33, 88.0)
+    }
+}
+
+/// [`exp`]'s arithmetic, for an argument already inside [`exp_range`].
+#[inline(always)]
+fn exp_core<V: Lanes>(xc: V) -> V {
+    let (per, ln2_hi, ln2_lo) = if V::DOUBLE {
+        (8.0, LN2_HI, LN2_LO)
+    } else {
+        (16.0, LN2_HI_F32, LN2_LO_F32)
     };
-    let xc = x.max(V::splat(lo)).min(V::splat(hi));
     let n = (xc * V::splat(LOG2_E * per)).round();
     // With the FMA, x − n·ln2_hi/N is exact (n·ln2_hi/N has few significant bits, r is small).
     let r = n.mul_add(V::splat(-ln2_hi / per), xc);
@@ -64,9 +89,7 @@ pub fn exp<V: Lanes>(x: V) -> V {
     };
     let em1 = q * r;
     let (t, scale) = V::exp2_split(n);
-    let y = t.mul_add(em1, t) * scale;
-    let y = V::select(x.lt(V::splat(lo)), V::splat(0.0), y);
-    V::select(x.gt(V::splat(hi)), V::splat(f64::INFINITY), y)
+    t.mul_add(em1, t) * scale
 }
 
 /// e^{−x²/2} with x² carried exactly: x² = s + err (err from one FMA), and
@@ -77,7 +100,11 @@ pub fn exp<V: Lanes>(x: V) -> V {
 pub fn exp_neg_half_sq<V: Lanes>(x: V) -> V {
     let s = x * x;
     let err = x.mul_add(x, -s);
-    let e = exp(s * V::splat(-0.5));
+    // The argument is ≤ 0: only the low end of exp's range needs its clamp and flush to 0.
+    let h = s * V::splat(-0.5);
+    let lo = V::splat(exp_range::<V>().0);
+    let e = exp_core(h.max(lo));
+    let e = V::select(h.lt(lo), V::splat(0.0), e);
     (e * err).mul_add(V::splat(-0.5), e)
 }
 
@@ -234,6 +261,23 @@ mod tests {
         assert!(worst < 5e-16, "worst relative error {worst:e}");
         assert_eq!(exp(-709.0f64), 0.0);
         assert_eq!(exp(710.0f64), f64::INFINITY);
+    }
+
+    #[test]
+    fn exp_carry_is_exp_bit_for_bit_within_its_range() {
+        let mut x = -40.0;
+        while x <= 40.0 {
+            assert_eq!(exp_carry(x).to_bits(), exp(x).to_bits(), "x = {x}");
+            let v = exp_carry(<f64x8 as Lanes>::splat(x)).to_array()[6];
+            assert_eq!(v.to_bits(), exp(x).to_bits(), "f64x8, x = {x}");
+            let w = exp_carry(<f32x16 as Lanes>::splat(x)).to_array()[13];
+            assert_eq!(
+                w,
+                exp(<f32x16 as Lanes>::splat(x)).to_array()[13],
+                "f32x16, x = {x}"
+            );
+            x += 0.0731;
+        }
     }
 
     #[test]
