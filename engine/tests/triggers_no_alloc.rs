@@ -6,35 +6,11 @@ use keel_engine::greeks::{OptionKind, OptionRow, greeks_one};
 use keel_engine::policy::triggers::{
     HedgeContext, PositionLeg, TriggerState, decide, parse_policy,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 #[test]
 fn decisions_do_not_allocate() {
@@ -46,35 +22,35 @@ fn decisions_do_not_allocate() {
     }];
     let mut hedge = 0.0;
     let mut fired = 0;
-    let before = ALLOCS.with(Cell::get);
-    for i in 0..2_000 {
-        let t = i as f64 / 4_000.0;
-        let s = 100.0 * (1.0 + 0.05 * (i as f64 * 0.37).sin());
-        legs[0].row.s = s;
-        legs[0].row.t = 0.5 - t;
-        let g = greeks_one(&legs[0].row).unwrap();
-        let ctx = HedgeContext {
-            t,
-            spot: s,
-            tau: 0.5 - t,
-            rate: 0.01,
-            yield_: 0.0,
-            sigma: 0.2,
-            position_delta: -3.0 * g.delta,
-            gamma: -3.0 * g.gamma,
-            vanna: -3.0 * g.vanna,
-            hedge,
-            kappa: 0.001,
-            fixed_cost: 0.0,
-            horizon: 1.0 / 4_000.0,
-            legs: &legs,
-        };
-        if let Some(h) = decide(&triggers, &mut state, &ctx) {
-            hedge = h;
-            fired += 1;
+    let n = support::allocations_during(|| {
+        for i in 0..2_000 {
+            let t = i as f64 / 4_000.0;
+            let s = 100.0 * (1.0 + 0.05 * (i as f64 * 0.37).sin());
+            legs[0].row.s = s;
+            legs[0].row.t = 0.5 - t;
+            let g = greeks_one(&legs[0].row).unwrap();
+            let ctx = HedgeContext {
+                t,
+                spot: s,
+                tau: 0.5 - t,
+                rate: 0.01,
+                yield_: 0.0,
+                sigma: 0.2,
+                position_delta: -3.0 * g.delta,
+                gamma: -3.0 * g.gamma,
+                vanna: -3.0 * g.vanna,
+                hedge,
+                kappa: 0.001,
+                fixed_cost: 0.0,
+                horizon: 1.0 / 4_000.0,
+                legs: &legs,
+            };
+            if let Some(h) = decide(&triggers, &mut state, &ctx) {
+                hedge = h;
+                fired += 1;
+            }
         }
-    }
-    let n = ALLOCS.with(Cell::get) - before;
+    });
     assert_eq!(n, 0, "{n} allocations in 2000 decisions");
     assert!(fired > 10, "the policy must trade in this test ({fired})");
 }
