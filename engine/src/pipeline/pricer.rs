@@ -1,11 +1,15 @@
-//! The pricer tile: market events → market state → whole-book reprice → data guards → policy
-//! → hedge intents; fills back into the book (DESIGN.md "Data flow", pricer thread).
+//! The pricer tile: market events → market state → whole-book reprice → data guards → risk →
+//! policy → hedge intents; fills back into the book (DESIGN.md "Data flow", pricer thread).
 //!
-//! Owns the market state, the book, the policy and the hedges in flight. Each step drains the
-//! fills, then every event waiting on the feed ring (up to a batch), applies them, and reprices
-//! once on the latest state: ticks that arrived while it was busy are counted as skipped, never
-//! queued. Never allocates after start-up; publishes its figures through relaxed atomics
-//! ([`PricerStats`]) that the status line reads.
+//! Owns the market state, the book, the policy state (delta band or triggers, gamma/vega
+//! construction), the risk gate, the data guards, the P&L mark and the hedges in flight. Each
+//! step drains the fills, then every event waiting on the feed rings (up to a batch), applies
+//! them, and reprices once on the latest state: ticks that arrived while it was busy are counted
+//! as skipped, never queued. A decision, in order: data faults and guards (any holds hedging),
+//! the gamma/vega legs, then the delta hedge of what remains (the legs' delta already counted in
+//! flight), each intent checked by the risk gate before it is queued. Never allocates after
+//! start-up (the candidate list and the pending queue are reserved at construction); publishes
+//! its figures through relaxed atomics ([`PricerStats`]) that the status line reads.
 //!
 //! A hedge in flight counts in the book's exposure until its outcome comes back, so the same
 //! exposure is never hedged twice; an outcome whose fill is unknown keeps counting until the
