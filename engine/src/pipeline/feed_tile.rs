@@ -61,12 +61,16 @@ pub struct FeedTile {
     out: Producer<TickMsg>,
     pending: Box<Conflator<TickMsg, CONFLATE_SLOTS>>,
     conn_seq: u64,
+    conn_base: u8,
     counters: Arc<FeedCounters>,
 }
 
 impl FeedTile {
-    /// A feed tile over `feed`'s connections, writing into `out`.
-    pub fn new(feed: FeedLoop, out: Producer<TickMsg>) -> (Self, Arc<FeedCounters>) {
+    /// A feed tile over `feed`'s connections, writing into `out`. `conn_base` is added to
+    /// every event's [`MarketEvent::conn`] (a loop numbers its connections from 0): with several
+    /// feed threads, give each the count of connections before it so that connection ids are
+    /// unique engine-wide (the market state tracks which are down by id).
+    pub fn new(feed: FeedLoop, out: Producer<TickMsg>, conn_base: u8) -> (Self, Arc<FeedCounters>) {
         let counters = Arc::new(FeedCounters::default());
         (
             Self {
@@ -74,6 +78,7 @@ impl FeedTile {
                 out,
                 pending: Box::new(Conflator::new()),
                 conn_seq: 0,
+                conn_base,
                 counters: counters.clone(),
             },
             counters,
@@ -99,6 +104,7 @@ impl Tile for FeedTile {
             out,
             pending,
             conn_seq,
+            conn_base,
             counters,
         } = self;
         if pending.pending() > 0 {
@@ -106,7 +112,9 @@ impl Tile for FeedTile {
         }
         let mut n = 0u64;
         let mut full = 0u64;
-        let mut emit = |event: MarketEvent| {
+        let base = *conn_base;
+        let mut emit = |mut event: MarketEvent| {
+            event.conn = event.conn.wrapping_add(base);
             n += 1;
             let msg = TickMsg {
                 event,
@@ -161,7 +169,9 @@ impl Tile for FeedTile {
 
     fn teardown(&mut self) {
         let out = &mut self.out;
-        self.feed.shutdown(&mut |event| {
+        let base = self.conn_base;
+        self.feed.shutdown(&mut |mut event: MarketEvent| {
+            event.conn = event.conn.wrapping_add(base);
             let _ = out.push(TickMsg {
                 event,
                 parsed_ns: clock::now_ns(),

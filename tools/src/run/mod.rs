@@ -455,9 +455,12 @@ fn build(
     let mut feed_counters = Vec::new();
     let mut feed_rx = Vec::new();
     let mut venues = Vec::new();
+    let mut conn_base = 0usize;
     for (pin, lp, names) in groups {
         let (tx, rx) = ring::<TickMsg>(FEED_RING)?;
-        let (tile, counters) = FeedTile::new(lp, tx);
+        let base = u8::try_from(conn_base).context("more than 255 feed connections")?;
+        conn_base += lp.len();
+        let (tile, counters) = FeedTile::new(lp, tx, base);
         feed_tiles.push((pin, tile));
         feed_counters.push(counters);
         feed_rx.push(rx);
