@@ -31,6 +31,7 @@ use crate::exec::{Fill, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, Candidate};
+use crate::policy::cost::{Contract, FeeRule, Liquidity};
 use crate::policy::triggers::{self, HedgeContext, Trigger, TriggerState};
 use crate::policy::{DeltaBand, HedgeSpec};
 use crate::risk::{
@@ -188,10 +189,9 @@ pub struct OptionHedging {
     pub vega: Option<Band>,
     /// Book rows of the options it may trade (the liquid set).
     pub liquid: Vec<usize>,
-    /// Fee per contract, coin (Deribit: 0.0003 BTC, capped at 12.5 % of the option's price).
-    pub fee_per_contract: f64,
-    /// Fee cap as a fraction of the option's price.
-    pub fee_cap: f64,
+    /// The options' fee rule (Deribit: `FeeRule::DERIBIT_OPTION`, 0.03 % of the underlying per
+    /// contract capped at 12.5 % of the option's price), taker side.
+    pub fee: FeeRule,
 }
 
 /// The pricer's hedging settings.
@@ -563,7 +563,19 @@ impl PricerTile {
             } else {
                 f64::NAN
             };
-            let fee = o.fee_per_contract.min(o.fee_cap * mid.max(0.0));
+            // The fee per contract in the option's quote unit (coin for inverse options).
+            let index = self.market.index();
+            let quote_usd = if meta.inverse { index } else { 1.0 };
+            let fee = o.fee.fee_usd(
+                Liquidity::Taker,
+                Contract::Linear {
+                    multiplier: meta.contract_size,
+                },
+                1.0,
+                mid.max(0.0),
+                quote_usd,
+                index,
+            ) / quote_usd;
             self.candidates.push(Candidate {
                 id: meta.id,
                 delta: c.delta * size,

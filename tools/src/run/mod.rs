@@ -369,8 +369,7 @@ fn build(
                 half_width: b,
             }),
             liquid,
-            fee_per_contract: 0.0003,
-            fee_cap: 0.125,
+            fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
         })
     } else {
         None
