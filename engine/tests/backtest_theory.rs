@@ -47,6 +47,8 @@ fn gbm(
         cost_bps,
         fixed_fee: 0.0,
         policies: policies.iter().map(|p| p.parse().unwrap()).collect(),
+        option_hedge: None,
+        mark_model_vol: false,
     }
 }
 
@@ -234,6 +236,8 @@ fn three_step_path_is_exact() {
         cost_bps: 10.0,
         fixed_fee: fixed,
         policies: vec!["time:1d".parse().unwrap()],
+        option_hedge: None,
+        mark_model_vol: false,
     };
     let rep = one(&cfg);
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use keel_engine::backtest::{
-    BacktestConfig, BacktestError, Leg, Market, Policy, PolicyReport, RecordedPath, parse_book,
+    BacktestConfig, BacktestError, HedgeOption, Leg, Market, OptionHedge, Policy, PolicyReport,
+    RecordedPath, parse_book,
 };
 use keel_engine::greeks::OptionKind;
 use keel_engine::sim::ModelError;
@@ -44,7 +45,17 @@ Policies (--policy, repeatable; triggers joined with '+' hedge when any fires):
 
 Accounting: hedge trades through a cash account at --rate, fees --cost-bps of notional (plus
 --fixed-fee per trade), the hedge earns --yield, options settle physically against the hedge
-at expiry and the rest of the hedge is sold.";
+at expiry and the rest of the hedge is sold.
+
+Gamma/vega hedging: with --gamma-band and/or --vega-band (half-widths around 0, position units,
+vega per 1.00 of vol) and --hedge-option KIND:STRIKE:EXPIRY (repeatable), every policy is run
+twice on the same paths: delta only, and 'SPEC +gv', which first brings the position's gamma
+and vega inside the bands with the cheapest single option or pair (the live engine's
+construction; lot 0.1, at most --option-max per order), paying --option-cost-bps of the option price plus --option-spread-vol
+times its vega per contract, then delta-hedges the whole position. Hedge options expiring
+after the book are sold back at its last expiry at model value less the same cost.
+--mark-vol model marks every option at the path's instantaneous vol (Heston: sqrt(v)), so
+volatility moves show in the P&L.";
 
 /// `keel backtest --help`, below the flags.
 pub const AFTER_HELP: &str = "\
@@ -52,7 +63,9 @@ Examples:
   keel backtest --vol 0.2 --expiry 0.25 --cost-bps 10 --policy time:1d --policy ww:1
   keel backtest --model jump --jump-intensity 5 --policy zak:2 --policy band:0.1+time:1w --json
   keel backtest --model path --path-file btc.csv --strike 60000 --expiry 0.1 --policy ww:0.01
-  keel backtest --cost-bps 10 --policy time:1d --policy time:1w --policy ww:1 --plot f.svg";
+  keel backtest --cost-bps 10 --policy time:1d --policy time:1w --policy ww:1 --plot f.svg
+  keel backtest --model heston --mark-vol model --book straddle.csv --policy time:1d \
+    --gamma-band 0.2 --vega-band 2 --hedge-option call:100:0.1667 --hedge-option put:90:0.1667";
 
 /// Paths · steps · policies above which a terminal gets a progress bar.
 const LONG_RUN: f64 = 5e6;
@@ -218,6 +231,75 @@ pub struct BacktestArgs {
     /// Draw the risk/cost frontier (x mean fees, y std of cost) as an SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// An option that may be traded for gamma and vega: KIND:STRIKE:EXPIRY_YEARS (repeatable).
+    #[arg(long = "hedge-option", value_name = "KIND:K:T", value_parser = parse_hedge_option)]
+    pub hedge_options: Vec<HedgeOption>,
+    /// Gamma band half-width around 0 (position units); runs each policy also with options.
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
+    pub gamma_band: Option<f64>,
+    /// Vega band half-width around 0 (per 1.00 of vol, position units).
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    pub vega_band: Option<f64>,
+    /// Cost of trading a hedge option, basis points of its price, one way.
+    #[arg(
+        long,
+        value_name = "C",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub option_cost_bps: f64,
+    /// Half-spread of a hedge option in vol (0.005 = half a vol point): costs this times vega.
+    #[arg(
+        long,
+        value_name = "V",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub option_spread_vol: f64,
+    /// Largest order of one hedge option per decision, contracts.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1e6,
+        allow_negative_numbers = true
+    )]
+    pub option_max: f64,
+    /// What options are marked at: the constant pricing vol, or the model's instantaneous vol.
+    #[arg(long, value_enum, default_value_t = MarkArg::Pricing)]
+    pub mark_vol: MarkArg,
+}
+
+/// The vol options are marked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MarkArg {
+    /// The constant --vol / --pricing-vol (or a recorded path's vol column).
+    Pricing,
+    /// The path's instantaneous vol (Heston sqrt(v)), floored at 1 %.
+    Model,
+}
+
+/// `call:100:0.25` → a hedge option.
+pub fn parse_hedge_option(s: &str) -> Result<HedgeOption, String> {
+    let parts: Vec<&str> = s.split(':').map(str::trim).collect();
+    let [kind, k, t] = parts[..] else {
+        return Err(format!("expected KIND:STRIKE:EXPIRY_YEARS, got '{s}'"));
+    };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "call" | "c" => OptionKind::Call,
+        "put" | "p" => OptionKind::Put,
+        other => return Err(format!("kind '{other}' must be call or put")),
+    };
+    let num = |x: &str, what: &str| {
+        x.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| format!("{what} '{x}' must be a positive number"))
+    };
+    Ok(HedgeOption {
+        kind,
+        strike: num(k, "strike")?,
+        expiry: num(t, "expiry")?,
+    })
 }
 
 fn parse_policy_arg(s: &str) -> Result<Policy, String> {
@@ -308,6 +390,9 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
         ("fixed-fee", args.fixed_fee),
         ("expiry", args.expiry),
         ("qty", args.qty),
+        ("option-cost-bps", args.option_cost_bps),
+        ("option-spread-vol", args.option_spread_vol),
+        ("option-max", args.option_max),
     ] {
         finite(flag, x)?;
     }
@@ -378,6 +463,28 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
             vec![leg]
         }
     };
+    let banded = args.gamma_band.is_some() || args.vega_band.is_some();
+    if banded && args.hedge_options.is_empty() {
+        bail!("--gamma-band/--vega-band need at least one --hedge-option KIND:STRIKE:EXPIRY");
+    }
+    if !banded && !args.hedge_options.is_empty() {
+        bail!("--hedge-option needs --gamma-band and/or --vega-band");
+    }
+    let option_hedge = banded.then(|| OptionHedge {
+        options: args.hedge_options.clone(),
+        gamma_band: args.gamma_band,
+        vega_band: args.vega_band,
+        cost_bps: args.option_cost_bps,
+        spread_vol: args.option_spread_vol,
+        max_contracts: args.option_max,
+    });
+    let mut policies = args.policies.clone();
+    if banded {
+        policies = policies
+            .iter()
+            .flat_map(|p| [p.clone(), p.with_options()])
+            .collect();
+    }
     Ok(BacktestConfig {
         market,
         spot: args.spot,
@@ -390,7 +497,9 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
         steps_per_year: args.steps_per_year,
         cost_bps: args.cost_bps,
         fixed_fee: args.fixed_fee,
-        policies: args.policies.clone(),
+        policies,
+        option_hedge,
+        mark_model_vol: args.mark_vol == MarkArg::Model,
     })
 }
 
@@ -502,6 +611,8 @@ fn json(args: &BacktestArgs, r: &PolicyReport, elapsed: Duration) -> serde_json:
         "mean_trades": r.mean_trades,
         "mean_turnover": r.mean_turnover,
         "mean_fees": r.mean_fees,
+        "mean_option_cost": r.mean_option_cost,
+        "mean_option_trades": r.mean_option_trades,
         "seconds": elapsed.as_secs_f64(),
     })
 }
@@ -528,9 +639,10 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
         .unwrap_or(6)
         .max(6);
     let single = first.cost_fv.is_some();
+    let opts = args.gamma_band.is_some() || args.vega_band.is_some();
     let _ = writeln!(
         out,
-        "{:<w$}  {:>12}  {:>12}  {:>11}  {:>9}  {:>11}  {:>10}{}",
+        "{:<w$}  {:>12}  {:>12}  {:>11}  {:>9}  {:>11}  {:>10}{}{}",
         "policy",
         "mean_cost_pv",
         "std_cost_pv",
@@ -538,6 +650,7 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
         "trades",
         "turnover",
         "fees",
+        if opts { "    opt_cost  opt_trades" } else { "" },
         if single { "       cost_fv" } else { "" }
     );
     for r in reports {
@@ -552,12 +665,52 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
             r.mean_turnover,
             r.mean_fees
         );
+        if opts {
+            let _ = write!(
+                out,
+                "  {:>10.6}  {:>10.2}",
+                r.mean_option_cost, r.mean_option_trades
+            );
+        }
         if let Some(fv) = r.cost_fv {
             let _ = write!(out, "  {fv:>12.6}");
         }
         out.push('\n');
     }
+    if opts {
+        compare_option_hedging(out, reports);
+    }
     compare_frontiers(out, reports);
+}
+
+/// Per policy, the `+gv` run against the delta-only run: std reduction, extra trading cost
+/// (fees + option costs) and change of the mean cost of writing and hedging.
+pub fn option_hedging_gains(reports: &[PolicyReport]) -> Vec<(String, f64, f64, f64)> {
+    reports
+        .chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| {
+            let (d, g) = (&p[0], &p[1]);
+            let costs = |r: &PolicyReport| r.mean_fees + r.mean_option_cost;
+            (
+                d.policy.clone(),
+                1.0 - g.std_cost_pv / d.std_cost_pv,
+                costs(g) - costs(d),
+                g.mean_cost_pv - d.mean_cost_pv,
+            )
+        })
+        .collect()
+}
+
+fn compare_option_hedging(out: &mut String, reports: &[PolicyReport]) {
+    let _ = writeln!(out, "\ngamma/vega hedging against delta only (same paths):");
+    for (p, cut, extra, mean) in option_hedging_gains(reports) {
+        let _ = writeln!(
+            out,
+            "  {p:<24} std {:+.1} %, fees + option costs {extra:+.6}, mean cost {mean:+.6} (PV)",
+            -100.0 * cut
+        );
+    }
 }
 
 /// For each cost-aware family, the fees at which its frontier reaches the std of each

@@ -43,7 +43,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     p
 }
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "policy",
     "family",
     "model",
@@ -59,6 +59,8 @@ const KEYS: [&str; 16] = [
     "mean_trades",
     "mean_turnover",
     "mean_fees",
+    "mean_option_cost",
+    "mean_option_trades",
     "seconds",
 ];
 
@@ -278,5 +280,77 @@ fn a_book_and_a_frontier_plot() {
     assert_error(
         &keel(&["--book", bad_book.to_str().unwrap(), "--policy", "ww:1"]),
         &["--book", "line 1", "got 3 cells"],
+    );
+}
+
+#[test]
+fn gamma_vega_bands_run_each_policy_with_and_without_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = write(
+        dir.path(),
+        "straddle.csv",
+        "kind,strike,expiry_years,qty\ncall,100,0.083333,-10\nput,100,0.083333,-10\n",
+    );
+    let base = [
+        "--model",
+        "heston",
+        "--mark-vol",
+        "model",
+        "--book",
+        book.to_str().unwrap(),
+        "--paths",
+        "200",
+        "--policy",
+        "time:1d",
+        "--gamma-band",
+        "0.2",
+        "--vega-band",
+        "20",
+        "--option-spread-vol",
+        "0.005",
+        "--hedge-option",
+        "call:100:0.083333",
+        "--hedge-option",
+        "put:90:0.166667",
+    ];
+    let mut args = base.to_vec();
+    args.push("--json");
+    let objs = json_lines(&keel(&args));
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["policy"], "time:1d");
+    assert_eq!(objs[1]["policy"], "time:1d +gv");
+    assert_eq!(objs[0]["mean_option_trades"], 0.0);
+    assert!(objs[1]["mean_option_cost"].as_f64().unwrap() > 0.0);
+    assert!(objs[1]["std_cost_pv"].as_f64().unwrap() < objs[0]["std_cost_pv"].as_f64().unwrap());
+    let table = text(&keel(&base).stdout);
+    assert!(
+        table.contains("gamma/vega hedging against delta only"),
+        "{table}"
+    );
+    assert_error(
+        &keel(&["--gamma-band", "0.2", "--policy", "time:1d"]),
+        &["--hedge-option"],
+    );
+    assert_error(
+        &keel(&[
+            "--gamma-band",
+            "0.2",
+            "--hedge-option",
+            "call:100",
+            "--policy",
+            "time:1d",
+        ]),
+        &["--hedge-option", "KIND:STRIKE:EXPIRY_YEARS"],
+    );
+    assert_error(
+        &keel(&[
+            "--gamma-band",
+            "-1",
+            "--hedge-option",
+            "call:100:0.1",
+            "--policy",
+            "time:1d",
+        ]),
+        &["--gamma-band", "must be > 0"],
     );
 }

@@ -36,6 +36,32 @@
 //! path; `mean_trades` (policy rebalances, the opening one included; not the final sale or
 //! settlement), `mean_turnover` (units of underlying traded, the final sale included),
 //! `mean_fees` (fees, PV at t_0).
+//!
+//! # Gamma and vega hedging with options ([`OptionHedge`])
+//!
+//! A policy with `hedge_options` set also trades listed options ([`HedgeOption`]) at every
+//! decision time, before its delta decision: the Γ and ν of the whole position (book + the
+//! hedge options it holds, per 1.00 of vol, in position units) go to
+//! [`crate::policy::construct::solve`] — the live engine's construction — with bands
+//! 0 ± `gamma_band` and 0 ± `vega_band` (an absent band is infinitely wide) and candidates the
+//! hedge options not yet expired, lot 0.1 contract, at most `max_contracts` per order. The cost of
+//! trading one contract, either way, is `cost_bps`/10⁴ of its model price plus `spread_vol`
+//! times its vega (a half-spread in vol); premium and cost go through the cash account. The
+//! delta the options add is hedged with the underlying in the same decision (fees as any
+//! hedge trade; not counted in `mean_trades`), then the delta policy hedges the whole position
+//! (its Δ, Γ, vanna and legs include the hedge options). A hedge option expiring by T settles physically against the hedge like a leg of
+//! the book; one expiring after T is sold back at T at its model value less the same cost.
+//! `mean_option_cost` (PV) and `mean_option_trades` (decisions that traded options) report it;
+//! `mean_cost_pv` includes it.
+//!
+//! # Marks (`mark_model_vol`)
+//!
+//! By default every option is priced at the constant pricing vol. With `mark_model_vol` on a
+//! model market, each option is marked at the path's instantaneous vol √v_j (Heston; the
+//! constant σ for GBM and the diffusion σ for jumps), floored at 1 %: a flat smile and term
+//! structure that move with the variance, so vega matters. (A recorded path with a vol column
+//! is always marked at that column.) Not modelled: the Heston smile and the term structure of
+//! implied vol (a 2-month option is marked at the same √v as a 1-month one).
 
 mod input;
 
@@ -44,7 +70,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::greeks::{MAX_RATE, MAX_SIGMA, MIN_SIGMA, OptionKind, OptionRow, greeks_one};
+use crate::greeks::{
+    GreekValues, MAX_RATE, MAX_SIGMA, MIN_SIGMA, OptionKind, OptionRow, greeks_one,
+};
+use crate::policy::construct::{self, Band, Candidate};
 use crate::policy::triggers::{
     HedgeContext, PositionLeg, Trigger, TriggerParseError, TriggerState, decide, parse_policy,
 };
@@ -196,6 +225,8 @@ pub struct Policy {
     pub spec: String,
     /// The parsed triggers.
     pub triggers: Vec<Trigger>,
+    /// Also hedge gamma and vega with [`BacktestConfig::option_hedge`].
+    pub hedge_options: bool,
 }
 
 impl FromStr for Policy {
@@ -205,17 +236,71 @@ impl FromStr for Policy {
         Ok(Self {
             spec: spec.trim().to_string(),
             triggers: parse_policy(spec)?,
+            hedge_options: false,
         })
     }
 }
 
 impl Policy {
-    /// The policy's family: its trigger kinds joined with `+` (`time`, `ww`, `band+time`).
+    /// The policy's family: its trigger kinds joined with `+` (`time`, `ww`, `band+time`),
+    /// with ` +gv` when it hedges gamma and vega with options.
     pub fn family(&self) -> String {
         let kinds: Vec<&str> = self.triggers.iter().map(Trigger::kind).collect();
-        kinds.join("+")
+        let f = kinds.join("+");
+        if self.hedge_options { f + " +gv" } else { f }
+    }
+
+    /// The name in reports: the spec, with ` +gv` when it hedges with options.
+    pub fn name(&self) -> String {
+        if self.hedge_options {
+            format!("{} +gv", self.spec)
+        } else {
+            self.spec.clone()
+        }
+    }
+
+    /// The same policy hedging gamma and vega with options too.
+    pub fn with_options(&self) -> Self {
+        Self {
+            hedge_options: true,
+            ..self.clone()
+        }
     }
 }
+
+/// An option a policy may trade for gamma and vega.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HedgeOption {
+    /// Call or put (European).
+    pub kind: OptionKind,
+    /// Strike (> 0).
+    pub strike: f64,
+    /// Years from the start to expiry (> 0).
+    pub expiry: f64,
+}
+
+/// Gamma/vega hedging with options (see the module doc).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionHedge {
+    /// The options that may be traded.
+    pub options: Vec<HedgeOption>,
+    /// Half-width of the gamma band around 0 (position units), `None` = gamma not hedged.
+    pub gamma_band: Option<f64>,
+    /// Half-width of the vega band around 0 (per 1.00 of vol), `None` = vega not hedged.
+    pub vega_band: Option<f64>,
+    /// Cost of trading an option, basis points of its model price, one way.
+    pub cost_bps: f64,
+    /// Half-spread in vol (0.005 = half a vol point): costs this times the option's vega.
+    pub spread_vol: f64,
+    /// Largest order of one hedge option per decision, contracts (the construction finds
+    /// nothing, and the position stays outside its bands, when more would be needed).
+    pub max_contracts: f64,
+}
+
+/// Lot and smallest order of a hedge option, contracts.
+const OPTION_LOT: f64 = 0.1;
+/// Floor of the model-vol mark.
+const MIN_MARK_VOL: f64 = 0.01;
 
 /// Everything a backtest needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -244,6 +329,10 @@ pub struct BacktestConfig {
     pub fixed_fee: f64,
     /// The policies to compare.
     pub policies: Vec<Policy>,
+    /// Options for the policies with `hedge_options` set.
+    pub option_hedge: Option<OptionHedge>,
+    /// Mark options at the model's instantaneous vol (see the module doc).
+    pub mark_model_vol: bool,
 }
 
 /// One policy's results.
@@ -273,6 +362,10 @@ pub struct PolicyReport {
     pub mean_turnover: f64,
     /// Mean fees, PV at t_0.
     pub mean_fees: f64,
+    /// Mean cost of the option hedges (spread and fees, PV at t_0).
+    pub mean_option_cost: f64,
+    /// Mean number of decisions that traded options.
+    pub mean_option_trades: f64,
 }
 
 /// The validated, shared setup of a run.
@@ -282,6 +375,8 @@ struct Setup<'a> {
     times: Vec<f64>,
     /// Per leg: the grid index at which it settles.
     settle: Vec<usize>,
+    /// Per hedge option: the grid index at which it settles, `usize::MAX` if after T.
+    hedge_settle: Vec<usize>,
     kappa: f64,
 }
 
@@ -294,23 +389,56 @@ enum Model {
 }
 
 impl Model {
-    fn fill(&self, seed: u64, dt: f64, spots: &mut [f64]) -> Result<(), ModelError> {
+    /// Fills `spots[1..]` and, if given, the model-vol marks `vols[..]` (√v, floored).
+    fn fill(
+        &self,
+        seed: u64,
+        dt: f64,
+        spots: &mut [f64],
+        vols: Option<&mut [f64]>,
+    ) -> Result<(), ModelError> {
+        fn mark(v: f64) -> f64 {
+            v.max(0.0).sqrt().clamp(MIN_MARK_VOL, MAX_SIGMA)
+        }
         fn go<M: crate::sim::MarketModel>(
             m: M,
             seed: u64,
             dt: f64,
             spots: &mut [f64],
+            vols: Option<&mut [f64]>,
         ) -> Result<(), ModelError> {
+            let v0 = m.variance();
             let mut p = PricePath::new(m, seed, dt)?;
-            for s in spots.iter_mut().skip(1) {
-                *s = p.advance().spot;
+            match vols {
+                Some(vols) => {
+                    vols[0] = mark(v0);
+                    for (s, v) in spots.iter_mut().zip(vols.iter_mut()).skip(1) {
+                        let x = p.advance();
+                        *s = x.spot;
+                        *v = mark(x.variance);
+                    }
+                }
+                None => {
+                    for s in spots.iter_mut().skip(1) {
+                        *s = p.advance().spot;
+                    }
+                }
             }
             Ok(())
         }
         match *self {
-            Model::Gbm(m) => go(m, seed, dt, spots),
-            Model::Jump(m) => go(m, seed, dt, spots),
-            Model::Heston(m) => go(m, seed, dt, spots),
+            Model::Gbm(m) => go(m, seed, dt, spots, vols),
+            Model::Jump(m) => go(m, seed, dt, spots, vols),
+            Model::Heston(m) => go(m, seed, dt, spots, vols),
+        }
+    }
+
+    fn variance(&self) -> f64 {
+        use crate::sim::MarketModel;
+        match self {
+            Model::Gbm(m) => m.variance(),
+            Model::Jump(m) => m.variance(),
+            Model::Heston(m) => m.variance(),
         }
     }
 }
@@ -323,6 +451,24 @@ struct PolicyPath {
     fees_pv: f64,
     trades: u32,
     turnover: f64,
+    /// Contracts held of each hedge option.
+    held: Vec<f64>,
+    opt_cost_pv: f64,
+    opt_trades: u32,
+}
+
+impl PolicyPath {
+    fn reset(&mut self) {
+        self.state.reset();
+        self.hedge = 0.0;
+        self.cash = 0.0;
+        self.fees_pv = 0.0;
+        self.trades = 0;
+        self.turnover = 0.0;
+        self.held.iter_mut().for_each(|h| *h = 0.0);
+        self.opt_cost_pv = 0.0;
+        self.opt_trades = 0;
+    }
 }
 
 /// Running statistics of one policy over some paths (Welford; merged with Chan's formula).
@@ -334,6 +480,8 @@ struct Acc {
     trades: f64,
     turnover: f64,
     fees: f64,
+    opt_cost: f64,
+    opt_trades: f64,
     last_fv: f64,
 }
 
@@ -346,6 +494,8 @@ impl Acc {
         self.trades += f64::from(p.trades);
         self.turnover += p.turnover;
         self.fees += p.fees_pv;
+        self.opt_cost += p.opt_cost_pv;
+        self.opt_trades += f64::from(p.opt_trades);
         self.last_fv = cost_fv;
     }
 
@@ -361,6 +511,8 @@ impl Acc {
         self.trades += b.trades;
         self.turnover += b.turnover;
         self.fees += b.fees;
+        self.opt_cost += b.opt_cost;
+        self.opt_trades += b.opt_trades;
         self.last_fv = b.last_fv;
     }
 }
@@ -368,15 +520,33 @@ impl Acc {
 /// Per-worker buffers, reused across the paths of a chunk.
 struct Scratch {
     spots: Vec<f64>,
+    /// Model-vol marks (with `mark_model_vol` on a model market).
+    vols: Vec<f64>,
     legs: Vec<PositionLeg>,
     policies: Vec<PolicyPath>,
+    /// Per hedge option at the current step: its row and Greeks per contract (`None` once
+    /// settled).
+    hedge_rows: Vec<Option<(OptionRow, GreekValues)>>,
+    candidates: Vec<Candidate>,
 }
 
 impl Scratch {
     fn new(setup: &Setup<'_>) -> Self {
+        let n_hedge = setup
+            .cfg
+            .option_hedge
+            .as_ref()
+            .map_or(0, |h| h.options.len());
         Self {
             spots: vec![0.0; setup.times.len()],
-            legs: Vec::with_capacity(setup.cfg.legs.len()),
+            vols: if setup.cfg.mark_model_vol {
+                vec![0.0; setup.times.len()]
+            } else {
+                Vec::new()
+            },
+            legs: Vec::with_capacity(setup.cfg.legs.len() + n_hedge),
+            hedge_rows: vec![None; n_hedge],
+            candidates: Vec::with_capacity(n_hedge),
             policies: setup
                 .cfg
                 .policies
@@ -388,6 +558,9 @@ impl Scratch {
                     fees_pv: 0.0,
                     trades: 0,
                     turnover: 0.0,
+                    held: vec![0.0; n_hedge],
+                    opt_cost_pv: 0.0,
+                    opt_trades: 0,
                 })
                 .collect(),
         }
@@ -407,8 +580,16 @@ pub fn run(
 ) -> Result<Vec<PolicyReport>, BacktestError> {
     let setup = validate(cfg)?;
     let n = setup.times.len() - 1;
-    let (s0, sigma0) = match &cfg.market {
-        Market::Path(p) => (p.spots()[0], p.vols().map_or(cfg.pricing_vol, |v| v[0])),
+    let model = match &cfg.market {
+        Market::Path(_) => None,
+        market => Some(build_model(market, cfg.spot)?),
+    };
+    let (s0, sigma0) = match (&cfg.market, &model) {
+        (Market::Path(p), _) => (p.spots()[0], p.vols().map_or(cfg.pricing_vol, |v| v[0])),
+        (_, Some(m)) if cfg.mark_model_vol => (
+            cfg.spot,
+            m.variance().max(0.0).sqrt().clamp(MIN_MARK_VOL, MAX_SIGMA),
+        ),
         _ => (cfg.spot, cfg.pricing_vol),
     };
     let mut v0 = 0.0;
@@ -432,8 +613,8 @@ pub fn run(
             }
             accs
         }
-        market => {
-            let model = build_model(market, cfg.spot)?;
+        _ => {
+            let model = model.expect("built above for model markets");
             let dt = setup.times[n] / n as f64;
             let chunks = cfg.paths.div_ceil(CHUNK);
             let per_chunk: Vec<Result<Vec<Acc>, BacktestError>> = (0..chunks)
@@ -444,7 +625,9 @@ pub fn run(
                     let mut accs = vec![Acc::default(); cfg.policies.len()];
                     let end = ((c + 1) * CHUNK).min(cfg.paths);
                     for i in c * CHUNK..end {
-                        model.fill(path_seed(cfg.seed, i), dt, &mut scratch.spots)?;
+                        let Scratch { spots, vols, .. } = &mut scratch;
+                        let marks = cfg.mark_model_vol.then_some(&mut vols[..]);
+                        model.fill(path_seed(cfg.seed, i), dt, spots, marks)?;
                         run_path(&setup, &mut scratch, None, &mut accs)?;
                     }
                     if let Some(p) = progress {
@@ -475,7 +658,7 @@ pub fn run(
                 0.0
             };
             PolicyReport {
-                policy: p.spec.clone(),
+                policy: p.name(),
                 family: p.family(),
                 paths: a.n,
                 steps: n,
@@ -487,12 +670,14 @@ pub fn run(
                 mean_trades: a.trades / nf,
                 mean_turnover: a.turnover / nf,
                 mean_fees: a.fees / nf,
+                mean_option_cost: a.opt_cost / nf,
+                mean_option_trades: a.opt_trades / nf,
             }
         })
         .collect())
 }
 
-fn price(row: &OptionRow, t: f64) -> Result<crate::greeks::GreekValues, BacktestError> {
+fn price(row: &OptionRow, t: f64) -> Result<GreekValues, BacktestError> {
     greeks_one(row).map_err(|e| BacktestError::Pricing {
         t,
         spot: row.s,
@@ -629,16 +814,86 @@ fn validate(cfg: &BacktestConfig) -> Result<Setup<'_>, BacktestError> {
                 .map_or(times.len() - 1, |j| j + 1)
         })
         .collect();
+    let settle_of = |expiry: f64| {
+        times
+            .iter()
+            .skip(1)
+            .position(|&t| t >= expiry * (1.0 - 1e-12))
+            .map(|j| j + 1)
+    };
+    let mut hedge_settle = Vec::new();
+    if let Some(h) = &cfg.option_hedge {
+        for o in &h.options {
+            Leg {
+                kind: o.kind,
+                strike: o.strike,
+                expiry: o.expiry,
+                qty: 1.0,
+            }
+            .check()
+            .map_err(|reason| BacktestError::Input {
+                what: "hedge-option",
+                line: 0,
+                reason,
+            })?;
+            hedge_settle.push(settle_of(o.expiry).unwrap_or(usize::MAX));
+        }
+        for (field, band) in [("gamma-band", h.gamma_band), ("vega-band", h.vega_band)] {
+            if let Some(b) = band
+                && !(b.is_finite() && b > 0.0)
+            {
+                return Err(config_err(field, b, "must be > 0"));
+            }
+        }
+        if h.gamma_band.is_none() && h.vega_band.is_none() {
+            return Err(BacktestError::Config {
+                field: "gamma-band",
+                value: "none".into(),
+                expected: "option hedging needs --gamma-band or --vega-band",
+            });
+        }
+        if !in_range(h.cost_bps, 0.0, 10_000.0) {
+            return Err(config_err(
+                "option-cost-bps",
+                h.cost_bps,
+                "must be in [0, 10000]",
+            ));
+        }
+        if !(h.max_contracts.is_finite() && h.max_contracts >= OPTION_LOT) {
+            return Err(config_err("option-max", h.max_contracts, "must be >= 0.1"));
+        }
+        if !in_range(h.spread_vol, 0.0, 1.0) {
+            return Err(config_err(
+                "option-spread-vol",
+                h.spread_vol,
+                "must be in [0, 1]",
+            ));
+        }
+    }
+    if cfg.policies.iter().any(|p| p.hedge_options)
+        && cfg
+            .option_hedge
+            .as_ref()
+            .is_none_or(|h| h.options.is_empty())
+    {
+        return Err(BacktestError::Config {
+            field: "hedge-option",
+            value: "none".into(),
+            expected: "a policy hedging with options needs at least one --hedge-option",
+        });
+    }
     Ok(Setup {
         cfg,
         times,
         settle,
+        hedge_settle,
         kappa: cfg.cost_bps * 1e-4,
     })
 }
 
-/// Simulates every policy on the path in `scratch.spots` (pricing vols `vols`, or the
-/// constant pricing vol) and adds each policy's outcome to `accs`.
+/// Simulates every policy on the path in `scratch.spots` (pricing vols `vols`, else the
+/// model-vol marks in `scratch.vols` with `mark_model_vol`, else the constant pricing vol) and
+/// adds each policy's outcome to `accs`.
 fn run_path(
     setup: &Setup<'_>,
     scratch: &mut Scratch,
@@ -651,19 +906,24 @@ fn run_path(
     let n = times.len() - 1;
     let Scratch {
         spots,
+        vols: marks,
         legs,
         policies,
+        hedge_rows,
+        candidates,
     } = scratch;
+    let model_marks = cfg.mark_model_vol && !matches!(cfg.market, Market::Path(_));
+    let vols = vols.or(model_marks.then_some(&marks[..]));
+    let hedge = cfg.option_hedge.as_ref();
+    let hedge_options: &[HedgeOption] = hedge.map_or(&[], |h| &h.options[..]);
+    let any_options = cfg.policies.iter().any(|p| p.hedge_options);
     for p in policies.iter_mut() {
-        p.state.reset();
-        p.hedge = 0.0;
-        p.cash = 0.0;
-        p.fees_pv = 0.0;
-        p.trades = 0;
-        p.turnover = 0.0;
+        p.reset();
     }
     for j in 0..=n {
         let (t, s) = (times[j], spots[j]);
+        let sigma = vols.map_or(cfg.pricing_vol, |v| v[j]);
+        let disc = (-r * t).exp();
         if j > 0 {
             let dt = t - times[j - 1];
             let growth = (r * dt).exp();
@@ -671,29 +931,65 @@ fn run_path(
             for p in policies.iter_mut() {
                 p.cash = p.cash * growth + p.hedge * income;
             }
-            // Physical settlement against the hedge.
+            // Physical settlement against the hedge: the book's legs, then the hedge options.
+            let exercised = |kind: OptionKind, strike: f64| match kind {
+                OptionKind::Call => s > strike,
+                OptionKind::Put => s < strike,
+            };
+            let delivered = |kind: OptionKind, qty: f64| match kind {
+                OptionKind::Call => qty,
+                OptionKind::Put => -qty,
+            };
             for (leg, &at) in cfg.legs.iter().zip(&setup.settle) {
-                let exercised = match leg.kind {
-                    OptionKind::Call => s > leg.strike,
-                    OptionKind::Put => s < leg.strike,
-                };
-                if at != j || !exercised {
+                if at != j || !exercised(leg.kind, leg.strike) {
                     continue;
                 }
-                let units = match leg.kind {
-                    OptionKind::Call => leg.qty,
-                    OptionKind::Put => -leg.qty,
-                };
+                let units = delivered(leg.kind, leg.qty);
                 for p in policies.iter_mut() {
                     p.hedge += units;
                     p.cash -= units * leg.strike;
                 }
             }
+            for (i, (o, &at)) in hedge_options.iter().zip(&setup.hedge_settle).enumerate() {
+                if at != j {
+                    continue;
+                }
+                let itm = exercised(o.kind, o.strike);
+                for p in policies.iter_mut() {
+                    if itm {
+                        let units = delivered(o.kind, p.held[i]);
+                        p.hedge += units;
+                        p.cash -= units * o.strike;
+                    }
+                    p.held[i] = 0.0;
+                }
+            }
+        }
+        // Hedge options alive at t: rows and Greeks per contract.
+        if any_options {
+            for (i, (o, &at)) in hedge_options.iter().zip(&setup.hedge_settle).enumerate() {
+                hedge_rows[i] = if at > j {
+                    let row = OptionRow::bsm(o.kind, s, o.strike, o.expiry - t, r, q, sigma);
+                    Some((row, price(&row, t)?))
+                } else {
+                    None
+                };
+            }
         }
         if j == n {
-            // Sell what is left.
-            let disc = (-r * t).exp();
+            // Sell back the hedge options that outlive T, then what is left of the hedge.
             for p in policies.iter_mut() {
+                for (i, h) in hedge_rows.iter().enumerate() {
+                    let x = p.held[i];
+                    if let (Some((_, g)), Some(oh)) = (h, hedge)
+                        && x != 0.0
+                    {
+                        let cost = option_cost(oh, g) * x.abs();
+                        p.cash += x * g.price - cost;
+                        p.opt_cost_pv += cost * disc;
+                        p.held[i] = 0.0;
+                    }
+                }
                 let x = p.hedge.abs();
                 if x > 0.0 {
                     let fee = kappa * x * s + cfg.fixed_fee;
@@ -705,10 +1001,9 @@ fn run_path(
             }
             break;
         }
-        // The position at (t, S).
-        let sigma = vols.map_or(cfg.pricing_vol, |v| v[j]);
+        // The book at (t, S).
         legs.clear();
-        let (mut delta, mut gamma, mut vanna) = (0.0, 0.0, 0.0);
+        let (mut delta, mut gamma, mut vanna, mut vega) = (0.0, 0.0, 0.0, 0.0);
         let (mut tau_w, mut w, mut tau_min) = (0.0, 0.0, f64::INFINITY);
         for (leg, &at) in cfg.legs.iter().zip(&setup.settle) {
             if at <= j {
@@ -720,12 +1015,14 @@ fn run_path(
             delta += leg.qty * g.delta;
             gamma += leg.qty * g.gamma;
             vanna += leg.qty * g.vanna;
+            vega += leg.qty * g.vega;
             let wi = (leg.qty * g.gamma).abs();
             tau_w += wi * tau;
             w += wi;
             tau_min = tau_min.min(tau);
             legs.push(PositionLeg { row, qty: leg.qty });
         }
+        let book_legs = legs.len();
         let tau = if w > 0.0 {
             tau_w / w
         } else if tau_min.is_finite() {
@@ -733,8 +1030,64 @@ fn run_path(
         } else {
             0.0
         };
-        let disc = (-r * t).exp();
+        if any_options && let Some(oh) = hedge {
+            candidates.clear();
+            for (i, h) in hedge_rows.iter().enumerate() {
+                if let Some((_, g)) = h {
+                    candidates.push(candidate(i, g, option_cost(oh, g), oh.max_contracts));
+                }
+            }
+        }
         for (p, pol) in policies.iter_mut().zip(&cfg.policies) {
+            let (mut delta, mut gamma, mut vanna, mut vega) = (delta, gamma, vanna, vega);
+            legs.truncate(book_legs);
+            if pol.hedge_options
+                && let Some(oh) = hedge
+            {
+                for (i, h) in hedge_rows.iter().enumerate() {
+                    if let Some((_, g)) = h {
+                        let x = p.held[i];
+                        delta += x * g.delta;
+                        gamma += x * g.gamma;
+                        vanna += x * g.vanna;
+                        vega += x * g.vega;
+                    }
+                }
+                if let Some(sol) = option_trade(oh, gamma, vega, candidates) {
+                    for l in &sol.legs[..sol.n] {
+                        let c = &candidates[l.candidate];
+                        let i = c.id.0 as usize;
+                        let Some((_, g)) = &hedge_rows[i] else {
+                            continue;
+                        };
+                        let cost = option_cost(oh, g) * l.qty.abs();
+                        p.cash -= l.qty * g.price + cost;
+                        p.opt_cost_pv += cost * disc;
+                        p.held[i] += l.qty;
+                        delta += l.qty * g.delta;
+                        gamma += l.qty * g.gamma;
+                        vanna += l.qty * g.vanna;
+                    }
+                    p.opt_trades += 1;
+                    // The delta the options add is hedged in the same decision.
+                    let x = -sol.delta_added;
+                    let fee = kappa * x.abs() * s + cfg.fixed_fee;
+                    p.cash -= x * s + fee;
+                    p.fees_pv += fee * disc;
+                    p.turnover += x.abs();
+                    p.hedge += x;
+                }
+                for (i, h) in hedge_rows.iter().enumerate() {
+                    if let Some((row, _)) = h
+                        && p.held[i] != 0.0
+                    {
+                        legs.push(PositionLeg {
+                            row: *row,
+                            qty: p.held[i],
+                        });
+                    }
+                }
+            }
             let ctx = HedgeContext {
                 t,
                 spot: s,
@@ -770,6 +1123,48 @@ fn run_path(
     Ok(())
 }
 
+/// Cost of trading one contract of a hedge option either way: `cost_bps` of its price plus
+/// `spread_vol` times its vega.
+fn option_cost(h: &OptionHedge, g: &GreekValues) -> f64 {
+    h.cost_bps * 1e-4 * g.price.abs() + h.spread_vol * g.vega.abs()
+}
+
+/// The construction candidate for hedge option `i` with Greeks `g` per contract.
+fn candidate(i: usize, g: &GreekValues, cost: f64, max_size: f64) -> Candidate {
+    Candidate {
+        id: keel_feeds::instrument::InstrumentId(i as u32),
+        delta: g.delta,
+        gamma: g.gamma,
+        vega: g.vega,
+        cost_buy: cost,
+        cost_sell: cost,
+        lot: OPTION_LOT,
+        min_size: OPTION_LOT,
+        max_size,
+    }
+}
+
+/// One option-hedge decision: the live construction ([`construct::solve`]) on the position's
+/// Γ and ν with the hedge's bands around 0 (an absent band is infinitely wide).
+pub fn option_trade(
+    h: &OptionHedge,
+    gamma: f64,
+    vega: f64,
+    candidates: &[Candidate],
+) -> Option<construct::Solution> {
+    let band = |b: Option<f64>| Band {
+        target: 0.0,
+        half_width: b.unwrap_or(f64::INFINITY),
+    };
+    construct::solve(
+        gamma,
+        vega,
+        &band(h.gamma_band),
+        &band(h.vega_band),
+        candidates,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,6 +1191,8 @@ mod tests {
             cost_bps: 10.0,
             fixed_fee: 0.0,
             policies: policies.iter().map(|p| p.parse().unwrap()).collect(),
+            option_hedge: None,
+            mark_model_vol: false,
         }
     }
 
@@ -899,5 +1296,137 @@ mod tests {
         c.market = Market::Path(RecordedPath::from_csv("0,100\n0.1,101\n").unwrap());
         let e = run(&c, None).unwrap_err().to_string();
         assert!(e.contains("before the last expiry"), "{e}");
+    }
+
+    fn straddle_cfg(paths: u64, options: &[(OptionKind, f64, f64)]) -> BacktestConfig {
+        let leg = |kind| Leg {
+            kind,
+            strike: 100.0,
+            expiry: 1.0 / 12.0,
+            qty: -10.0,
+        };
+        let time: Policy = "time:1d".parse().unwrap();
+        BacktestConfig {
+            market: Market::Heston {
+                mu: 0.0,
+                v0: 0.04,
+                kappa: 2.0,
+                theta: 0.04,
+                xi: 0.5,
+                rho: -0.7,
+            },
+            spot: 100.0,
+            rate: 0.0,
+            yield_: 0.0,
+            pricing_vol: 0.2,
+            legs: vec![leg(OptionKind::Call), leg(OptionKind::Put)],
+            paths,
+            seed: 3,
+            steps_per_year: 365.0,
+            cost_bps: 5.0,
+            fixed_fee: 0.0,
+            policies: vec![time.clone(), time.with_options()],
+            option_hedge: Some(OptionHedge {
+                options: options
+                    .iter()
+                    .map(|&(kind, strike, expiry)| HedgeOption {
+                        kind,
+                        strike,
+                        expiry,
+                    })
+                    .collect(),
+                gamma_band: Some(0.2),
+                vega_band: Some(20.0),
+                cost_bps: 0.0,
+                spread_vol: 0.005,
+                max_contracts: 1e6,
+            }),
+            mark_model_vol: true,
+        }
+    }
+
+    #[test]
+    fn one_option_decision_lands_the_straddle_inside_both_bands() {
+        // A written 1-month straddle at t_0 and a strip without its strike: no single option
+        // fixes both Greeks, so the construction needs a near and a far option.
+        let (s, sigma) = (100.0, 0.2);
+        let greeks = |kind, k: f64, tau: f64| {
+            greeks_one(&OptionRow::bsm(kind, s, k, tau, 0.0, 0.0, sigma)).unwrap()
+        };
+        let m1 = 1.0 / 12.0;
+        let (c, p) = (
+            greeks(OptionKind::Call, 100.0, m1),
+            greeks(OptionKind::Put, 100.0, m1),
+        );
+        let (gamma, vega) = (-10.0 * (c.gamma + p.gamma), -10.0 * (c.vega + p.vega));
+        let strip = [
+            (OptionKind::Call, 105.0, m1),
+            (OptionKind::Put, 95.0, m1),
+            (OptionKind::Call, 100.0, 2.0 * m1),
+            (OptionKind::Put, 90.0, 2.0 * m1),
+        ];
+        let h = straddle_cfg(1, &strip).option_hedge.unwrap();
+        let cands: Vec<Candidate> = strip
+            .iter()
+            .enumerate()
+            .map(|(i, &(kind, k, tau))| {
+                let g = greeks(kind, k, tau);
+                candidate(i, &g, option_cost(&h, &g), h.max_contracts)
+            })
+            .collect();
+        assert!(gamma.abs() > 1.0 && vega.abs() > 200.0, "{gamma} {vega}");
+        let sol = option_trade(&h, gamma, vega, &cands).expect("a feasible trade");
+        // Reprice what was bought and add it to the book.
+        let (mut g_after, mut v_after) = (gamma, vega);
+        for l in &sol.legs[..sol.n] {
+            let (kind, k, tau) = strip[l.candidate];
+            let g = greeks(kind, k, tau);
+            g_after += l.qty * g.gamma;
+            v_after += l.qty * g.vega;
+            assert!(l.qty > 0.0, "buys back gamma and vega: {sol:?}");
+        }
+        assert!(g_after.abs() <= 0.2 * (1.0 + 1e-9), "{g_after} {sol:?}");
+        assert!(v_after.abs() <= 20.0 * (1.0 + 1e-9), "{v_after} {sol:?}");
+        assert!((g_after - sol.gamma_after).abs() < 1e-9);
+        // Inside the bands already: nothing to do.
+        assert!(option_trade(&h, 0.1, -10.0, &cands).is_none());
+    }
+
+    #[test]
+    fn option_hedging_cuts_the_straddle_std_under_heston() {
+        let m1 = 1.0 / 12.0;
+        let strip = [
+            (OptionKind::Call, 100.0, m1),
+            (OptionKind::Put, 100.0, m1),
+            (OptionKind::Call, 110.0, m1),
+            (OptionKind::Put, 90.0, m1),
+            (OptionKind::Call, 100.0, 2.0 * m1),
+            (OptionKind::Put, 90.0, 2.0 * m1),
+        ];
+        let c = straddle_cfg(300, &strip);
+        let r = run(&c, None).unwrap();
+        let (delta, gv) = (&r[0], &r[1]);
+        assert_eq!(gv.policy, "time:1d +gv");
+        assert!(gv.std_cost_pv < 0.5 * delta.std_cost_pv, "{delta:?} {gv:?}");
+        assert!(gv.mean_option_cost > 0.0 && gv.mean_option_trades >= 1.0);
+        assert_eq!(delta.mean_option_cost, 0.0);
+        // The delta-only policy is not affected by the option hedge's presence.
+        let alone = BacktestConfig {
+            policies: vec![c.policies[0].clone()],
+            option_hedge: None,
+            ..c.clone()
+        };
+        assert_eq!(&run(&alone, None).unwrap()[0], delta);
+        // A policy hedging with options needs options.
+        let none = BacktestConfig {
+            option_hedge: None,
+            ..c
+        };
+        assert!(
+            run(&none, None)
+                .unwrap_err()
+                .to_string()
+                .contains("hedge-option")
+        );
     }
 }
