@@ -37,7 +37,7 @@ done
 run $BASE $CAP --vol-of-vol 1.0 --seed 1 $STRIP
 # shellcheck disable=SC2086
 run $BASE $CAP --vol-of-vol 0.5 --seed 1 $NO_OWN
-# No cap on the hedge orders (--option-max defaults to 1e6), vol of vol 1.0.
+# No cap on the hedge orders (--option-max 1e6; the default is the book's size), vol of vol 1.0.
 # shellcheck disable=SC2086
-run $BASE --vol-of-vol 1.0 --seed 1 $STRIP
+run $BASE --vol-of-vol 1.0 --seed 1 $STRIP --option-max 1e6
 cat "$OUT"

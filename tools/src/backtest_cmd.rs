@@ -256,14 +256,10 @@ pub struct BacktestArgs {
         allow_negative_numbers = true
     )]
     pub option_spread_vol: f64,
-    /// Largest order of one hedge option per decision, contracts.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1e6,
-        allow_negative_numbers = true
-    )]
-    pub option_max: f64,
+    /// Largest order of one hedge option per decision, contracts [default: the book's size,
+    /// Σ|qty| of its options — an unbounded order can run away where the marks are extreme].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub option_max: Option<f64>,
     /// What options are marked at: the constant pricing vol, or the model's instantaneous vol.
     #[arg(long, value_enum, default_value_t = MarkArg::Pricing)]
     pub mark_vol: MarkArg,
@@ -392,7 +388,7 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
         ("qty", args.qty),
         ("option-cost-bps", args.option_cost_bps),
         ("option-spread-vol", args.option_spread_vol),
-        ("option-max", args.option_max),
+        ("option-max", args.option_max.unwrap_or(1.0)),
     ] {
         finite(flag, x)?;
     }
@@ -476,7 +472,9 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
         vega_band: args.vega_band,
         cost_bps: args.option_cost_bps,
         spread_vol: args.option_spread_vol,
-        max_contracts: args.option_max,
+        max_contracts: args
+            .option_max
+            .unwrap_or_else(|| legs.iter().map(|l| l.qty.abs()).sum::<f64>().max(0.1)),
     });
     let mut policies = args.policies.clone();
     if banded {
