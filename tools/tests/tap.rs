@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn keel(args: &[&str]) -> Output {
@@ -68,13 +68,8 @@ fn json_lines(out: &Output) -> Vec<Value> {
 }
 
 /// A process killed when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod py_common;
+use py_common::{Proc, python_server};
 
 /// keel-sim on a free port; returns it and its port.
 fn sim(extra: &[&str]) -> (Proc, u16) {
@@ -211,37 +206,6 @@ fn taps_keel_sim_deribit_and_binance() {
         assert_eq!(q["instrument"], "BTCUSDT");
         assert!(q["bid"].as_f64().unwrap() <= q["ask"].as_f64().unwrap());
     }
-}
-
-/// The Python websockets server, with a script; killed when dropped.
-fn python_server(script: &Value, tls: Option<(&Path, &Path)>) -> (Proc, u16) {
-    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/py/ws_server.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(&py).arg("--script").arg(script.to_string());
-    if let Some((cert, key)) = tls {
-        cmd.arg("--certfile").arg(cert).arg("--keyfile").arg(key);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    reader.read_line(&mut line).expect("server prints its port");
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let port = match line.trim().parse() {
-        Ok(p) => p,
-        Err(_) => {
-            let out = child.wait_with_output().expect("server output");
-            panic!(
-                "the Python websockets server did not start (pip install websockets): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    };
-    (Proc(child), port)
 }
 
 fn deribit_ticker(mark_iv: f64) -> String {

@@ -11,6 +11,7 @@ use keel_feeds::event::{DisconnectReason, EventBody, MarketEvent, Venue};
 use keel_feeds::instrument::{Instrument, InstrumentKind};
 use keel_feeds::net::{ConnectionConfig, FeedLoop, Outbox, Session};
 use keel_feeds::venues::deribit::{get_instruments, parse_instruments};
+use keel_feeds::venues::json::Scanner;
 
 /// Requests one currency's instruments (every kind) and keeps the reply.
 struct InstrumentsRequest {
@@ -34,11 +35,28 @@ impl Session for InstrumentsRequest {
         _out: &mut Outbox<'_>,
         _emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
-        if let Ok(mut slot) = self.reply.lock() {
+        // Only the reply to our request (id 1): a venue may send other messages first
+        // (notifications, or an echo from a test server).
+        if reply_id(payload) == Some(1)
+            && let Ok(mut slot) = self.reply.lock()
+        {
             slot.get_or_insert_with(|| payload.to_vec());
         }
         Ok(())
     }
+}
+
+/// The JSON-RPC `id` of a message, if it is an object with a numeric id.
+fn reply_id(payload: &[u8]) -> Option<u64> {
+    let mut sc = Scanner::new(payload);
+    let mut m = sc.object().ok()?;
+    while let Some(k) = m.next(&mut sc).ok()? {
+        if k == b"id" {
+            return sc.u64().ok();
+        }
+        sc.skip().ok()?;
+    }
+    None
 }
 
 /// Every instrument of `currency` listed at `url` (options, futures, the perpetual), plus the
