@@ -189,6 +189,8 @@ pub struct OptionHedging {
     pub vega: Option<Band>,
     /// Book rows of the options it may trade (the liquid set).
     pub liquid: Vec<usize>,
+    /// Largest order of one option, contracts (`keel run`: the book's size, Σ|qty|).
+    pub max_contracts: f64,
     /// The options' fee rule (Deribit: `FeeRule::DERIBIT_OPTION`, 0.03 % of the underlying per
     /// contract capped at 12.5 % of the option's price), taker side.
     pub fee: FeeRule,
@@ -593,7 +595,7 @@ impl PricerTile {
                 },
                 lot: 0.1,
                 min_size: 0.1,
-                max_size: self.config.hedge.max_order_coin.min(1e6),
+                max_size: o.max_contracts,
             });
         }
         let Some(sol) = construct::solve(

@@ -30,6 +30,10 @@ impl Band {
     fn contains(&self, x: f64) -> bool {
         (x - self.target).abs() <= self.half_width * (1.0 + 1e-9)
     }
+    /// True if `x` is inside the band.
+    pub fn contains_value(&self, x: f64) -> bool {
+        self.contains(x)
+    }
     /// Where to aim: the value itself if it is inside the inner half of the band, else the
     /// nearest point of the inner half (so lot rounding has room before the edge).
     fn aim(&self, x: f64) -> f64 {
@@ -114,6 +118,19 @@ pub fn solve(
     vega_band: &Band,
     cands: &[Candidate],
 ) -> Option<Solution> {
+    solve_with(gamma, vega, gamma_band, vega_band, cands, &|_| true)
+}
+
+/// [`solve`], keeping only solutions `accept` agrees to (e.g. "no expiry bucket's vega ends
+/// further outside its own band than it is now").
+pub fn solve_with(
+    gamma: f64,
+    vega: f64,
+    gamma_band: &Band,
+    vega_band: &Band,
+    cands: &[Candidate],
+    accept: &dyn Fn(&[Leg]) -> bool,
+) -> Option<Solution> {
     if gamma_band.contains(gamma) && vega_band.contains(vega) {
         return None;
     }
@@ -135,7 +152,11 @@ pub fn solve(
             d += l.qty * c.delta;
             cost += leg_cost(c, l.qty);
         }
-        if !(gamma_band.contains(g) && vega_band.contains(v) && cost.is_finite()) {
+        if !(gamma_band.contains(g)
+            && vega_band.contains(v)
+            && cost.is_finite()
+            && accept(&legs[..n]))
+        {
             return;
         }
         if best.is_none_or(|b| cost < b.cost) {
@@ -184,7 +205,10 @@ pub fn solve(
             let (a, b) = (&cands[i], &cands[j]);
             let det = a.gamma * b.vega - b.gamma * a.vega;
             let scale = (a.gamma * b.vega).abs().max((b.gamma * a.vega).abs());
-            if det.is_nan() || det.abs() <= 1e-12 * scale {
+            // Nearly dependent pairs (a call and a put of one strike: same Γ and ν up to the
+            // premium terms) would solve to huge offsetting sizes — a synthetic forward, not a
+            // hedge. Skip pairs whose columns are within 0.1 % of parallel.
+            if det.is_nan() || det.abs() <= 1e-3 * scale {
                 continue;
             }
             let qi = (dg * b.vega - b.gamma * dv) / det;
@@ -284,6 +308,30 @@ mod tests {
         // The cost is the cheapest: swapping the near call for the dearer put costs more.
         let alt = solve(-0.01, -5.0, &G, &V, &cands[1..]).unwrap();
         assert!(alt.cost > s.cost);
+    }
+
+    #[test]
+    fn a_call_and_a_put_of_one_strike_are_not_a_pair() {
+        // Same Γ and ν but for a hair: the pair would be a huge synthetic forward.
+        let cands = [
+            cand(1, 5e-4, 0.10, 0.5, 1.0),
+            cand(2, 5e-4 * (1.0 + 1e-6), 0.10, -0.5, 1.0),
+        ];
+        let s = solve(-0.01, -5.0, &G, &V, &cands);
+        assert!(s.is_none_or(|s| s.n == 1), "{s:?}");
+    }
+
+    #[test]
+    fn accept_can_refuse_solutions() {
+        let cands = [
+            cand(1, 5e-4, 0.10, 0.5, 2.0),
+            cand(2, 1e-4, 0.40, 0.55, 3.0),
+        ];
+        // Refuse anything that trades candidate 1: no pair is left, and candidate 0 alone
+        // cannot fix both Greeks.
+        let no_far = |legs: &[Leg]| legs.iter().all(|l| l.candidate != 1);
+        assert_eq!(solve_with(-0.01, -5.0, &G, &V, &cands, &no_far), None);
+        assert!(solve_with(-0.01, -5.0, &G, &V, &cands, &|_| true).is_some());
     }
 
     #[test]

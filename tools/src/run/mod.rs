@@ -369,6 +369,13 @@ fn build(
                 half_width: b,
             }),
             liquid,
+            // One option order is never larger than the whole book (contracts).
+            max_contracts: resolved
+                .iter()
+                .filter(|(id, _, _)| market.row_of(*id).is_some())
+                .map(|(_, _, q)| q.abs())
+                .sum::<f64>()
+                .max(1.0),
             fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
         })
     } else {
