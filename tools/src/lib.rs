@@ -14,6 +14,7 @@ pub mod run;
 pub mod run_config;
 pub mod sim;
 pub mod tap_cmd;
+pub mod tx_cmd;
 
 use std::io;
 use std::process::ExitCode;
@@ -62,6 +63,10 @@ pub enum Command {
     /// engine's risk gate (`keel run` watches it: --halt-file); `--clear` removes it.
     #[command(long_about = halt_cmd::LONG_ABOUT, after_help = halt_cmd::AFTER_HELP)]
     Halt(halt_cmd::HaltArgs),
+    /// Sign and inspect Ethereum transactions offline (EIP-1559; raw EIP-2718 hex out); keys
+    /// from an environment variable or an encrypted keystore, never from the command line.
+    #[command(long_about = tx_cmd::LONG_ABOUT, after_help = tx_cmd::AFTER_HELP)]
+    Tx(tx_cmd::TxArgs),
 }
 
 /// Runs a parsed command line.
@@ -73,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config_cmd::run(&args),
         Command::Halt(args) => halt_cmd::run(&args),
         Command::Backtest(args) => backtest_cmd::run(&args),
+        Command::Tx(args) => tx_cmd::run(&args),
     }
 }
 
@@ -109,7 +115,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
         _ => {
-            report(&clap_one_line(&e.render().to_string()));
+            report(&redact_hex_keys(&clap_one_line(&e.render().to_string())));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -140,6 +146,46 @@ fn clap_one_line(text: &str) -> String {
         out.push_str(line);
     }
     one_line(&out)
+}
+
+/// Argument errors quote the offending argument; one that looks like a private key (exactly 64
+/// hex digits, with or without `0x`: someone typed a key where it does not belong) is replaced
+/// so that the key never reaches a terminal or a log.
+fn redact_hex_keys(msg: &str) -> String {
+    let bytes = msg.as_bytes();
+    let mut out = String::with_capacity(msg.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_hexdigit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let mut j = i;
+            while j < bytes.len() && bytes[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            // `0x` prefix: the run starts after it.
+            let start = if bytes[i] == b'0' && j == i + 1 && bytes.get(j) == Some(&b'x') {
+                let mut k = j + 1;
+                while k < bytes.len() && bytes[k].is_ascii_hexdigit() {
+                    k += 1;
+                }
+                j = k;
+                i + 2
+            } else {
+                i
+            };
+            let boundary = j == bytes.len() || !bytes[j].is_ascii_alphanumeric();
+            if j - start == 64 && boundary {
+                out.push_str("<redacted: looks like a private key>");
+            } else {
+                out.push_str(&msg[i..j]);
+            }
+            i = j;
+        } else {
+            let ch = msg[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
 }
 
 /// Replaces line breaks so a message always fits on one line.
@@ -181,5 +227,28 @@ mod tests {
             "the following required arguments were not provided: --input <FILE>; \
              For more information, try '--help'."
         );
+    }
+
+    #[test]
+    fn key_like_hex_is_redacted_from_argument_errors() {
+        let key = "0123456789012345678901234567890123456789012345678901234567890123";
+        for shown in [format!("0x{key}"), key.to_string()] {
+            let msg = format!("unexpected argument '{shown}' found; tip: ...");
+            let out = redact_hex_keys(&msg);
+            assert_eq!(
+                out,
+                "unexpected argument '<redacted: looks like a private key>' found; tip: ..."
+            );
+        }
+        // Not 64 digits, or part of a longer word: left alone.
+        for msg in [
+            "'0x1234' ü 0x",
+            "x0123456789012345678901234567890123456789012345678901234567890123",
+            "a 0x12",
+        ] {
+            assert_eq!(redact_hex_keys(msg), msg);
+        }
+        let long = format!("'0x{key}00'");
+        assert_eq!(redact_hex_keys(&long), long);
     }
 }

@@ -14,6 +14,7 @@
 //! its label, and until then the exposure stays counted as in flight.
 
 pub mod deribit;
+pub mod evm;
 mod tile;
 
 pub use tile::{ExecCounters, ExecTile, PaperExec};
