@@ -47,6 +47,21 @@ fn inst(
     }
 }
 
+/// The venue's refusal of intent `i` (nothing filled).
+fn rejected(i: &HedgeIntent, code: i32) -> Fill {
+    Fill {
+        trace: i.trace,
+        intent_id: i.id,
+        filled: 0.0,
+        price: f64::NAN,
+        intent_coin_delta: i.coin_delta,
+        done_ns: now_ns(),
+        instrument: i.instrument,
+        error_code: code,
+        status: FillStatus::Rejected,
+    }
+}
+
 struct Rig {
     tile: PricerTile,
     stats: std::sync::Arc<keel_engine::pipeline::pricer::PricerStats>,
@@ -240,19 +255,7 @@ fn a_rejected_hedge_releases_the_exposure_and_bad_data_holds_hedges() {
     r.market(100_000.0);
     r.tile.step();
     let i = r.intents.pop().unwrap();
-    r.fills
-        .push(Fill {
-            trace: i.trace,
-            intent_id: i.id,
-            filled: 0.0,
-            price: f64::NAN,
-            intent_coin_delta: i.coin_delta,
-            done_ns: now_ns(),
-            instrument: i.instrument,
-            error_code: 10009,
-            status: FillStatus::Rejected,
-        })
-        .unwrap();
+    r.fills.push(rejected(&i, 10009)).unwrap();
     // The feed drops: no hedge even though the delta is still out of band.
     r.send(
         u32::MAX,
@@ -316,19 +319,7 @@ fn a_loss_past_the_daily_stop_allows_only_reducing_orders() {
         "the first complete reprice is the baseline"
     );
     let i = r.intents.pop().expect("the opening hedge");
-    r.fills
-        .push(Fill {
-            trace: i.trace,
-            intent_id: i.id,
-            filled: 0.0,
-            price: f64::NAN,
-            intent_coin_delta: i.coin_delta,
-            done_ns: now_ns(),
-            instrument: i.instrument,
-            error_code: 10009,
-            status: FillStatus::Rejected,
-        })
-        .unwrap();
+    r.fills.push(rejected(&i, 10009)).unwrap();
     // Short ten calls, unhedged, and the underlying rallies 10 %: a loss of tens of thousands.
     r.market(110_000.0);
     r.tile.step();
@@ -387,19 +378,7 @@ fn an_index_off_its_other_sources_or_a_vol_jump_holds_hedges() {
     r.tile.step();
     assert!(r.stats.guard().is_none());
     let i = r.intents.pop().expect("hedged once the index is sane");
-    r.fills
-        .push(Fill {
-            trace: i.trace,
-            intent_id: i.id,
-            filled: 0.0,
-            price: f64::NAN,
-            intent_coin_delta: i.coin_delta,
-            done_ns: now_ns(),
-            instrument: i.instrument,
-            error_code: 1,
-            status: FillStatus::Rejected,
-        })
-        .unwrap();
+    r.fills.push(rejected(&i, 1)).unwrap();
     // A mark vol jumping from 50 % to 95 % in one print: held for that decision.
     r.send(1, EventBody::Index { price: 100_000.0 });
     r.send(
