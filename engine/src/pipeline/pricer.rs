@@ -885,6 +885,10 @@ impl Tile for PricerTile {
                 .fetch_add(moves - 1, Ordering::Relaxed);
         }
         let kind = self.book.reprice(&mut self.market, change);
+        // Nothing moved a Greek, the hedge's price or a position: no aggregate, no decision.
+        if kind == RepriceKind::None && !change.contains(Change::HEDGE_QUOTE) && !did {
+            return true;
+        }
         let now = clock::now_ns();
         let p = self.book.aggregate(&self.market);
         if kind != RepriceKind::None {
