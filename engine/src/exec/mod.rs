@@ -15,6 +15,7 @@
 
 pub mod deribit;
 pub mod evm;
+pub mod race;
 mod tile;
 
 pub use tile::{ExecCounters, ExecTile, PaperExec};
