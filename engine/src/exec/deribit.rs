@@ -4,9 +4,15 @@
 //! a reconnection.
 //!
 //! Owns the orders in flight (a fixed table) and a request buffer reserved at start-up: never
-//! allocates per order. Authentication (`public/auth`, client credentials) is sent on every
-//! (re)connection when keys are configured; without keys it sends none (keel-sim's dry-run
-//! endpoint needs none).
+//! allocates per order. With credentials, every (re)connection authenticates first
+//! (`public/auth`, client credentials) and no order or label query is written until the venue
+//! has accepted them; then `private/enable_cancel_on_disconnect` (scope `connection`) makes the
+//! venue cancel whatever rests from this session if the connection drops. A refused `public/auth`
+//! drops the connection (reconnected with backoff; counted). Without credentials (keel-sim's
+//! dry-run endpoint) none of this is sent.
+//!
+//! [`http_authorization`] signs a REST request (`deri-hmac-sha256`) so start-up reconciliation
+//! can read positions and open orders without ever sending the secret.
 
 use std::io::Write as _;
 
@@ -30,17 +36,60 @@ const AUTH_ID: u64 = (1 << 62) - 1;
 const HEARTBEAT_ID: u64 = (1 << 62) - 2;
 /// JSON-RPC id of `private/cancel_all` (on a halt).
 const CANCEL_ALL_ID: u64 = (1 << 62) - 3;
+/// JSON-RPC id of `private/enable_cancel_on_disconnect`.
+const COD_ID: u64 = (1 << 62) - 4;
 /// Heartbeat interval asked for, seconds: a dead order connection is noticed within about
 /// twice this.
 const HEARTBEAT_S: u32 = 10;
 
-/// Client credentials, read from the environment at start-up (never from a flag).
+/// Client credentials, read from the environment at start-up (never from a flag). The secret
+/// is zeroized when dropped and never printed.
 #[derive(Clone)]
 pub struct Credentials {
     /// Client id.
     pub client_id: String,
     /// Client secret.
-    pub client_secret: String,
+    pub client_secret: zeroize::Zeroizing<String>,
+}
+
+/// The `Authorization` header value of a Deribit REST request signed with `deri-hmac-sha256`:
+/// HMAC-SHA256, keyed by the client secret, of `timestamp\nnonce\nMETHOD\nuri\nbody\n`
+/// (`uri` is the path with its query string), in lower-case hex. The secret never leaves the
+/// process.
+pub fn http_authorization(
+    c: &Credentials,
+    timestamp_ms: u64,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
+    let data = format!("{timestamp_ms}\n{nonce}\n{method}\n{uri}\n{body}\n");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(c.client_secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(data.as_bytes());
+    let sig = mac.finalize().into_bytes();
+    let mut hex = String::with_capacity(64);
+    for b in sig {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    format!(
+        "deri-hmac-sha256 id={},ts={timestamp_ms},sig={hex},nonce={nonce}",
+        c.client_id
+    )
+}
+
+/// Where the session stands with authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    /// No credentials: nothing to wait for.
+    NotNeeded,
+    /// `public/auth` written, no answer yet: orders wait.
+    Pending,
+    /// Accepted on this connection.
+    Done,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -75,6 +124,12 @@ pub struct OrderCounters {
     pub table_full: u64,
     /// `private/cancel_all` requests sent (halts).
     pub cancel_alls: u64,
+    /// `public/auth` accepted (once per connection).
+    pub auths: u64,
+    /// `public/auth` refused (the connection is dropped and retried).
+    pub auth_failures: u64,
+    /// `private/enable_cancel_on_disconnect` confirmed by the venue.
+    pub cancel_on_disconnect: u64,
 }
 
 /// The Deribit order session (a [`Session`] on the exec tile's connection).
@@ -99,6 +154,7 @@ pub struct DeribitOrders {
     waiter: Waiter,
     /// Raised by the pricer when the risk gate halts: cancel everything resting, once.
     cancel_all: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    auth: Auth,
 }
 
 impl DeribitOrders {
@@ -129,6 +185,7 @@ impl DeribitOrders {
             counters: OrderCounters::default(),
             waiter: Waiter::new(WaitStrategy::SpinYield),
             cancel_all: None,
+            auth: Auth::NotNeeded,
         }
     }
 
@@ -207,8 +264,30 @@ impl DeribitOrders {
         let _ = write!(
             self.buf,
             r#"{{"jsonrpc":"2.0","id":{AUTH_ID},"method":"public/auth","params":{{"grant_type":"client_credentials","client_id":"{}","client_secret":"{}"}}}}"#,
-            c.client_id, c.client_secret
+            c.client_id,
+            c.client_secret.as_str()
         );
+    }
+
+    /// The connection may trade (authenticated, or no credentials): after a reconnection,
+    /// every order whose reply was lost is asked for by label.
+    fn on_ready(&mut self, out: &mut Outbox<'_>) {
+        if self.opens <= 1 {
+            return;
+        }
+        for i in 0..MAX_IN_FLIGHT {
+            if let Some(f) = self.in_flight[i]
+                && f.sent_ns != 0
+            {
+                self.write_query(f.intent.id);
+                out.send_text(&self.buf);
+                self.counters.queries += 1;
+                if let Some(s) = self.in_flight[i].as_mut() {
+                    s.queries += 1;
+                    s.deadline_ns = clock::now_ns().saturating_add(self.timeout_ns);
+                }
+            }
+        }
     }
 
     fn deliver(&mut self, fill: Fill) {
@@ -423,29 +502,17 @@ impl Session for DeribitOrders {
 
     fn on_open(&mut self, out: &mut Outbox<'_>) {
         self.opens += 1;
-        if self.credentials.is_some() {
-            self.write_auth();
-            out.send_text(&self.buf);
-        }
         self.buf.clear();
         keel_feeds::venues::deribit::set_heartbeat(&mut self.buf, HEARTBEAT_ID, HEARTBEAT_S);
         out.send_text(&self.buf);
-        // After a reconnection, every order whose reply was lost is asked for by label.
-        if self.opens > 1 {
-            for i in 0..MAX_IN_FLIGHT {
-                if let Some(f) = self.in_flight[i]
-                    && f.sent_ns != 0
-                {
-                    self.write_query(f.intent.id);
-                    out.send_text(&self.buf);
-                    self.counters.queries += 1;
-                    if let Some(s) = self.in_flight[i].as_mut() {
-                        s.queries += 1;
-                        s.deadline_ns = clock::now_ns().saturating_add(self.timeout_ns);
-                    }
-                }
-            }
+        if self.credentials.is_some() {
+            self.auth = Auth::Pending;
+            self.write_auth();
+            out.send_text(&self.buf);
+            // Label queries and orders wait for the answer (`on_authenticated`).
+            return;
         }
+        self.on_ready(out);
     }
 
     fn on_message(
@@ -472,11 +539,29 @@ impl Session for DeribitOrders {
         if reply.id == HEARTBEAT_ID || reply.id == CANCEL_ALL_ID {
             return Ok(());
         }
+        if reply.id == COD_ID {
+            if !matches!(reply.outcome.kind, OutcomeKind::Error(_)) {
+                self.counters.cancel_on_disconnect += 1;
+            }
+            return Ok(());
+        }
         if reply.id == AUTH_ID {
-            return match reply.outcome.kind {
-                OutcomeKind::Error(_) => Err(DisconnectReason::Rejected),
-                _ => Ok(()),
-            };
+            if let OutcomeKind::Error(_) = reply.outcome.kind {
+                self.counters.auth_failures += 1;
+                return Err(DisconnectReason::Rejected);
+            }
+            if self.auth == Auth::Pending {
+                self.auth = Auth::Done;
+                self.counters.auths += 1;
+                self.buf.clear();
+                let _ = write!(
+                    self.buf,
+                    r#"{{"jsonrpc":"2.0","id":{COD_ID},"method":"private/enable_cancel_on_disconnect","params":{{"scope":"connection"}}}}"#
+                );
+                out.send_text(&self.buf);
+                self.on_ready(out);
+            }
+            return Ok(());
         }
         let intent_id = if reply.id >= QUERY_ID {
             reply.id - QUERY_ID
@@ -505,6 +590,10 @@ impl Session for DeribitOrders {
     fn poll_outgoing(&mut self, out: &mut Outbox<'_>) -> bool {
         self.flush_backlog();
         self.just_sent_len = 0;
+        if self.auth == Auth::Pending {
+            // Nothing private before the venue accepts the credentials.
+            return false;
+        }
         let mut wrote = false;
         if let Some(flag) = &self.cancel_all
             && flag.swap(false, std::sync::atomic::Ordering::AcqRel)
@@ -776,9 +865,103 @@ mod tests {
     fn credentials_never_print() {
         let c = Credentials {
             client_id: "id-123".into(),
-            client_secret: "s3cr3t".into(),
+            client_secret: zeroize::Zeroizing::new("s3cr3t".into()),
         };
         let d = format!("{c:?}");
         assert!(!d.contains("s3cr3t") && !d.contains("id-123"));
+    }
+
+    fn frames(buf: &[u8]) -> Vec<String> {
+        parse_client_frames(buf)
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, p)| String::from_utf8(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn orders_wait_for_auth_then_cancel_on_disconnect_is_enabled() {
+        let (mut ip, ic) = ring(8).unwrap();
+        let (fp, _fc) = ring(8).unwrap();
+        let creds = Credentials {
+            client_id: "cid".into(),
+            client_secret: zeroize::Zeroizing::new("csecret".into()),
+        };
+        let mut s = DeribitOrders::new(
+            ic,
+            fp,
+            vec!["BTC-PERPETUAL".into()],
+            0xab,
+            1_000_000_000,
+            Some(creds),
+        );
+        let mut enc = FrameEncoder::new();
+        let mut buf = Vec::new();
+        s.on_open(&mut Outbox::new(&mut enc, &mut buf));
+        let f = frames(&buf);
+        assert!(f[1].contains("public/auth") && f[1].contains(r#""client_id":"cid""#));
+        ip.push(intent(1, Side::Buy, 10.0)).unwrap();
+        assert!(sent(&mut s).is_empty(), "no order before the auth answer");
+        // Refused credentials drop the connection.
+        let mut buf = Vec::new();
+        let auth_err = format!(
+            r#"{{"jsonrpc":"2.0","id":{AUTH_ID},"error":{{"code":13004,"message":"invalid_credentials"}}}}"#
+        );
+        let r = s.on_message(
+            auth_err.as_bytes(),
+            0,
+            &mut Outbox::new(&mut enc, &mut buf),
+            &mut |_| {},
+        );
+        assert_eq!(r, Err(DisconnectReason::Rejected));
+        assert_eq!(s.counters().auth_failures, 1);
+        // Reconnected, accepted: cancel-on-disconnect first, then the held order.
+        let mut buf = Vec::new();
+        s.on_open(&mut Outbox::new(&mut enc, &mut buf));
+        assert!(sent(&mut s).is_empty());
+        let mut buf = Vec::new();
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","id":{AUTH_ID},"result":{{"access_token":"t","token_type":"bearer"}}}}"#
+        );
+        s.on_message(
+            ok.as_bytes(),
+            0,
+            &mut Outbox::new(&mut enc, &mut buf),
+            &mut |_| {},
+        )
+        .unwrap();
+        let f = frames(&buf);
+        assert!(f[0].contains("private/enable_cancel_on_disconnect"));
+        assert!(f[0].contains(r#""scope":"connection""#));
+        let orders = sent(&mut s);
+        assert_eq!(orders.len(), 1);
+        assert!(orders[0].contains("private/buy"));
+        reply(
+            &mut s,
+            &format!(r#"{{"jsonrpc":"2.0","id":{COD_ID},"result":"ok"}}"#),
+        );
+        assert_eq!(s.counters().auths, 1);
+        assert_eq!(s.counters().cancel_on_disconnect, 1);
+    }
+
+    #[test]
+    fn rest_signature_follows_deribit_hmac() {
+        let c = Credentials {
+            client_id: "AMANDA".into(),
+            client_secret: zeroize::Zeroizing::new("AMANDASECRECT".into()),
+        };
+        let h = http_authorization(
+            &c,
+            1_576_074_319_000,
+            "1iqt2wls",
+            "GET",
+            "/api/v2/private/get_positions?currency=BTC",
+            "",
+        );
+        // Independent: HMAC-SHA256 of the documented string layout, computed by Python's hmac.
+        assert_eq!(
+            h,
+            "deri-hmac-sha256 id=AMANDA,ts=1576074319000,sig=ac1013310f60dcd9dc226b21a5937cb1cebb48e976d24583cd34888a2a103e8a,nonce=1iqt2wls"
+        );
     }
 }

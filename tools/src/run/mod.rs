@@ -14,6 +14,7 @@
 //! summary; it is start-up and reporting code and allocates freely.
 
 mod instruments;
+pub mod reconcile;
 mod report;
 mod sample;
 
@@ -51,7 +52,7 @@ use keel_feeds::session::{VenueSession, register};
 use keel_feeds::venues::BinanceMarket;
 
 use crate::run_config::{RunArgs, RunConfig, VenueConfig, resolve};
-use crate::sim::{Faults, SimConfig, SimHandle, SimVenue};
+use crate::sim::{Faults, SimConfig, SimCredentials, SimHandle, SimVenue};
 
 /// Capacity of each feed → pricer ring (events).
 const FEED_RING: usize = 16_384;
@@ -87,6 +88,8 @@ struct Built {
     venues: Vec<&'static str>,
     dry_run: bool,
     exec_target: String,
+    /// Start-up reconciliation with the venue, if orders go to one with credentials.
+    reconciled: Option<report::Reconciled>,
     /// Looks at the halt file every 50 ms (off the hot path) until the stop flag.
     kill_watch: Option<std::thread::JoinHandle<()>>,
 }
@@ -134,7 +137,16 @@ impl Running {
             } else {
                 format!("LIVE orders to {}", b.exec_target)
             }
-        )
+        ) + &match &b.reconciled {
+            Some(r) => format!(
+                "; reconciled with the venue: {} positions, {} open orders, {} differences from \
+                 the positions file",
+                r.positions,
+                r.open_orders,
+                r.differences.len()
+            ),
+            None => String::new(),
+        }
     }
 
     /// Stops every tile, waits for them, stops the simulated venue, and returns the summary.
@@ -148,6 +160,7 @@ impl Running {
             b.held,
         );
         summary.elapsed = self.started.elapsed();
+        summary.reconciled = b.reconciled.clone();
         let mut errors = Vec::new();
         if let Some(w) = b.kill_watch {
             let _ = w.join();
@@ -206,8 +219,16 @@ fn start_sim(cfg: &RunConfig) -> Result<Option<SimHandle>> {
         return Ok(None);
     }
     let s = &cfg.sim;
+    // The simulated account requires credentials, as Deribit does: fresh random ones per run,
+    // so the order session's authentication and the start-up reconciliation run for real.
+    let mut secret = [0u8; 24];
+    keel_feeds::net::rand::os_random_bytes(&mut secret);
     let sc = SimConfig {
         listen: "127.0.0.1:0".parse().expect("literal address"),
+        deribit_credentials: Some(SimCredentials {
+            client_id: format!("keel-run-{:08x}", keel_feeds::net::rand::os_seed() as u32),
+            client_secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
+        }),
         seed: s.seed,
         rate: s.rate,
         options: s.options,
@@ -298,16 +319,55 @@ fn build(
     )
     .with_context(|| format!("--underlying {underlying}"))?;
 
-    // Positions: the file, or the sample book on the simulated venue.
-    let positions: Vec<(String, f64)> = match &cfg.positions {
-        Some(path) => load_positions(path)?
-            .into_iter()
-            .map(|p| (p.instrument, p.quantity))
-            .collect(),
-        None if sim.is_some() => sample_book(&listed, &underlying, cfg.sim.seed),
-        None => bail!(
-            "--positions FILE is required with real venues (reconciling positions from the \
-             venue comes with the execution issue)"
+    // Positions: the file (or, on the simulated venue, the sample book the simulated account
+    // is given); then, whenever orders go to a venue with credentials, the venue's own account
+    // before the first hedge (it wins; differences are reported).
+    let file_positions: Option<Vec<(String, f64)>> = match &cfg.positions {
+        Some(path) => Some(
+            load_positions(path)?
+                .into_iter()
+                .map(|p| (p.instrument, p.quantity))
+                .collect(),
+        ),
+        None if sim.is_some() => Some(sample_book(&listed, &underlying, cfg.sim.seed)),
+        None => None,
+    };
+    let dry_run = cfg.dry_run() || sim.is_some();
+    let credentials: Option<Credentials> = match sim {
+        Some(s) => s.deribit_credentials().map(|c| Credentials {
+            client_id: c.client_id.clone(),
+            client_secret: zeroize::Zeroizing::new(c.client_secret.clone()),
+        }),
+        None if !dry_run => Some(read_credentials(&cfg.deribit)?),
+        None => None,
+    };
+    if let (Some(s), Some(file)) = (sim, &file_positions) {
+        for (name, q) in file {
+            s.seed_position(name, *q)
+                .with_context(|| format!("giving the simulated account its position in {name}"))?;
+        }
+    }
+    let (positions, reconciled) = match (&credentials, file_positions) {
+        (Some(c), file) => {
+            let acct = reconcile::fetch(&deribit_url, c, &underlying, ca.clone(), timeout)?;
+            let diffs = file
+                .as_deref()
+                .map(|f| reconcile::differences(f, &acct.positions))
+                .unwrap_or_default();
+            let positions = acct.positions.clone();
+            (
+                positions,
+                Some(report::Reconciled {
+                    positions: acct.positions.len(),
+                    open_orders: acct.open_orders.len(),
+                    differences: diffs,
+                }),
+            )
+        }
+        (None, Some(file)) => (file, None),
+        (None, None) => bail!(
+            "--positions FILE is required for a dry run against a real venue (with --live and \
+             keys, positions are read from the venue)"
         ),
     };
     let mut resolved = Vec::with_capacity(positions.len());
@@ -474,15 +534,8 @@ fn build(
     }
 
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
-    let dry_run = cfg.dry_run() || sim.is_some();
     let (exec_tile, exec_counters, exec_target): (Box<dyn Tile>, Arc<ExecCounters>, String) =
         if sim.is_some() || !dry_run {
-            // keel-sim's endpoint needs no keys; a real venue gets them only with --live.
-            let credentials = if dry_run || sim.is_some() {
-                None
-            } else {
-                Some(read_credentials(&cfg.deribit)?)
-            };
             let mut names = vec![String::new(); instruments.len()];
             for (id, i) in instruments.iter() {
                 names[id.0 as usize] = i.name.clone();
@@ -493,7 +546,7 @@ fn build(
                 names,
                 clock::now_ns() / 1_000_000_000,
                 cfg.deribit.timeout_ms.max(1) * 1_000_000,
-                credentials,
+                credentials.clone(),
             )
             .with_cancel_all(cancel_all.clone());
             let mut c = ConnectionConfig::new(&deribit_url)
@@ -645,6 +698,7 @@ fn build(
         venues,
         dry_run,
         exec_target,
+        reconciled,
         kill_watch: Some(kill_watch),
     })
 }
@@ -727,7 +781,7 @@ fn read_credentials(v: &VenueConfig) -> Result<Credentials> {
     };
     Ok(Credentials {
         client_id: get("key-env", &v.key_env)?,
-        client_secret: get("secret-env", &v.secret_env)?,
+        client_secret: zeroize::Zeroizing::new(get("secret-env", &v.secret_env)?),
     })
 }
 

@@ -103,6 +103,19 @@ pub struct Summary {
     pub sim_orders: Option<SimStats>,
     /// Per-expiry Greeks of the held options at the end.
     pub buckets: Vec<Bucket>,
+    /// Start-up reconciliation with the venue (when orders go to a venue with credentials).
+    pub reconciled: Option<Reconciled>,
+}
+
+/// What start-up reconciliation found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// Positions the venue reported (and the book started from).
+    pub positions: usize,
+    /// Orders resting at the venue at start.
+    pub open_orders: usize,
+    /// Instruments where the positions file disagreed with the venue.
+    pub differences: Vec<super::reconcile::Difference>,
 }
 
 impl Summary {
@@ -152,6 +165,7 @@ impl Summary {
             latency: LatencySummary::default(),
             sim_orders: None,
             buckets: Vec::new(),
+            reconciled: None,
         }
     }
 
@@ -322,6 +336,10 @@ pub fn summary_json(s: &Summary) -> Value {
         );
         m.insert("stage_ns".into(), Value::Object(stages));
         m.insert(
+            "reconciled".into(),
+            s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
+        );
+        m.insert(
             "sim".into(),
             s.sim_orders.as_ref().map_or(Value::Null, |x| {
                 json!({
@@ -333,6 +351,15 @@ pub fn summary_json(s: &Summary) -> Value {
         );
     }
     v
+}
+
+fn reconciled_json(r: &Reconciled) -> Value {
+    let diffs: Vec<Value> = r
+        .differences
+        .iter()
+        .map(|d| json!({"instrument": d.instrument, "file": num(d.file), "venue": num(d.venue)}))
+        .collect();
+    json!({"positions": r.positions, "open_orders": r.open_orders, "differences": diffs})
 }
 
 /// An expiry as `YYYY-MM-DD HH:MM` UTC.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use super::{Faults, SimConfig, SimStats, SimVenue};
+use super::{Faults, SimConfig, SimCredentials, SimStats, SimVenue};
 
 /// keel-sim: a simulated options venue speaking Deribit's and Binance's WebSocket protocols on
 /// one port, driven by a simulated market, with fault injection for testing feed handlers.
@@ -123,6 +123,20 @@ pub struct SimArgs {
     /// so the next event's pu does not match: a sequence gap the client must resnapshot).
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     pub gap_every_msgs: Option<u64>,
+    /// Require Deribit client credentials: NAME of the environment variable holding the
+    /// client id the account accepts (with --deribit-secret-env; never the value itself).
+    #[arg(long, value_name = "NAME", requires = "deribit_secret_env")]
+    pub deribit_key_env: Option<String>,
+    /// NAME of the environment variable holding the client secret the account accepts.
+    #[arg(long, value_name = "NAME", requires = "deribit_key_env")]
+    pub deribit_secret_env: Option<String>,
+}
+
+fn env_value(flag: &str, name: &str) -> anyhow::Result<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => anyhow::bail!("--{flag} {name}: the environment variable is not set (or empty)"),
+    }
 }
 
 fn secs(field: &str, v: f64) -> anyhow::Result<Duration> {
@@ -168,6 +182,13 @@ impl SimArgs {
                 fragments: self.fragment.unwrap_or(1),
                 ping_every: self.ping_every_ms.map(Duration::from_millis),
                 gap_every_msgs: self.gap_every_msgs,
+            },
+            deribit_credentials: match (&self.deribit_key_env, &self.deribit_secret_env) {
+                (Some(k), Some(s)) => Some(SimCredentials {
+                    client_id: env_value("deribit-key-env", k)?,
+                    client_secret: env_value("deribit-secret-env", s)?,
+                }),
+                _ => None,
             },
         })
     }

@@ -28,7 +28,7 @@ use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
 use super::depth::{DepthCursor, DepthVenue};
 use super::encode::{self, JsonOut, SyntheticBook};
 use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
-use super::orders::{Direction, OrderDesk};
+use super::orders::{Direction, OrderDesk, Placed};
 use super::{Counters, SimConfig};
 
 /// What every connection shares.
@@ -471,16 +471,22 @@ fn serve_rest(mut tcp: TcpStream, head: &[u8], shared: &Shared) {
                 rest_depth(shared, param("symbol"), param("limit"), futures)
                     .unwrap_or_else(|(status, code, msg)| error(status, code, msg))
             }
+            p @ ("/api/v2/private/get_positions"
+            | "/api/v2/private/get_open_orders_by_currency") => {
+                deribit_rest_private(shared, &text, target, p, &param)
+            }
             _ => error(
                 404,
                 -1000,
-                "no such endpoint: keel-sim serves /fapi/v1/depth and /api/v3/depth",
+                "no such endpoint: keel-sim serves /fapi/v1/depth, /api/v3/depth, \
+                 /api/v2/private/get_positions and /api/v2/private/get_open_orders_by_currency",
             ),
         }
     };
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         _ => "Method Not Allowed",
     };
@@ -593,6 +599,12 @@ struct Conn {
     n_bytes: u64,
     n_requests: u64,
     last_flush: Instant,
+    /// The accept sequence number (owner of the orders it places).
+    id: u64,
+    /// `public/auth` succeeded on this connection.
+    authed: bool,
+    /// `private/enable_cancel_on_disconnect` asked for this connection's orders.
+    cancel_on_disconnect: bool,
 }
 
 /// Serves one accepted socket until it closes, a fault drops it or the venue stops.
@@ -647,6 +659,9 @@ fn serve(tcp: TcpStream, shared: Shared, id: u64) {
         n_bytes: 0,
         n_requests: 0,
         last_flush: now,
+        id,
+        authed: false,
+        cancel_on_disconnect: false,
         shared,
     };
     conn.generation = conn.shared.market.refresh(0, &mut conn.snap);
@@ -654,6 +669,9 @@ fn serve(tcp: TcpStream, shared: Shared, id: u64) {
         conn.add_binance(&s);
     }
     conn.run();
+    if conn.cancel_on_disconnect {
+        conn.shared.orders.cancel_owned(conn.id, now_ms());
+    }
     conn.flush_counters();
     conn.shared.counters.active.fetch_sub(1, Ordering::Relaxed);
 }
@@ -1200,7 +1218,18 @@ impl Conn {
             "public/get_time" => Ok(Answer::Value(json!(now_ms()))),
             "public/get_instruments" => self.get_instruments(&params),
             "public/ticker" => self.public_ticker(&params),
-            "public/auth" => public_auth(&params),
+            "public/auth" => self.public_auth(&params),
+            m if m.starts_with("private/") && !self.may_trade() => Err((
+                13009,
+                "unauthorized",
+                json!({"reason": "public/auth with client credentials first"}),
+            )),
+            "private/enable_cancel_on_disconnect" => self.cancel_on_disconnect(&params, true),
+            "private/disable_cancel_on_disconnect" => self.cancel_on_disconnect(&params, false),
+            "private/get_positions" => self.shared.orders.positions(&params).map(Answer::Value),
+            "private/get_open_orders_by_currency" => {
+                Ok(Answer::Value(self.shared.orders.open_orders()))
+            }
             "private/buy" => self.place_order(&params, Direction::Buy, recv_ns),
             "private/sell" => self.place_order(&params, Direction::Sell, recv_ns),
             "private/cancel" => self
@@ -1344,8 +1373,11 @@ impl Conn {
             direction,
             &self.shared.chain,
             &self.snap,
-            now_ms(),
-            recv_ns,
+            Placed {
+                now_ms: now_ms(),
+                recv_ns,
+                owner: self.id,
+            },
         );
         let c = &self.shared.counters;
         if outcome.accepted {
@@ -1355,6 +1387,45 @@ impl Conn {
         }
         c.fills.fetch_add(outcome.fills, Ordering::Relaxed);
         result.map(Answer::Value)
+    }
+
+    /// Private methods need `public/auth` first when the venue has credentials configured;
+    /// without them (the dry-run default) anyone may trade.
+    fn may_trade(&self) -> bool {
+        self.authed || self.shared.config.deribit_credentials.is_none()
+    }
+
+    /// `public/auth`: with credentials configured, `client_credentials` must match them
+    /// (Deribit's `13004 invalid_credentials` otherwise); without, any grant of the right shape
+    /// is accepted. The token is fake either way.
+    fn public_auth(&mut self, params: &Value) -> Result<Answer, RpcError> {
+        let grant = params.get("grant_type").and_then(Value::as_str);
+        if let Some(creds) = &self.shared.config.deribit_credentials {
+            let id = params.get("client_id").and_then(Value::as_str);
+            let secret = params.get("client_secret").and_then(Value::as_str);
+            if grant != Some("client_credentials")
+                || id != Some(creds.client_id.as_str())
+                || secret != Some(creds.client_secret.as_str())
+            {
+                self.authed = false;
+                return Err((13004, "invalid_credentials", json!({})));
+            }
+        }
+        let answer = public_auth(params)?;
+        self.authed = true;
+        Ok(answer)
+    }
+
+    /// `private/enable_cancel_on_disconnect` / `disable_…` (`scope` connection|account; both
+    /// act on this connection's orders, the only ones keel-sim tracks per owner).
+    fn cancel_on_disconnect(&mut self, params: &Value, on: bool) -> Result<Answer, RpcError> {
+        match params.get("scope") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "connection" || s == "account" => {}
+            Some(_) => return Err(invalid_params("scope", "must be connection or account")),
+        }
+        self.cancel_on_disconnect = on;
+        Ok(Answer::Value(json!("ok")))
     }
 
     fn public_ticker(&mut self, params: &Value) -> Result<Answer, RpcError> {
@@ -1453,8 +1524,9 @@ impl Conn {
     }
 }
 
-/// `public/auth`: no credentials are checked (keel-sim is a dry-run venue); `client_credentials`
-/// and `refresh_token` grants get a fake bearer token in Deribit's shape, other grants an error.
+/// The shape of a `public/auth` answer: `client_credentials`, `client_signature` and
+/// `refresh_token` grants get a fake bearer token in Deribit's shape, other grants an error
+/// (credentials, when configured, are checked by the caller).
 fn public_auth(params: &Value) -> Result<Answer, RpcError> {
     match params.get("grant_type").and_then(Value::as_str) {
         Some("client_credentials" | "refresh_token" | "client_signature") => {
@@ -1472,6 +1544,97 @@ fn public_auth(params: &Value) -> Result<Answer, RpcError> {
             "must be client_credentials, client_signature or refresh_token",
         )),
     }
+}
+
+/// A Deribit REST private method (GET, JSON-RPC envelope in the body). With credentials
+/// configured the request must carry `Authorization: deri-hmac-sha256 id=..,ts=..,sig=..,nonce=..`:
+/// HMAC-SHA256 with the client secret of `ts\nnonce\nGET\nuri\n\n`, `ts` within 60 s of now;
+/// otherwise 401 with Deribit's `13009 unauthorized` (or `13004 invalid_credentials`).
+fn deribit_rest_private(
+    shared: &Shared,
+    head: &str,
+    target: &str,
+    path: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> (u16, Vec<u8>) {
+    let envelope = |v: Result<Value, (i64, &str)>| {
+        let us = now_ns() / 1000;
+        let body = match v {
+            Ok(result) => json!({"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us,
+                                 "usDiff": 0, "testnet": true}),
+            Err((code, msg)) => json!({"jsonrpc": "2.0", "error": {"code": code, "message": msg},
+                                       "usIn": us, "usOut": us, "usDiff": 0, "testnet": true}),
+        };
+        body.to_string().into_bytes()
+    };
+    if let Some(creds) = &shared.config.deribit_credentials {
+        let auth = head.split("\r\n").find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("authorization")
+                .then(|| v.trim().to_string())
+        });
+        match auth.as_deref().map(|a| check_deri_hmac(a, creds, target)) {
+            Some(Ok(())) => {}
+            Some(Err(msg)) => return (401, envelope(Err((13004, msg)))),
+            None => return (401, envelope(Err((13009, "unauthorized")))),
+        }
+    }
+    let currency = param("currency").unwrap_or_default();
+    let mut params = json!({"currency": currency});
+    if let Some(k) = param("kind") {
+        params["kind"] = json!(k);
+    }
+    let result = if path.ends_with("get_positions") {
+        shared
+            .orders
+            .positions(&params)
+            .map_err(|(code, msg, _)| (code, msg))
+    } else {
+        Ok(shared.orders.open_orders())
+    };
+    match result {
+        Ok(v) => (200, envelope(Ok(v))),
+        Err(e) => (400, envelope(Err(e))),
+    }
+}
+
+/// Checks a `deri-hmac-sha256` Authorization value against the configured credentials.
+fn check_deri_hmac(
+    value: &str,
+    creds: &super::SimCredentials,
+    uri: &str,
+) -> Result<(), &'static str> {
+    use hmac::{Hmac, Mac};
+    let rest = value
+        .strip_prefix("deri-hmac-sha256 ")
+        .ok_or("expected deri-hmac-sha256")?;
+    let field = |name: &str| {
+        rest.split(',')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    };
+    let (Some(id), Some(ts), Some(sig), Some(nonce)) =
+        (field("id"), field("ts"), field("sig"), field("nonce"))
+    else {
+        return Err("deri-hmac-sha256 needs id, ts, sig and nonce");
+    };
+    if id != creds.client_id {
+        return Err("invalid_credentials");
+    }
+    let ts_ms: u64 = ts.parse().map_err(|_| "ts is not a number")?;
+    if ts_ms.abs_diff(now_ms()) > 60_000 {
+        return Err("ts is more than 60 s from the venue's clock");
+    }
+    let sig = (0..sig.len() / 2)
+        .map(|i| u8::from_str_radix(sig.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| "sig is not hex")?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(creds.client_secret.as_bytes())
+        .map_err(|_| "invalid_credentials")?;
+    mac.update(format!("{ts}\n{nonce}\nGET\n{uri}\n\n").as_bytes());
+    mac.verify_slice(&sig).map_err(|_| "invalid_credentials")
 }
 
 /// Binance's error reply: `{"error":{"code":N,"msg":"..."},"id":ID}`.

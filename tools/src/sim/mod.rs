@@ -64,7 +64,7 @@ use std::time::Duration;
 
 use keel_engine::sim::VolSurface;
 
-pub use chain::{Chain, ChainSpec, InstrumentRef};
+pub use chain::{Chain, ChainSpec, InstrumentRef, ListedOption};
 pub use market::{MarketParams, MarketSnapshot, OptionQuote};
 
 /// A configuration value out of range, or a start-up failure.
@@ -170,6 +170,27 @@ pub struct SimConfig {
     pub max_connections: usize,
     /// Fault injection.
     pub faults: Faults,
+    /// Client credentials the Deribit endpoint requires before any `private/` method; `None`
+    /// (the dry-run default): no authentication needed, any `public/auth` succeeds.
+    pub deribit_credentials: Option<SimCredentials>,
+}
+
+/// Client credentials of keel-sim's Deribit account (the secret never prints).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimCredentials {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for SimCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for SimConfig {
@@ -191,6 +212,7 @@ impl Default for SimConfig {
             enforce_heartbeat: true,
             max_connections: 256,
             faults: Faults::default(),
+            deribit_credentials: None,
         }
     }
 }
@@ -382,13 +404,15 @@ impl SimVenue {
                 })?
         };
         let depth_book = Arc::new(depth::DepthVenue::new(config.seed));
+        let orders = Arc::new(orders::OrderDesk::default());
+        let config = Arc::new(config);
         let ctx = conn::Shared {
             chain: chain.clone(),
             market: shared.clone(),
-            config: Arc::new(config),
+            config: config.clone(),
             stop: stop.clone(),
             counters: counters.clone(),
-            orders: Arc::new(orders::OrderDesk::default()),
+            orders: orders.clone(),
             depth: depth_book,
         };
         let acceptor = std::thread::Builder::new()
@@ -413,6 +437,8 @@ impl SimVenue {
             counters,
             chain,
             market: shared,
+            orders,
+            config,
         })
     }
 }
@@ -426,9 +452,33 @@ pub struct SimHandle {
     counters: Arc<Counters>,
     chain: Arc<Chain>,
     market: Arc<market::SharedMarket>,
+    orders: Arc<orders::OrderDesk>,
+    config: Arc<SimConfig>,
 }
 
 impl SimHandle {
+    /// The client credentials the Deribit endpoint requires, if any.
+    pub fn deribit_credentials(&self) -> Option<&SimCredentials> {
+        self.config.deribit_credentials.as_ref()
+    }
+
+    /// Gives the simulated account a position in `instrument` (Deribit units: USD for futures
+    /// and the perpetual, coin for options; signed) at its current mark, as if it had been
+    /// traded before this run — what `private/get_positions` reports until orders move it.
+    pub fn seed_position(&self, instrument: &str, size: f64) -> Result<(), SimError> {
+        if !size.is_finite() {
+            return Err(invalid("position", size, "must be finite"));
+        }
+        if self
+            .orders
+            .seed_listed(&self.chain, &self.snapshot(), instrument, size)
+        {
+            Ok(())
+        } else {
+            Err(invalid("position", instrument, "instrument not listed"))
+        }
+    }
+
     /// The address the venue listens on (the actual port when started on port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -106,6 +106,8 @@ struct Order {
     reduce_only: bool,
     post_only: bool,
     commission: f64,
+    /// The connection that placed it (for cancel-on-disconnect).
+    owner: u64,
 }
 
 impl Order {
@@ -305,6 +307,17 @@ fn touch(snap: &MarketSnapshot, inst: InstrumentRef) -> Touch {
     }
 }
 
+/// When and by whom an order request was made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placed {
+    /// Venue time, ms.
+    pub now_ms: u64,
+    /// When the request frame was read, ns (echoed as `sim_recv_ns`).
+    pub recv_ns: u64,
+    /// The connection (owner of resting orders, for cancel-on-disconnect).
+    pub owner: u64,
+}
+
 /// What one order request did, for the venue's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Outcome {
@@ -323,6 +336,37 @@ struct DeskState {
     by_label: HashMap<String, Value>,
     /// Resting (`open`) orders.
     resting: Vec<Order>,
+    /// The account's positions by instrument: size (USD for futures, coin for options; signed)
+    /// and average entry price.
+    positions: HashMap<String, Position>,
+}
+
+/// One position of the account.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Position {
+    size: f64,
+    average_price: f64,
+    option: bool,
+}
+
+impl Position {
+    /// Adds a trade of `signed` size at `price`: the average moves only while the position grows.
+    fn trade(&mut self, signed: f64, price: f64) {
+        let new = self.size + signed;
+        if self.size == 0.0 || self.size.signum() == signed.signum() {
+            let total = self.size.abs() + signed.abs();
+            if total > 0.0 {
+                self.average_price =
+                    (self.average_price * self.size.abs() + price * signed.abs()) / total;
+            }
+        } else if new != 0.0 && new.signum() != self.size.signum() {
+            self.average_price = price;
+        }
+        self.size = if new.abs() < 1e-12 { 0.0 } else { new };
+        if self.size == 0.0 {
+            self.average_price = 0.0;
+        }
+    }
 }
 
 /// The venue's orders.
@@ -340,6 +384,7 @@ impl Default for OrderDesk {
                 labels: HashSet::new(),
                 by_label: HashMap::new(),
                 resting: Vec::new(),
+                positions: HashMap::new(),
             }),
         }
     }
@@ -359,9 +404,13 @@ impl OrderDesk {
         direction: Direction,
         chain: &Chain,
         snap: &MarketSnapshot,
-        now_ms: u64,
-        recv_ns: u64,
+        at: Placed,
     ) -> (Result<Value, RpcError>, Outcome) {
+        let Placed {
+            now_ms,
+            recv_ns,
+            owner,
+        } = at;
         let req = match OrderRequest::parse(params, direction, chain) {
             Ok(r) => r,
             Err(e) => return (Err(e), Outcome::default()),
@@ -436,6 +485,7 @@ impl OrderDesk {
             reduce_only: req.reduce_only,
             post_only: req.post_only,
             commission: fee,
+            owner,
         };
         let mut trades = Vec::new();
         if marketable {
@@ -470,6 +520,16 @@ impl OrderDesk {
                 obj.insert("underlying_price".into(), json!(t.underlying));
             }
             trades.push(trade);
+        }
+        if marketable {
+            let signed = match direction {
+                Direction::Buy => req.amount,
+                Direction::Sell => -req.amount,
+            };
+            let option = matches!(req.inst, InstrumentRef::Option(_));
+            let pos = st.positions.entry(req.instrument.clone()).or_default();
+            pos.option = option;
+            pos.trade(signed, far);
         }
         let body = order.to_json();
         if !order.label.is_empty() {
@@ -552,6 +612,111 @@ impl OrderDesk {
         })
     }
 
+    /// Sets a listed instrument's position at its current mark, as if traded before the venue
+    /// started; false when `instrument` is not listed.
+    pub(crate) fn seed_listed(
+        &self,
+        chain: &Chain,
+        snap: &MarketSnapshot,
+        instrument: &str,
+        size: f64,
+    ) -> bool {
+        let Some(inst) = chain.lookup(instrument) else {
+            return false;
+        };
+        let mark = touch(snap, inst).mark;
+        let option = matches!(inst, InstrumentRef::Option(_));
+        self.seed_position(
+            instrument,
+            size,
+            if mark.is_finite() { mark } else { 0.0 },
+            option,
+        );
+        true
+    }
+
+    /// Sets a position as if it had been traded before the venue started (the account a run
+    /// starts with). `size`: USD for futures, coin for options, signed.
+    pub(crate) fn seed_position(&self, instrument: &str, size: f64, price: f64, option: bool) {
+        let mut st = self.lock();
+        let pos = st.positions.entry(instrument.to_string()).or_default();
+        *pos = Position {
+            size,
+            average_price: if size == 0.0 { 0.0 } else { price },
+            option,
+        };
+    }
+
+    /// Handles `private/get_positions` (`currency`, optional `kind` future|option): every
+    /// non-zero position in Deribit's shape, instruments in name order.
+    pub(crate) fn positions(&self, params: &Value) -> Result<Value, RpcError> {
+        match params.get("currency").and_then(Value::as_str) {
+            Some("BTC" | "any") => {}
+            Some(_) => return Ok(json!([])),
+            None => return Err(invalid("currency", "expected a string")),
+        }
+        let kind = match params.get("kind") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) if k == "future" || k == "option" => {
+                Some(k.as_str() == "option")
+            }
+            Some(Value::String(k)) if k == "any" => None,
+            Some(_) => return Err(invalid("kind", "must be future, option or any")),
+        };
+        let st = self.lock();
+        let mut names: Vec<&String> = st
+            .positions
+            .iter()
+            .filter(|(_, p)| p.size != 0.0 && kind.is_none_or(|o| o == p.option))
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        Ok(Value::Array(
+            names
+                .into_iter()
+                .map(|n| {
+                    let p = st.positions[n];
+                    json!({
+                        "instrument_name": n,
+                        "kind": if p.option { "option" } else { "future" },
+                        "size": p.size,
+                        "direction": if p.size > 0.0 { "buy" } else { "sell" },
+                        "average_price": p.average_price,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Handles `private/get_open_orders_by_currency`: every resting order.
+    pub(crate) fn open_orders(&self) -> Value {
+        let st = self.lock();
+        Value::Array(st.resting.iter().map(Order::to_json).collect())
+    }
+
+    /// Cancels every resting order placed by connection `owner` (cancel-on-disconnect); the
+    /// number cancelled.
+    pub(crate) fn cancel_owned(&self, owner: u64, now_ms: u64) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        let mut i = 0;
+        while i < st.resting.len() {
+            if st.resting[i].owner == owner {
+                let mut o = st.resting.swap_remove(i);
+                o.state = "cancelled";
+                o.updated_ms = now_ms;
+                if !o.label.is_empty() {
+                    let v = o.to_json();
+                    st.by_label.insert(o.label.clone(), v);
+                }
+                n += 1;
+            } else {
+                i += 1;
+            }
+        }
+        n
+    }
+
     /// Resting orders now.
     #[cfg(test)]
     fn resting(&self) -> usize {
@@ -606,12 +771,20 @@ mod tests {
         s
     }
 
+    fn at(owner: u64) -> Placed {
+        Placed {
+            now_ms: 1,
+            recv_ns: 2,
+            owner,
+        }
+    }
+
     #[test]
     fn market_and_limit_orders_follow_the_rules() {
         let (c, s) = (chain(), chain());
         let s = snap(&s);
         let desk = OrderDesk::default();
-        let place = |p: Value, d| desk.place(&p, d, &c, &s, 1, 2);
+        let place = |p: Value, d| desk.place(&p, d, &c, &s, at(0));
         let (r, o) = place(
             json!({"instrument_name": "BTC-PERPETUAL", "amount": 40, "type": "market"}),
             Direction::Buy,
@@ -701,8 +874,7 @@ mod tests {
             Direction::Buy,
             &c,
             &s,
-            1,
-            2,
+            at(0),
         );
         assert!(r.is_ok());
         let found = desk
@@ -715,5 +887,51 @@ mod tests {
             .unwrap();
         assert_eq!(none, json!([]));
         assert!(desk.by_label(&json!({})).is_err());
+    }
+
+    #[test]
+    fn fills_move_positions_and_a_dropped_connection_cancels_only_its_orders() {
+        let c = chain();
+        let s = snap(&c);
+        let desk = OrderDesk::default();
+        let perp = json!({"instrument_name": "BTC-PERPETUAL", "amount": 40, "type": "market"});
+        assert!(desk.place(&perp, Direction::Buy, &c, &s, at(7)).0.is_ok());
+        let sell = json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "market"});
+        assert!(desk.place(&sell, Direction::Sell, &c, &s, at(7)).0.is_ok());
+        desk.seed_position(&c.options[0].name, -1.5, 0.05, true);
+        let all = desk.positions(&json!({"currency": "BTC"})).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 2);
+        let fut = desk
+            .positions(&json!({"currency": "BTC", "kind": "future"}))
+            .unwrap();
+        assert_eq!(fut[0]["instrument_name"], "BTC-PERPETUAL");
+        assert_eq!(fut[0]["size"], 30.0);
+        assert_eq!(fut[0]["average_price"], 100_000.5);
+        let opt = desk
+            .positions(&json!({"currency": "BTC", "kind": "option"}))
+            .unwrap();
+        assert_eq!(opt[0]["size"], -1.5);
+        assert_eq!(opt[0]["direction"], "sell");
+        assert!(desk.positions(&json!({})).is_err());
+        // Two resting limit orders from two connections; connection 7 drops.
+        let rest = |label: &str| {
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "limit",
+                   "price": 1.0, "label": label})
+        };
+        assert!(
+            desk.place(&rest("a"), Direction::Buy, &c, &s, at(7))
+                .0
+                .is_ok()
+        );
+        assert!(
+            desk.place(&rest("b"), Direction::Buy, &c, &s, at(8))
+                .0
+                .is_ok()
+        );
+        assert_eq!(desk.open_orders().as_array().unwrap().len(), 2);
+        assert_eq!(desk.cancel_owned(7, 5), 1);
+        assert_eq!(desk.resting(), 1);
+        let a = desk.by_label(&json!({"label": "a"})).unwrap();
+        assert_eq!(a[0]["order_state"], "cancelled");
     }
 }
