@@ -110,6 +110,8 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     // Tight gamma/vega bands: option legs (the candidate solve) run on the hot path too.
     cfg.vega_band = Some(0.05);
     cfg.gamma_band = Some(0.00005);
+    // And per-expiry vega bands: the bucket LP runs on the hot path too.
+    cfg.vega_bucket_band = Some(0.02);
     cfg.deribit.rate_limit = Some(200);
     cfg.status_every = Duration::ZERO;
     cfg.dev = true;

@@ -114,6 +114,46 @@ fn gamma_and_vega_bands_are_held_with_options() {
 }
 
 #[test]
+fn each_expiry_buckets_vega_is_held_in_its_band() {
+    let mut cfg = base();
+    // The sample book's buckets hold between −1.8 and +0.4 BTC of vega each; ±0.3 each.
+    cfg.vega_bucket_band = Some(0.3);
+    cfg.sim.options = 1000;
+    let run = start(&cfg, None).expect("starts");
+    let p = run.pricer();
+    wait_for(
+        "a bucket vega hedge filled",
+        Duration::from_secs(60),
+        || {
+            p.option_hedges.load(Ordering::Relaxed) >= 1
+                && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
+                    >= p.hedges.load(Ordering::Relaxed)
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let summary = run.finish().expect("clean shutdown");
+    assert!(summary.option_hedges >= 1, "{summary:?}");
+    // Every bucket the liquid set trades in (the call and put nearest the middle strike of each
+    // expiry 7 to 120 days out) ends inside its band; later or earlier buckets cannot move.
+    let now_ms = keel_feeds::clock::now_ns() / 1_000_000;
+    let day = 86_400_000u64;
+    let tradable: Vec<_> = summary
+        .buckets
+        .iter()
+        .filter(|b| b.expiry_ms > now_ms + 8 * day && b.expiry_ms < now_ms + 119 * day)
+        .collect();
+    assert!(tradable.len() >= 3, "{summary:?}");
+    for b in tradable {
+        assert!(
+            b.coin.vega.abs() <= 0.3 * 1.05,
+            "bucket {} vega {} outside ±0.3: {summary:?}",
+            b.expiry_ms,
+            b.coin.vega
+        );
+    }
+}
+
+#[test]
 fn the_halt_file_stops_hedging_at_once_and_a_leftover_one_stops_the_first_order() {
     let dir = tempfile::tempdir().unwrap();
     let halt = dir.path().join("keel.halt");

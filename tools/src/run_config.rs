@@ -136,6 +136,8 @@ pub struct RunConfig {
     pub vega_target: f64,
     /// Hedge vega with options when |vega - target| exceeds this (None: vega not hedged).
     pub vega_band: Option<f64>,
+    /// Keep each expiry bucket's vega within ± this, coin units (None: no per-bucket band).
+    pub vega_bucket_band: Option<f64>,
     /// Options the gamma/vega hedge may trade (empty: chosen at start, the call and the put
     /// nearest the middle strike of each expiry 7 to 120 days out).
     pub liquid: Vec<String>,
@@ -304,6 +306,7 @@ impl RunConfig {
             gamma_band: None,
             vega_target: 0.0,
             vega_band: None,
+            vega_bucket_band: None,
             liquid: Vec::new(),
             policy: None,
             halt_file: PathBuf::from("keel.halt"),
@@ -712,6 +715,11 @@ pub struct RunArgs {
         help_heading = "Hedging"
     )]
     pub vega_band: Option<f64>,
+    /// Keep the vega of each expiry bucket within ±COINS (per 1.00 of vol) as well: the options
+    /// solve becomes a small linear programme over the liquid set (buying vega in one expiry and
+    /// selling it in another when the totals cancel but the buckets do not).
+    #[arg(long, value_name = "COINS", help_heading = "Hedging")]
+    pub vega_bucket_band: Option<f64>,
     /// Options the gamma/vega hedge may trade, comma-separated [default: the call and the put
     /// nearest the middle strike of each expiry 7 to 120 days out].
     #[arg(
@@ -984,6 +992,7 @@ struct RunFile {
     gamma_band: Option<Spanned<f64>>,
     vega_target: Option<Spanned<f64>>,
     vega_band: Option<Spanned<f64>>,
+    vega_bucket_band: Option<Spanned<f64>>,
     liquid: Option<Spanned<Vec<String>>>,
     policy: Option<Spanned<String>>,
     halt_file: Option<Spanned<PathBuf>>,
@@ -1409,6 +1418,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     ) {
         cfg.vega_band = Some(g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?);
     }
+    if let Some(g) = l.pick(
+        &args.vega_bucket_band,
+        "--vega-bucket-band",
+        |f| &f.vega_bucket_band,
+        "vega_bucket_band",
+    ) {
+        cfg.vega_bucket_band = Some(g.check(|v| v.is_finite() && *v > 0.0, "must be > 0")?);
+    }
     if let Some(g) = l.pick(&args.liquid, "--liquid", |f| &f.liquid, "liquid") {
         cfg.liquid = g.parse(|v| check_instruments(v))?;
     }
@@ -1716,6 +1733,11 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     out.opt("gamma_band", cfg.gamma_band, "gamma not hedged");
     out.set("vega_target", cfg.vega_target);
     out.opt("vega_band", cfg.vega_band, "vega not hedged");
+    out.opt(
+        "vega_bucket_band",
+        cfg.vega_bucket_band,
+        "no per-expiry vega band",
+    );
     out.set("liquid", cfg.liquid.clone());
     out.opt("policy", cfg.policy.clone(), "the delta band");
     out.set("halt_file", cfg.halt_file.display().to_string());

@@ -30,8 +30,9 @@ use crate::book::{Book, Bucket, PortfolioGreeks, RepriceKind};
 use crate::exec::{Fill, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
-use crate::policy::construct::{self, Band, Candidate};
+use crate::policy::construct::{self, Band, BucketBand, Candidate};
 use crate::policy::cost::{Contract, FeeRule, Liquidity};
+use crate::policy::lp::LpWorkspace;
 use crate::policy::triggers::{self, HedgeContext, Trigger, TriggerState};
 use crate::policy::{DeltaBand, HedgeSpec};
 use crate::risk::{
@@ -187,6 +188,9 @@ pub struct OptionHedging {
     pub gamma: Option<Band>,
     /// Vega band (coin, per 1.00 of vol); `None`: vega is not hedged.
     pub vega: Option<Band>,
+    /// Vega band of every expiry bucket (coin); `None`: buckets are not held to a band. With
+    /// it, the solve is [`construct::solve_bands`] (a small LP) instead of the pair search.
+    pub bucket_vega: Option<Band>,
     /// Book rows of the options it may trade (the liquid set).
     pub liquid: Vec<usize>,
     /// Largest order of one option, contracts (`keel run`: the book's size, Σ|qty|).
@@ -340,8 +344,17 @@ pub struct PricerTile {
     /// An implied-vol guard fault seen in the current batch.
     iv_fault: Option<GuardFault>,
     /// Intents decided but not yet on the exec ring (several legs of one decision).
-    pending: [Option<HedgeIntent>; 4],
+    pending: [Option<HedgeIntent>; MAX_PENDING],
+    /// The LP's tableau for the per-bucket vega solve (allocated once, if bucket bands are on).
+    lp: Option<Box<LpWorkspace>>,
+    /// Each candidate's expiry bucket (parallel to `candidates`).
+    cand_bucket: Vec<u16>,
+    /// The buckets given to the solve (capacity: every expiry).
+    bucket_bands: Vec<BucketBand>,
 }
+
+/// Intents of one decision at most: every option leg and the delta hedge.
+const MAX_PENDING: usize = construct::MAX_LEGS + 1;
 
 impl PricerTile {
     /// A pricer over `market` and `book` on `rings`.
@@ -365,6 +378,7 @@ impl PricerTile {
         } = rings;
         let stats = Arc::new(PricerStats::default());
         stats.delta_before.set(f64::NAN);
+        let n_expiries = market.expiries().len();
         Ok((
             Self {
                 market,
@@ -385,7 +399,16 @@ impl PricerTile {
                 candidates: Vec::with_capacity(
                     config.options.as_ref().map_or(0, |o| o.liquid.len()),
                 ),
-                pending: [None; 4],
+                pending: [None; MAX_PENDING],
+                lp: config
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.bucket_vega)
+                    .map(|_| Box::new(LpWorkspace::new())),
+                cand_bucket: Vec::with_capacity(
+                    config.options.as_ref().map_or(0, |o| o.liquid.len()),
+                ),
+                bucket_bands: Vec::with_capacity(n_expiries),
                 gate,
                 pnl: Pnl::default(),
                 index_guard,
@@ -550,6 +573,7 @@ impl PricerTile {
         };
         let (gb, vb) = (o.gamma.unwrap_or(wide), o.vega.unwrap_or(wide));
         self.candidates.clear();
+        self.cand_bucket.clear();
         for &r in &o.liquid {
             let meta = &self.market.options()[r];
             let f = self.market.forward_of_row(r);
@@ -597,14 +621,57 @@ impl PricerTile {
                 min_size: 0.1,
                 max_size: o.max_contracts,
             });
+            self.cand_bucket.push(meta.expiry);
         }
-        let Some(sol) = construct::solve(
-            p.options_coin.gamma,
-            p.options_coin.vega,
-            &gb,
-            &vb,
-            &self.candidates,
-        ) else {
+        let sol = match (o.bucket_vega, self.lp.as_deref_mut()) {
+            (Some(band), Some(lp)) => {
+                // Every bucket the liquid set can trade in (a bucket without a candidate cannot
+                // be moved: it is reported, not solved for); out-of-band ones first, then by
+                // |vega|, at most MAX_BUCKETS. A candidate whose bucket is left out cannot trade
+                // (its bucket would have no band).
+                self.bucket_bands.clear();
+                for (e, b) in self.book.buckets().iter().enumerate() {
+                    if self.cand_bucket.iter().any(|&x| x as usize == e) {
+                        self.bucket_bands.push(BucketBand {
+                            bucket: e as u16,
+                            vega: b.coin.vega,
+                            band,
+                        });
+                    }
+                }
+                self.bucket_bands.sort_unstable_by(|a, b| {
+                    let out = |x: &BucketBand| !x.band.contains_value(x.vega);
+                    out(b)
+                        .cmp(&out(a))
+                        .then(b.vega.abs().total_cmp(&a.vega.abs()))
+                });
+                self.bucket_bands.truncate(construct::MAX_BUCKETS);
+                for (c, &e) in self.candidates.iter_mut().zip(&self.cand_bucket) {
+                    if !self.bucket_bands.iter().any(|b| b.bucket == e) {
+                        c.cost_buy = f64::INFINITY;
+                        c.cost_sell = f64::INFINITY;
+                    }
+                }
+                construct::solve_bands(
+                    lp,
+                    p.options_coin.gamma,
+                    p.options_coin.vega,
+                    &gb,
+                    &vb,
+                    &self.bucket_bands,
+                    &self.candidates,
+                    &self.cand_bucket,
+                )
+            }
+            _ => construct::solve(
+                p.options_coin.gamma,
+                p.options_coin.vega,
+                &gb,
+                &vb,
+                &self.candidates,
+            ),
+        };
+        let Some(sol) = sol else {
             return false;
         };
         let mut any = false;

@@ -13,9 +13,22 @@
 //! minimum and maximum sizes, and returns the cheapest. A third leg could only help the rounding;
 //! it is not tried (n² pairs stay cheap for a liquid set of a dozen options).
 //!
-//! Pure and deterministic; never allocates (legs are written to a fixed array).
+//! With vega bands per expiry bucket as well ([`solve_bands`]), there are more constraints than
+//! a pair can meet; that case is a small linear programme (buy and sell quantities of each
+//! candidate, every band a pair of rows, sizes bounded) solved by [`super::lp`], then rounded to
+//! lots by trying every floor/ceil combination of its legs against the full bands.
+//!
+//! Pure and deterministic; never allocates (legs are written to a fixed array; the LP works in a
+//! workspace the caller allocated once).
 
 use keel_feeds::instrument::InstrumentId;
+
+use super::lp::{LpStatus, LpWorkspace, MAX_VARS};
+
+/// Legs a solution may have at most.
+pub const MAX_LEGS: usize = 8;
+/// Expiry buckets with their own vega band in one solve, at most.
+pub const MAX_BUCKETS: usize = 6;
 
 /// A band: keep the value within `target ± half_width`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,8 +91,8 @@ pub struct Leg {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Solution {
     /// Legs (`legs[..n]`).
-    pub legs: [Leg; 2],
-    /// Number of legs (1 or 2).
+    pub legs: [Leg; MAX_LEGS],
+    /// Number of legs (1 or 2 from [`solve`], up to [`MAX_LEGS`] from [`solve_bands`]).
     pub n: usize,
     /// Total cost.
     pub cost: f64,
@@ -89,6 +102,191 @@ pub struct Solution {
     pub vega_after: f64,
     /// Delta the legs add (to hedge with the linear instrument).
     pub delta_added: f64,
+}
+
+const NO_LEG: Leg = Leg {
+    candidate: 0,
+    qty: 0.0,
+};
+
+/// The vega of one expiry bucket and the band it must stay in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BucketBand {
+    /// The bucket (expiry index); candidates name theirs in `cand_bucket`.
+    pub bucket: u16,
+    /// The bucket's vega now.
+    pub vega: f64,
+    /// Its band.
+    pub band: Band,
+}
+
+/// The LP's target range for a row at `x`: the inner half of its band when `x` is outside,
+/// else anywhere within 90 % of the band (and never forced away from where it is).
+fn lp_range(band: &Band, x: f64) -> (f64, f64) {
+    if !band.half_width.is_finite() {
+        return (f64::NEG_INFINITY, f64::INFINITY);
+    }
+    if band.contains(x) {
+        let h = 0.9 * band.half_width;
+        ((band.target - h).min(x), (band.target + h).max(x))
+    } else {
+        let h = 0.5 * band.half_width;
+        (band.target - h, band.target + h)
+    }
+}
+
+/// Γ, ν and the vega of every bucket in `buckets` inside their bands at the least cost, or
+/// `None` when they already are or no rounded trade within the size limits gets there.
+/// `cand_bucket[i]` is candidate i's bucket (a bucket not in `buckets` has no band of its own).
+/// At most `MAX_VARS / 2` candidates and [`MAX_BUCKETS`] buckets are used (the first ones).
+#[allow(clippy::too_many_arguments)]
+pub fn solve_bands(
+    ws: &mut LpWorkspace,
+    gamma: f64,
+    vega: f64,
+    gamma_band: &Band,
+    vega_band: &Band,
+    buckets: &[BucketBand],
+    cands: &[Candidate],
+    cand_bucket: &[u16],
+) -> Option<Solution> {
+    let buckets = &buckets[..buckets.len().min(MAX_BUCKETS)];
+    if gamma_band.contains(gamma)
+        && vega_band.contains(vega)
+        && buckets.iter().all(|b| b.band.contains(b.vega))
+    {
+        return None;
+    }
+    let n = cands.len().min(cand_bucket.len()).min(MAX_VARS / 2);
+    let cands = &cands[..n];
+    if n == 0 || !ws.reset(2 * n) {
+        return None;
+    }
+    let mut coef = [0.0; MAX_VARS];
+    let mut row =
+        |ws: &mut LpWorkspace, a: &dyn Fn(&Candidate, usize) -> f64, x: f64, band: &Band| {
+            let (lo, hi) = lp_range(band, x);
+            if !(lo.is_finite() || hi.is_finite()) {
+                return true;
+            }
+            for (i, c) in cands.iter().enumerate() {
+                let v = a(c, i);
+                coef[2 * i] = v;
+                coef[2 * i + 1] = -v;
+            }
+            ws.between(&coef[..2 * n], lo - x, hi - x)
+        };
+    let mut ok = row(ws, &|c, _| c.gamma, gamma, gamma_band);
+    ok &= row(ws, &|c, _| c.vega, vega, vega_band);
+    for b in buckets {
+        ok &= row(
+            ws,
+            &|c, i| {
+                if cand_bucket[i] == b.bucket {
+                    c.vega
+                } else {
+                    0.0
+                }
+            },
+            b.vega,
+            &b.band,
+        );
+    }
+    let mut unit = [0.0; MAX_VARS];
+    for (i, c) in cands.iter().enumerate() {
+        for (j, cost) in [(2 * i, c.cost_buy), (2 * i + 1, c.cost_sell)] {
+            // A side without a price cannot trade: bounded at zero.
+            let cap = if cost.is_finite() && cost >= 0.0 {
+                c.max_size
+            } else {
+                0.0
+            };
+            ws.cost(j, if cost.is_finite() { cost } else { 0.0 });
+            unit[j] = 1.0;
+            ok &= ws.le(&unit[..2 * n], cap);
+            unit[j] = 0.0;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let mut x = [0.0; MAX_VARS];
+    if !matches!(ws.solve(&mut x[..2 * n]), LpStatus::Optimal(_)) {
+        return None;
+    }
+    // The legs the LP uses (at most one per row of the basis), largest first if too many.
+    let mut legs = [NO_LEG; MAX_LEGS];
+    let mut k = 0;
+    for i in 0..n {
+        let q = x[2 * i] - x[2 * i + 1];
+        if q.abs() > 1e-9 * cands[i].lot.max(1e-12) && k < MAX_LEGS {
+            legs[k] = Leg {
+                candidate: i,
+                qty: q,
+            };
+            k += 1;
+        }
+    }
+    if k == 0 {
+        return None;
+    }
+    // Every floor/ceil rounding; the cheapest that ends inside every band.
+    let mut best: Option<Solution> = None;
+    for mask in 0u32..(1 << k) {
+        let mut trial = [NO_LEG; MAX_LEGS];
+        let mut m = 0;
+        let (mut g, mut v, mut d, mut cost) = (gamma, vega, 0.0, 0.0);
+        let mut bucket_v = [0.0; MAX_BUCKETS];
+        for (bv, b) in bucket_v.iter_mut().zip(buckets) {
+            *bv = b.vega;
+        }
+        let mut sizes = true;
+        for (j, l) in legs[..k].iter().enumerate() {
+            let c = &cands[l.candidate];
+            let q = round_options(l.qty, c.lot)[((mask >> j) & 1) as usize];
+            if q.abs() < 1e-12 {
+                continue;
+            }
+            if !sizes_ok(c, q) {
+                sizes = false;
+                break;
+            }
+            g += q * c.gamma;
+            v += q * c.vega;
+            d += q * c.delta;
+            cost += leg_cost(c, q);
+            for (bv, b) in bucket_v.iter_mut().zip(buckets) {
+                if cand_bucket[l.candidate] == b.bucket {
+                    *bv += q * c.vega;
+                }
+            }
+            trial[m] = Leg {
+                candidate: l.candidate,
+                qty: q,
+            };
+            m += 1;
+        }
+        if !sizes || m == 0 || !cost.is_finite() {
+            continue;
+        }
+        let inside = gamma_band.contains(g)
+            && vega_band.contains(v)
+            && buckets
+                .iter()
+                .zip(&bucket_v)
+                .all(|(b, &bv)| b.band.contains(bv));
+        if inside && best.is_none_or(|b| cost < b.cost) {
+            best = Some(Solution {
+                legs: trial,
+                n: m,
+                cost,
+                gamma_after: g,
+                vega_after: v,
+                delta_added: d,
+            });
+        }
+    }
+    best
 }
 
 fn leg_cost(c: &Candidate, q: f64) -> f64 {
@@ -137,7 +335,9 @@ pub fn solve_with(
     let (tg, tv) = (gamma_band.aim(gamma), vega_band.aim(vega));
     let (dg, dv) = (tg - gamma, tv - vega);
     let mut best: Option<Solution> = None;
-    let mut consider = |legs: [Leg; 2], n: usize| {
+    let mut consider = |two: [Leg; 2], n: usize| {
+        let mut legs = [NO_LEG; MAX_LEGS];
+        legs[..2].copy_from_slice(&two);
         let mut g = gamma;
         let mut v = vega;
         let mut d = 0.0;
@@ -350,5 +550,109 @@ mod tests {
         assert_eq!(solve(0.01, 0.0, &G, &loose_v, &small), None);
         // No candidates, no solution.
         assert_eq!(solve(0.01, 0.0, &G, &V, &[]), None);
+    }
+
+    #[test]
+    fn bucket_bands_move_vega_between_expiries_that_cancel_in_total() {
+        // Short 8 vega in the near expiry, long 8 in the far one: the total is flat, each bucket
+        // is far outside its ±1 band. Near and far calls and puts are candidates.
+        let cands = [
+            cand(1, 5e-4, 0.10, 0.5, 2.0),   // near call
+            cand(2, 5e-4, 0.10, -0.5, 2.5),  // near put
+            cand(3, 1e-4, 0.40, 0.55, 3.0),  // far call
+            cand(4, 1e-4, 0.40, -0.45, 3.5), // far put
+        ];
+        let bucket = [0u16, 0, 1, 1];
+        let wide = Band {
+            target: 0.0,
+            half_width: f64::INFINITY,
+        };
+        let bands = [
+            BucketBand {
+                bucket: 0,
+                vega: -8.0,
+                band: V,
+            },
+            BucketBand {
+                bucket: 1,
+                vega: 8.0,
+                band: V,
+            },
+        ];
+        // Without bucket bands there is nothing to do.
+        assert_eq!(solve(0.0, 0.0, &wide, &V, &cands), None);
+        let mut ws = LpWorkspace::new();
+        let s = solve_bands(&mut ws, 0.0, 0.0, &wide, &V, &bands, &cands, &bucket)
+            .expect("a feasible trade");
+        let (mut near, mut far) = (-8.0, 8.0);
+        for l in &s.legs[..s.n] {
+            let c = cands[l.candidate];
+            if bucket[l.candidate] == 0 {
+                near += l.qty * c.vega;
+            } else {
+                far += l.qty * c.vega;
+            }
+            let r = l.qty / 0.1;
+            assert!((r - r.round()).abs() < 1e-9, "lot multiple: {s:?}");
+        }
+        assert!(V.contains(near) && V.contains(far), "{near} {far}: {s:?}");
+        assert!(V.contains(s.vega_after), "{s:?}");
+        // The cheapest legs: the near call bought, the far call sold.
+        let ids: Vec<u32> = s.legs[..s.n]
+            .iter()
+            .map(|l| cands[l.candidate].id.0)
+            .collect();
+        assert_eq!(ids, vec![1, 3], "{s:?}");
+        assert!(s.legs[0].qty > 0.0 && s.legs[1].qty < 0.0, "{s:?}");
+        // Inside every band: nothing to do.
+        let calm = [
+            BucketBand {
+                bucket: 0,
+                vega: -0.5,
+                band: V,
+            },
+            BucketBand {
+                bucket: 1,
+                vega: 0.5,
+                band: V,
+            },
+        ];
+        assert_eq!(
+            solve_bands(&mut ws, 0.0, 0.0, &wide, &V, &calm, &cands, &bucket),
+            None
+        );
+        // No candidate in the far bucket: its band cannot be met.
+        assert_eq!(
+            solve_bands(
+                &mut ws,
+                0.0,
+                0.0,
+                &wide,
+                &V,
+                &bands,
+                &cands[..2],
+                &bucket[..2]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn bands_without_buckets_agree_with_the_pair_solve() {
+        let cands = [
+            cand(1, 5e-4, 0.10, 0.5, 2.0),
+            cand(2, 1e-4, 0.40, 0.55, 3.0),
+            cand(3, 5e-4, 0.10, -0.5, 5.0),
+        ];
+        let mut ws = LpWorkspace::new();
+        let lp = solve_bands(&mut ws, -0.01, -5.0, &G, &V, &[], &cands, &[0, 0, 0]).unwrap();
+        let pair = solve(-0.01, -5.0, &G, &V, &cands).unwrap();
+        assert!(
+            G.contains(lp.gamma_after) && V.contains(lp.vega_after),
+            "{lp:?}"
+        );
+        // Both aim inside the bands; the LP's optimum is at least as cheap before rounding and
+        // within a lot's cost after it.
+        assert!(lp.cost <= pair.cost + 0.1 * 5.0 * 2.0, "{lp:?} vs {pair:?}");
     }
 }

@@ -12,6 +12,7 @@
 pub mod triggers;
 
 pub mod construct;
+pub mod lp;
 
 use keel_feeds::event::Side;
 

@@ -414,33 +414,41 @@ fn build(
             .context("spawning the halt-file watcher")?
     };
 
-    let options = if cfg.gamma_band.is_some() || cfg.vega_band.is_some() {
-        let liquid = liquid_rows(cfg, &market, &instruments)?;
-        if liquid.is_empty() {
-            bail!("--gamma-band/--vega-band: no liquid option to hedge with (give --liquid)");
-        }
-        Some(OptionHedging {
-            gamma: cfg.gamma_band.map(|b| Band {
-                target: cfg.gamma_target,
-                half_width: b,
-            }),
-            vega: cfg.vega_band.map(|b| Band {
-                target: cfg.vega_target,
-                half_width: b,
-            }),
-            liquid,
-            // One option order is never larger than the whole book (contracts).
-            max_contracts: resolved
-                .iter()
-                .filter(|(id, _, _)| market.row_of(*id).is_some())
-                .map(|(_, _, q)| q.abs())
-                .sum::<f64>()
-                .max(1.0),
-            fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
-        })
-    } else {
-        None
-    };
+    let options =
+        if cfg.gamma_band.is_some() || cfg.vega_band.is_some() || cfg.vega_bucket_band.is_some() {
+            let liquid = liquid_rows(cfg, &market, &instruments)?;
+            if liquid.is_empty() {
+                bail!(
+                    "--gamma-band/--vega-band/--vega-bucket-band: no liquid option to hedge with \
+                 (give --liquid)"
+                );
+            }
+            Some(OptionHedging {
+                gamma: cfg.gamma_band.map(|b| Band {
+                    target: cfg.gamma_target,
+                    half_width: b,
+                }),
+                vega: cfg.vega_band.map(|b| Band {
+                    target: cfg.vega_target,
+                    half_width: b,
+                }),
+                bucket_vega: cfg.vega_bucket_band.map(|b| Band {
+                    target: 0.0,
+                    half_width: b,
+                }),
+                liquid,
+                // One option order is never larger than the whole book (contracts).
+                max_contracts: resolved
+                    .iter()
+                    .filter(|(id, _, _)| market.row_of(*id).is_some())
+                    .map(|(_, _, q)| q.abs())
+                    .sum::<f64>()
+                    .max(1.0),
+                fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
+            })
+        } else {
+            None
+        };
 
     // Rings.
     let (intent_tx, intent_rx) = ring(ORDER_RING)?;
