@@ -137,6 +137,7 @@ impl Rig {
             hedge_instrument: InstrumentId(0),
             hedge_venue: Venue::Deribit,
             min_hedge_interval_ns: 0,
+            alt_hedges: Vec::new(),
         };
         let rings = PricerRings {
             inputs: vec![feed_rx],

@@ -112,6 +112,8 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     cfg.gamma_band = Some(0.00005);
     // And per-expiry vega bands: the bucket LP runs on the hot path too.
     cfg.vega_bucket_band = Some(0.02);
+    // An alternative hedge venue: the all-in venue choice and the exec router run too.
+    cfg.alt_hedges = vec![("binance".into(), "BTCUSDT".into())];
     cfg.deribit.rate_limit = Some(200);
     cfg.status_every = Duration::ZERO;
     cfg.dev = true;

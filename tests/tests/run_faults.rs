@@ -114,6 +114,37 @@ fn gamma_and_vega_bands_are_held_with_options() {
 }
 
 #[test]
+fn the_delta_hedge_goes_to_the_cheaper_venue_all_in() {
+    // The same book twice with Binance's BTCUSDT as an alternative: at a 50 bp Binance fee
+    // Deribit's perpetual is cheaper; at 0 bp Binance is (the spread alone).
+    for (binance_bps, expect_alt) in [(50.0, false), (0.0, true)] {
+        let mut cfg = base();
+        cfg.alt_hedges = vec![("binance".into(), "BTCUSDT".into())];
+        cfg.binance.fee_bps = binance_bps;
+        let run = start(&cfg, None).expect("starts");
+        let p = run.pricer();
+        wait_for("a hedge filled", Duration::from_secs(60), || {
+            p.hedges.load(Ordering::Relaxed) >= 1
+                && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
+                    >= p.hedges.load(Ordering::Relaxed)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let summary = run.finish().expect("clean shutdown");
+        assert!(summary.fills >= 1, "{summary:?}");
+        assert_eq!(
+            summary.alt_venue_hedges >= 1,
+            expect_alt,
+            "binance at {binance_bps} bp: {summary:?}"
+        );
+        // Wherever it went, the book counts it: delta is back near its band.
+        assert!(
+            summary.delta_after.abs() <= 0.1,
+            "binance at {binance_bps} bp: {summary:?}"
+        );
+    }
+}
+
+#[test]
 fn each_expiry_buckets_vega_is_held_in_its_band() {
     let mut cfg = base();
     // The sample book's buckets hold between −1.8 and +0.4 BTC of vega each; ±0.3 each.

@@ -141,6 +141,9 @@ pub struct RunConfig {
     /// Options the gamma/vega hedge may trade (empty: chosen at start, the call and the put
     /// nearest the middle strike of each expiry 7 to 120 days out).
     pub liquid: Vec<String>,
+    /// Other venues' linear perpetuals the delta may also be hedged with, `(venue, symbol)`;
+    /// each decision takes the cheapest usable venue all-in.
+    pub alt_hedges: Vec<(String, String)>,
     /// Delta triggers, e.g. `ww:1+time:1h` (None: the delta band alone).
     pub policy: Option<String>,
     /// The kill switch: while this file exists the engine is HALTED (`keel halt` writes it).
@@ -308,6 +311,7 @@ impl RunConfig {
             vega_band: None,
             vega_bucket_band: None,
             liquid: Vec::new(),
+            alt_hedges: Vec::new(),
             policy: None,
             halt_file: PathBuf::from("keel.halt"),
             max_hedges_per_min: 30,
@@ -729,6 +733,16 @@ pub struct RunArgs {
         help_heading = "Hedging"
     )]
     pub liquid: Option<Vec<String>>,
+    /// Also hedge delta on another venue's linear perpetual, VENUE:SYMBOL (binance:BTCUSDT),
+    /// comma-separated: each decision goes to the usable venue with the lowest all-in cost (taker
+    /// fee from --<venue>-fee-bps plus half the spread) [default: the --hedge-instrument only].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "VENUE:SYMBOL",
+        help_heading = "Hedging"
+    )]
+    pub alt_hedge: Option<Vec<String>>,
     /// Delta triggers joined by '+', any of: band:DELTA, time:INTERVAL (1w, 1d, 1h),
     /// vol-band:BASE[:HALFLIFE], ww:GAMMA (Whalley-Wilmott), zak:GAMMA (Zakamouline),
     /// cost:GAMMA (cost versus risk); around --delta-target [default: the --delta-band band].
@@ -994,6 +1008,7 @@ struct RunFile {
     vega_band: Option<Spanned<f64>>,
     vega_bucket_band: Option<Spanned<f64>>,
     liquid: Option<Spanned<Vec<String>>>,
+    alt_hedge: Option<Spanned<Vec<String>>>,
     policy: Option<Spanned<String>>,
     halt_file: Option<Spanned<PathBuf>>,
     max_hedges_per_min: Option<Spanned<u32>>,
@@ -1303,6 +1318,32 @@ fn check_ws_url(url: &str) -> Result<String, String> {
 }
 
 /// Instrument symbols: none empty, no spaces, none twice.
+fn check_alt_hedges(list: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(list.len());
+    for item in list {
+        let Some((venue, symbol)) = item.split_once(':') else {
+            return Err(format!(
+                "{item:?} is not VENUE:SYMBOL (e.g. binance:BTCUSDT)"
+            ));
+        };
+        let venue = venue.to_ascii_lowercase();
+        if venue != "binance" {
+            return Err(format!(
+                "{item:?}: only binance (USDⓈ-M linear perpetuals) can be an alternative hedge venue"
+            ));
+        }
+        if symbol.is_empty() || symbol.chars().any(|c| !c.is_ascii_alphanumeric()) {
+            return Err(format!("{item:?}: bad symbol {symbol:?}"));
+        }
+        let symbol = symbol.to_ascii_uppercase();
+        if out.iter().any(|(v, s)| *v == venue && *s == symbol) {
+            return Err(format!("{item:?} given twice"));
+        }
+        out.push((venue, symbol));
+    }
+    Ok(out)
+}
+
 fn check_instruments(list: &[String]) -> Result<Vec<String>, String> {
     let mut seen = BTreeSet::new();
     for name in list {
@@ -1428,6 +1469,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     }
     if let Some(g) = l.pick(&args.liquid, "--liquid", |f| &f.liquid, "liquid") {
         cfg.liquid = g.parse(|v| check_instruments(v))?;
+    }
+    if let Some(g) = l.pick(
+        &args.alt_hedge,
+        "--alt-hedge",
+        |f| &f.alt_hedge,
+        "alt_hedge",
+    ) {
+        cfg.alt_hedges = g.parse(|v| check_alt_hedges(v))?;
     }
     if let Some(g) = l.pick(&args.policy, "--policy", |f| &f.policy, "policy") {
         g.parse(|v| {
@@ -1739,6 +1788,13 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
         "no per-expiry vega band",
     );
     out.set("liquid", cfg.liquid.clone());
+    out.set(
+        "alt_hedge",
+        cfg.alt_hedges
+            .iter()
+            .map(|(v, s)| format!("{v}:{s}"))
+            .collect::<Vec<_>>(),
+    );
     out.opt("policy", cfg.policy.clone(), "the delta band");
     out.set("halt_file", cfg.halt_file.display().to_string());
     out.set("max_hedges_per_min", u64::from(cfg.max_hedges_per_min));

@@ -66,6 +66,12 @@ fn bad_flags_are_one_line_errors() {
         (vec!["run", "--pin", "feed=x"], "--pin"),
         (vec!["run", "--delta-band", "-1"], "--delta-band"),
         (
+            vec!["run", "--alt-hedge", "okx:BTC-USDT-SWAP"],
+            "--alt-hedge",
+        ),
+        (vec!["run", "--alt-hedge", "BTCUSDT"], "VENUE:SYMBOL"),
+        (vec!["run", "--vega-bucket-band", "0"], "--vega-bucket-band"),
+        (
             vec!["run", "--positions", "/nonexistent/book.csv"],
             "/nonexistent/book.csv",
         ),

@@ -16,6 +16,7 @@
 pub mod deribit;
 pub mod evm;
 pub mod race;
+pub mod router;
 mod tile;
 
 pub use tile::{ExecCounters, ExecTile, PaperExec};

@@ -137,6 +137,14 @@ pub struct HedgeQuote {
 }
 
 impl HedgeQuote {
+    /// No quote yet.
+    pub const EMPTY: HedgeQuote = HedgeQuote {
+        bid: f64::NAN,
+        ask: f64::NAN,
+        mark: f64::NAN,
+        recv_ns: 0,
+    };
+
     /// Mid if both sides are there, else the mark.
     pub fn reference(&self) -> f64 {
         if self.bid > 0.0 && self.ask >= self.bid {
@@ -261,6 +269,9 @@ pub struct MarketState {
     index_recv_ns: u64,
     hedge: Option<InstrumentId>,
     hedge_quote: HedgeQuote,
+    /// Other instruments the delta may be hedged with (other venues' perpetuals), and their
+    /// quotes; the policy picks the cheapest usable one per decision.
+    alt_hedges: Vec<(InstrumentId, HedgeQuote)>,
     now_ms: u64,
     /// Connections down, as a bit set of `MarketEvent::conn` (up to 128 per feed thread).
     down: u128,
@@ -411,12 +422,8 @@ impl MarketState {
             index: f64::NAN,
             index_recv_ns: 0,
             hedge,
-            hedge_quote: HedgeQuote {
-                bid: f64::NAN,
-                ask: f64::NAN,
-                mark: f64::NAN,
-                recv_ns: 0,
-            },
+            hedge_quote: HedgeQuote::EMPTY,
+            alt_hedges: Vec::new(),
             now_ms: 0,
             down: 0,
             counters: MarketCounters::default(),
@@ -453,6 +460,29 @@ impl MarketState {
     /// The hedge instrument's latest quote.
     pub fn hedge_quote(&self) -> HedgeQuote {
         self.hedge_quote
+    }
+    /// Tracks the quotes of other instruments the delta may be hedged with (start-up only).
+    pub fn set_alt_hedges(&mut self, ids: &[InstrumentId]) {
+        self.alt_hedges = ids.iter().map(|&id| (id, HedgeQuote::EMPTY)).collect();
+    }
+    /// The latest quote of a hedge instrument (the main one or an alternative).
+    pub fn quote_of(&self, id: InstrumentId) -> Option<HedgeQuote> {
+        if Some(id) == self.hedge {
+            return Some(self.hedge_quote);
+        }
+        self.alt_hedges
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, q)| *q)
+    }
+    /// Whether hedge instrument `id` has a fresh, usable quote at `now_ns` (its subscription
+    /// not stale).
+    pub fn hedge_usable(&self, id: InstrumentId, now_ns: u64) -> bool {
+        self.quote_of(id).is_some_and(|q| {
+            is_pos(q.reference())
+                && now_ns.saturating_sub(q.recv_ns) <= self.config.stale_after_ns
+                && !self.is_stale(id)
+        })
     }
     /// The index (NaN before the first).
     pub fn index(&self) -> f64 {
@@ -549,6 +579,10 @@ impl MarketState {
         }
         if self.hedge.is_some()
             && (!is_pos(self.hedge_quote.reference()) || stale(self.hedge_quote.recv_ns))
+            && !self
+                .alt_hedges
+                .iter()
+                .any(|(id, _)| self.hedge_usable(*id, now_ns))
         {
             return Some(DataFault::NoHedgeQuote);
         }
@@ -617,12 +651,25 @@ impl MarketState {
                 self.hedge_quote.recv_ns = ev.recv_ts_ns;
                 Change::HEDGE_QUOTE
             }
+            EventBody::Quote { bid, ask, .. } if self.alt_hedges.iter().any(|(i, _)| *i == id) => {
+                if let Some((_, q)) = self.alt_hedges.iter_mut().find(|(i, _)| *i == id) {
+                    q.bid = bid;
+                    q.ask = ask;
+                    q.recv_ns = ev.recv_ts_ns;
+                }
+                Change::HEDGE_QUOTE
+            }
             EventBody::Mark { mark, index, .. } => {
                 let mut c = Change::NONE;
                 if Some(id) == self.hedge {
                     self.hedge_quote.mark = mark;
                     self.hedge_quote.recv_ns = ev.recv_ts_ns;
                     c |= Change::HEDGE_QUOTE;
+                } else if let Some((_, q)) = self.alt_hedges.iter_mut().find(|(i, _)| *i == id) {
+                    q.mark = mark;
+                    q.recv_ns = ev.recv_ts_ns;
+                    // An alternative's own index is another venue's: never the book's.
+                    return Change::HEDGE_QUOTE;
                 }
                 if let Some(&e) = self.future_expiry.get(id.0 as usize)
                     && e != u16::MAX

@@ -75,6 +75,8 @@ pub struct PricerStats {
     pub hedges: AtomicU64,
     /// Decisions that traded options for gamma/vega.
     pub option_hedges: AtomicU64,
+    /// Delta hedges sent to an alternative venue because it was cheaper all-in.
+    pub alt_venue_hedges: AtomicU64,
     /// Intents the risk gate refused.
     pub vetoes: AtomicU64,
     /// The last refused limit (`risk::Limit::index` + 1; 0 = none yet).
@@ -232,6 +234,23 @@ pub struct PricerConfig {
     pub hedge_venue: Venue,
     /// Hedge at most once per this many ns (no order spam while a venue misbehaves).
     pub min_hedge_interval_ns: u64,
+    /// Other venues' linear instruments the delta may be hedged with; each decision takes the
+    /// usable venue (fresh quote) with the lowest all-in cost: taker fee + half the spread for
+    /// the size (the main hedge's fee is `kappa`).
+    pub alt_hedges: Vec<AltHedge>,
+}
+
+/// Another venue's instrument for the delta hedge (a linear perpetual: amount in coin).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AltHedge {
+    /// The instrument (its quotes tracked by the market state).
+    pub instrument: InstrumentId,
+    /// Its venue.
+    pub venue: Venue,
+    /// How it trades (`inverse: false`).
+    pub spec: HedgeSpec,
+    /// One-way taker fee, as a fraction of notional (5 bp = 0.0005).
+    pub fee: f64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -265,6 +284,9 @@ struct Pnl {
     hedge_amount: f64,
     hedge_coin: f64,
     hedge_started: bool,
+    /// Linear alternative hedges: coin held and USD paid, marked at the index.
+    alt_coin: f64,
+    alt_cash_usd: f64,
 }
 
 impl Pnl {
@@ -289,6 +311,9 @@ impl Pnl {
         } else if Some(id) == m.hedge_instrument() {
             self.hedge_amount += filled;
             self.hedge_coin += filled / price;
+        } else if m.quote_of(id).is_some() {
+            self.alt_coin += filled;
+            self.alt_cash_usd -= filled * price;
         }
     }
 
@@ -309,7 +334,8 @@ impl Pnl {
         }
         let base = *self.base_value_usd.get_or_insert(options_value_usd);
         let hedge_usd = (self.hedge_coin - self.hedge_amount / hedge_price) * hedge_price;
-        Some(options_value_usd - base + self.option_cash_usd + hedge_usd)
+        let alt_usd = self.alt_coin * hedge_price + self.alt_cash_usd;
+        Some(options_value_usd - base + self.option_cash_usd + hedge_usd + alt_usd)
     }
 }
 
@@ -698,6 +724,84 @@ impl PricerTile {
         any
     }
 
+    /// The venue for a delta hedge of `order.coin_delta`: the main hedge instrument or an
+    /// alternative, whichever usable one costs least all-in (taker fee on the notional plus half
+    /// the spread, both for the size each venue would actually trade after lot rounding). With
+    /// no alternatives this is the main instrument, as decided.
+    fn cheapest_venue(
+        &mut self,
+        order: crate::policy::HedgeOrder,
+        price: f64,
+        trace: TickTrace,
+        now: u64,
+    ) -> Option<HedgeIntent> {
+        let main_usable = self.market.hedge_usable(self.config.hedge_instrument, now);
+        let mut best: Option<(f64, HedgeIntent)> = None;
+        let half_spread = |q: crate::market::HedgeQuote| {
+            if q.bid > 0.0 && q.ask >= q.bid {
+                0.5 * (q.ask - q.bid)
+            } else {
+                0.0
+            }
+        };
+        if main_usable {
+            let q = self.market.hedge_quote();
+            let coin = order.coin_delta.abs();
+            let cost = coin * (self.config.kappa * price + half_spread(q));
+            best = Some((
+                cost,
+                HedgeIntent {
+                    trace,
+                    id: 0,
+                    amount: order.amount,
+                    ref_price: price,
+                    coin_delta: order.coin_delta,
+                    instrument: self.config.hedge_instrument,
+                    side: order.side,
+                    venue: self.config.hedge_venue,
+                },
+            ));
+        }
+        let mut alt_won = false;
+        for a in &self.config.alt_hedges {
+            if !self.market.hedge_usable(a.instrument, now) {
+                continue;
+            }
+            let Some(q) = self.market.quote_of(a.instrument) else {
+                continue;
+            };
+            let ref_price = q.reference();
+            let Some(o) = a.spec.order_for(order.coin_delta, ref_price) else {
+                continue;
+            };
+            let coin = o.coin_delta.abs();
+            // Per coin of delta actually removed: venues round to different lots.
+            let cost = coin * (a.fee * ref_price + half_spread(q));
+            let per_coin = |c: f64, k: f64| if k > 0.0 { c / k } else { f64::INFINITY };
+            if best.is_none_or(|(b, i)| per_coin(cost, coin) < per_coin(b, i.coin_delta.abs())) {
+                best = Some((
+                    cost,
+                    HedgeIntent {
+                        trace,
+                        id: 0,
+                        amount: o.amount,
+                        ref_price,
+                        coin_delta: o.coin_delta,
+                        instrument: a.instrument,
+                        side: o.side,
+                        venue: a.venue,
+                    },
+                ));
+                alt_won = true;
+            }
+        }
+        let (_, intent) = best?;
+        if alt_won && intent.instrument != self.config.hedge_instrument {
+            self.stats.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(intent)
+    }
+
     /// The delta hedge: the band, or the configured triggers on a context built from the book
     /// (τ and σ weighted by each held option's |Γ|).
     fn delta_order(
@@ -849,22 +953,11 @@ impl PricerTile {
         // (it is in flight already when the delta band looks).
         let mut sent = self.option_legs(p, trace, now);
         let price = self.market.hedge_quote().reference();
-        if let Some(order) = self.delta_order(p, price, now) {
+        if let Some(order) = self.delta_order(p, price, now)
+            && let Some(intent) = self.cheapest_venue(order, price, trace, now)
+        {
             let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
-            sent |= self.emit(
-                HedgeIntent {
-                    trace,
-                    id: 0,
-                    amount: order.amount,
-                    ref_price: price,
-                    coin_delta: order.coin_delta,
-                    instrument: self.config.hedge_instrument,
-                    side: order.side,
-                    venue: self.config.hedge_venue,
-                },
-                exposure,
-                now,
-            );
+            sent |= self.emit(intent, exposure, now);
         }
         if !sent {
             return false;

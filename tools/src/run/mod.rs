@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use keel_engine::book::{Book, load_positions};
 use keel_engine::exec::deribit::{Credentials, DeribitOrders};
+use keel_engine::exec::router::{Route, Router};
 use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
 use keel_engine::pipeline::pricer::{
-    OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
+    AltHedge, OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
 };
 use keel_engine::pipeline::{
     PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
@@ -58,6 +59,8 @@ use crate::sim::{Faults, SimConfig, SimCredentials, SimHandle, SimVenue};
 const FEED_RING: usize = 16_384;
 /// Capacity of the intent and fill rings.
 const ORDER_RING: usize = 256;
+/// Quantity step and minimum of Binance's BTCUSDT perpetual, BTC (its `LOT_SIZE` filter).
+const BINANCE_BTC_LOT: f64 = 0.001;
 /// Capacity of each trace ring to telemetry.
 const TRACE_RING: usize = 16_384;
 /// How often time to expiry moves on (a full reprice), ms.
@@ -308,8 +311,18 @@ fn build(
             register(&mut instruments, venue, s.trim(), false);
         }
     }
+    // Alternative delta-hedge instruments (Binance USDⓈ-M perpetuals): their quotes come from the
+    // Binance feed (the embedded venue's, or --binance-url's, which must then be enabled).
+    let binance_enabled = others.iter().any(|(n, _)| *n == "binance");
+    let mut alt_ids = Vec::with_capacity(cfg.alt_hedges.len());
+    for (venue, symbol) in &cfg.alt_hedges {
+        if sim.is_none() && !binance_enabled {
+            bail!("--alt-hedge {venue}:{symbol}: needs the Binance feed (--binance-url)");
+        }
+        alt_ids.push(register(&mut instruments, Venue::Binance, symbol, false));
+    }
 
-    let market = MarketState::new(
+    let mut market = MarketState::new(
         &instruments,
         &underlying,
         Some(hedge_id),
@@ -318,6 +331,7 @@ fn build(
         },
     )
     .with_context(|| format!("--underlying {underlying}"))?;
+    market.set_alt_hedges(&alt_ids);
 
     // Positions: the file (or, on the simulated venue, the sample book the simulated account
     // is given); then, whenever orders go to a venue with credentials, the venue's own account
@@ -386,7 +400,9 @@ fn build(
     let book = Book::new(
         &market,
         &resolved,
-        &[(hedge_id, hedge_inst.inverse)],
+        &std::iter::once((hedge_id, hedge_inst.inverse))
+            .chain(alt_ids.iter().map(|&id| (id, false)))
+            .collect::<Vec<_>>(),
         TAU_REFRESH_MS,
     )
     .context("building the book")?;
@@ -513,6 +529,16 @@ fn build(
         ca.clone(),
         deribit_session,
     )?;
+    if let (Some(s), false) = (sim, alt_ids.is_empty() || binance_enabled) {
+        // The embedded venue's Binance streams carry the alternative hedges' quotes.
+        add_conn(
+            None,
+            "binance",
+            &s.binance_url(),
+            None,
+            VenueSession::binance(&instruments, BinanceMarket::UsdmFutures),
+        )?;
+    }
     for (name, v) in &others {
         let venue = venue_of(name);
         let session = match venue {
@@ -541,6 +567,38 @@ fn build(
         venues.extend(names);
     }
 
+    // With alternative hedge venues, a router on the exec thread sends each intent to its
+    // venue's session and merges the fills: Deribit as below, Binance on paper at its quote
+    // (a Binance order session comes with its adapter).
+    let mut exec_extra: Vec<Box<dyn Tile>> = Vec::new();
+    let (intent_rx, fill_tx) = if alt_ids.is_empty() {
+        (intent_rx, fill_tx)
+    } else {
+        let (d_itx, d_irx) = ring(ORDER_RING)?;
+        let (d_ftx, d_frx) = ring(ORDER_RING)?;
+        let (b_itx, b_irx) = ring(ORDER_RING)?;
+        let (b_ftx, b_frx) = ring(ORDER_RING)?;
+        let router = Router::new(
+            intent_rx,
+            fill_tx,
+            vec![
+                Route {
+                    venue: Venue::Deribit,
+                    intents: d_itx,
+                    fills: d_frx,
+                },
+                Route {
+                    venue: Venue::Binance,
+                    intents: b_itx,
+                    fills: b_frx,
+                },
+            ],
+        );
+        let (paper, _) = PaperExec::new(b_irx, b_ftx);
+        exec_extra.push(Box::new(router));
+        exec_extra.push(Box::new(paper));
+        (d_irx, d_ftx)
+    };
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
     let (exec_tile, exec_counters, exec_target): (Box<dyn Tile>, Arc<ExecCounters>, String) =
         if sim.is_some() || !dry_run {
@@ -610,6 +668,20 @@ fn build(
         hedge_instrument: hedge_id,
         hedge_venue: Venue::Deribit,
         min_hedge_interval_ns: rate_interval_ns(cfg.deribit.rate_limit),
+        alt_hedges: alt_ids
+            .iter()
+            .map(|&id| AltHedge {
+                instrument: id,
+                venue: Venue::Binance,
+                spec: HedgeSpec {
+                    inverse: false,
+                    lot: BINANCE_BTC_LOT,
+                    min_amount: BINANCE_BTC_LOT,
+                    max_order_coin: cfg.binance.max_order.unwrap_or(f64::INFINITY),
+                },
+                fee: cfg.binance.fee_bps / 1e4,
+            })
+            .collect(),
     };
     let rings = PricerRings {
         inputs: feed_rx,
@@ -683,7 +755,10 @@ fn build(
         )?);
     }
     threads.push(spawn(
-        vec![wrapped(exec_tile)],
+        std::iter::once(exec_tile)
+            .chain(exec_extra)
+            .map(wrapped)
+            .collect(),
         spec(pin.exec, wait.exec),
         policy,
         stop.clone(),

@@ -39,6 +39,8 @@ pub struct Summary {
     pub hedges: u64,
     /// Decisions that traded options for gamma/vega.
     pub option_hedges: u64,
+    /// Delta hedges sent to an alternative venue (`--alt-hedge`) because it was cheaper all-in.
+    pub alt_venue_hedges: u64,
     /// Risk state at the end (`active`, `reducing`, `halted`).
     pub risk_state: &'static str,
     /// Intents the risk gate refused, and the last limit that refused one.
@@ -133,6 +135,7 @@ impl Summary {
             skipped_ticks: 0,
             hedges: 0,
             option_hedges: 0,
+            alt_venue_hedges: 0,
             risk_state: "active",
             vetoes: 0,
             last_veto: None,
@@ -184,6 +187,7 @@ impl Summary {
         self.skipped_ticks = l(&p.skipped_ticks);
         self.hedges = l(&p.hedges);
         self.option_hedges = l(&p.option_hedges);
+        self.alt_venue_hedges = l(&p.alt_venue_hedges);
         self.risk_state = super::risk_state(p).name();
         self.vetoes = l(&p.vetoes);
         self.pnl_usd = p.pnl_usd.get();
@@ -279,6 +283,7 @@ pub fn summary_json(s: &Summary) -> Value {
         "skipped_ticks": s.skipped_ticks,
         "hedges": s.hedges,
         "option_hedge_decisions": s.option_hedges,
+        "alt_venue_hedges": s.alt_venue_hedges,
         "risk_state": s.risk_state,
         "risk_vetoes": s.vetoes,
         "pnl_usd": num(s.pnl_usd),
