@@ -24,6 +24,7 @@ use tungstenite::{Error as WsError, Message};
 
 use keel_engine::sim::SimRng;
 
+use super::binance_orders::BinanceDesk;
 use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
 use super::depth::{DepthCursor, DepthVenue};
 use super::encode::{self, JsonOut, SyntheticBook};
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub orders: Arc<OrderDesk>,
     /// The venue's Binance depth book (streams and the REST snapshot), one id sequence.
     pub depth: Arc<DepthVenue>,
+    /// The Binance WebSocket API order desk, shared by every `/ws-fapi/v1` connection.
+    pub binance_orders: Arc<BinanceDesk>,
 }
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
@@ -195,6 +198,8 @@ enum Proto {
     Binance {
         combined: bool,
     },
+    /// Binance USDⓈ-M WebSocket API (`order.place`, `order.status`).
+    BinanceApi,
 }
 
 /// What a subscription streams.
@@ -279,6 +284,9 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
     if path == "/ws/api/v2" {
         return Ok((Proto::Deribit, Vec::new()));
     }
+    if path == "/ws-fapi/v1" {
+        return Ok((Proto::BinanceApi, Vec::new()));
+    }
     let streams_of = |list: &str| -> Result<Vec<String>, (u16, String)> {
         let mut v = Vec::new();
         for s in list.split('/').filter(|s| !s.is_empty()) {
@@ -304,7 +312,10 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
     }
     Err((
         404,
-        format!("no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance)"),
+        format!(
+            "no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance), \
+             /ws-fapi/v1 (Binance WebSocket API)"
+        ),
     ))
 }
 
@@ -592,6 +603,8 @@ struct Conn {
     n_bad: u64,
     n_bytes: u64,
     n_requests: u64,
+    /// Order-API replies sent (for `garble_every`).
+    order_replies: u64,
     last_flush: Instant,
 }
 
@@ -646,6 +659,7 @@ fn serve(tcp: TcpStream, shared: Shared, id: u64) {
         n_bad: 0,
         n_bytes: 0,
         n_requests: 0,
+        order_replies: 0,
         last_flush: now,
         shared,
     };
@@ -1070,7 +1084,7 @@ impl Conn {
                 body.plain_str(&sub.name);
                 body.raw(r#","data":"#);
             }
-            Proto::Binance { combined: false } => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi => {}
         }
         match &mut sub.feed {
             Feed::OptionTicker(o) => {
@@ -1107,7 +1121,7 @@ impl Conn {
         match proto {
             Proto::Deribit => encode::deribit_notification_tail(body),
             Proto::Binance { combined: true } => body.push(b'}'),
-            Proto::Binance { combined: false } => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi => {}
         }
         true
     }
@@ -1148,6 +1162,7 @@ impl Conn {
         match self.proto {
             Proto::Deribit => self.handle_deribit(text, recv_ns),
             Proto::Binance { .. } => self.handle_binance(text),
+            Proto::BinanceApi => self.handle_binance_api(text),
         }
     }
 
@@ -1392,6 +1407,35 @@ impl Conn {
             ),
         }
         Ok(Answer::Raw(b))
+    }
+
+    /// A Binance WebSocket API request: the desk answers; `garble_every` corrupts replies.
+    fn handle_binance_api(&mut self, text: &str) {
+        self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+        let (reply, outcome) = self
+            .shared
+            .binance_orders
+            .handle(text, &self.snap, now_ms());
+        let c = &self.shared.counters;
+        if outcome.accepted {
+            c.orders.fetch_add(1, Ordering::Relaxed);
+        }
+        if outcome.rejected {
+            c.rejected_orders.fetch_add(1, Ordering::Relaxed);
+        }
+        c.fills.fetch_add(outcome.fills, Ordering::Relaxed);
+        self.order_replies += 1;
+        if let Some(n) = self.shared.config.order_api.garble_every
+            && self.order_replies.is_multiple_of(n)
+        {
+            self.n_bad += 1;
+            self.body.clear();
+            let _ = serde_json::to_writer(&mut self.body, &reply);
+            let cut = self.body.len() / 2;
+            self.body.truncate(cut);
+            return self.queue_body();
+        }
+        self.reply(&reply);
     }
 
     fn handle_binance(&mut self, text: &str) {

@@ -48,6 +48,7 @@
 //! per connection and per subscription: each connection sees its own consistent sequence, and
 //! Deribit's first book message is a full snapshot.
 
+pub mod binance_orders;
 pub mod chain;
 pub mod cli;
 mod conn;
@@ -170,6 +171,8 @@ pub struct SimConfig {
     pub max_connections: usize,
     /// Fault injection.
     pub faults: Faults,
+    /// The order APIs' accounts and faults (Binance WebSocket API, Hyperliquid /exchange).
+    pub order_api: binance_orders::OrderApiConfig,
 }
 
 impl Default for SimConfig {
@@ -191,6 +194,7 @@ impl Default for SimConfig {
             enforce_heartbeat: true,
             max_connections: 256,
             faults: Faults::default(),
+            order_api: binance_orders::OrderApiConfig::default(),
         }
     }
 }
@@ -382,6 +386,7 @@ impl SimVenue {
                 })?
         };
         let depth_book = Arc::new(depth::DepthVenue::new(config.seed));
+        let config_order_api = config.order_api.clone();
         let ctx = conn::Shared {
             chain: chain.clone(),
             market: shared.clone(),
@@ -390,6 +395,9 @@ impl SimVenue {
             counters: counters.clone(),
             orders: Arc::new(orders::OrderDesk::default()),
             depth: depth_book,
+            binance_orders: Arc::new(binance_orders::BinanceDesk::new(
+                config_order_api.binance_account.clone(),
+            )),
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
@@ -442,6 +450,11 @@ impl SimHandle {
     /// `ws://ADDR/ws`: the Binance raw-stream endpoint (`/stream?streams=...` for combined).
     pub fn binance_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// `ws://ADDR/ws-fapi/v1`: the Binance USDⓈ-M WebSocket API (orders).
+    pub fn binance_api_url(&self) -> String {
+        format!("ws://{}/ws-fapi/v1", self.addr)
     }
 
     /// The listed chain.
