@@ -16,6 +16,7 @@
 pub mod binance;
 pub mod deribit;
 pub mod evm;
+pub mod hyperliquid;
 pub mod race;
 mod tile;
 
