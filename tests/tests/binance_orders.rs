@@ -73,6 +73,7 @@ fn sim(garble_every: Option<u64>) -> SimHandle {
         order_api: OrderApiConfig {
             binance_account: Some(BinanceAccount::new(KEY, SECRET.as_bytes())),
             garble_every,
+            ..OrderApiConfig::default()
         },
         ..SimConfig::default()
     })

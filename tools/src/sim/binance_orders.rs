@@ -98,6 +98,9 @@ pub struct OrderApiConfig {
     /// Replace every N-th order-API reply on a connection with a truncated, malformed one (the
     /// request itself is executed as usual): the client must count it and find the order out.
     pub garble_every: Option<u64>,
+    /// The agent addresses Hyperliquid's `/exchange` accepts signatures from (none: every
+    /// action is refused as from an unknown wallet).
+    pub hyperliquid_agents: Vec<keel_engine::exec::evm::Address>,
 }
 
 /// What one request did, for the venue's counters.

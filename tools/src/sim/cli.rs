@@ -134,6 +134,10 @@ pub struct SimArgs {
     /// Environment variable holding that key's HMAC secret (never the secret itself).
     #[arg(long, value_name = "NAME", help_heading = "Order APIs")]
     pub binance_secret_env: Option<String>,
+    /// An agent address whose signatures Hyperliquid's /exchange accepts (repeatable; an
+    /// address, not a key).
+    #[arg(long, value_name = "ADDR", help_heading = "Order APIs")]
+    pub hyperliquid_agent: Vec<String>,
 }
 
 fn secs(field: &str, v: f64) -> anyhow::Result<Duration> {
@@ -161,6 +165,12 @@ impl SimArgs {
         Ok(super::binance_orders::OrderApiConfig {
             binance_account,
             garble_every: self.order_garble_every,
+            hyperliquid_agents: self
+                .hyperliquid_agent
+                .iter()
+                .map(|a| super::hyperliquid::parse_agent(a))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--hyperliquid-agent: {e}"))?,
         })
     }
 

@@ -28,6 +28,7 @@ use super::binance_orders::BinanceDesk;
 use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
 use super::depth::{DepthCursor, DepthVenue};
 use super::encode::{self, JsonOut, SyntheticBook};
+use super::hyperliquid::{self, HttpContext, HyperliquidDesk};
 use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
 use super::orders::{Direction, OrderDesk};
 use super::{Counters, SimConfig};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub depth: Arc<DepthVenue>,
     /// The Binance WebSocket API order desk, shared by every `/ws-fapi/v1` connection.
     pub binance_orders: Arc<BinanceDesk>,
+    /// The Hyperliquid exchange (`POST /exchange`, `/hyperliquid/ws` posts).
+    pub hyperliquid: Arc<HyperliquidDesk>,
 }
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
@@ -200,6 +203,8 @@ enum Proto {
     },
     /// Binance USDⓈ-M WebSocket API (`order.place`, `order.status`).
     BinanceApi,
+    /// Hyperliquid's WebSocket (`post` actions, `ping`).
+    Hyperliquid,
 }
 
 /// What a subscription streams.
@@ -287,6 +292,9 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
     if path == "/ws-fapi/v1" {
         return Ok((Proto::BinanceApi, Vec::new()));
     }
+    if path == "/hyperliquid/ws" {
+        return Ok((Proto::Hyperliquid, Vec::new()));
+    }
     let streams_of = |list: &str| -> Result<Vec<String>, (u16, String)> {
         let mut v = Vec::new();
         for s in list.split('/').filter(|s| !s.is_empty()) {
@@ -314,7 +322,7 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
         404,
         format!(
             "no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance), \
-             /ws-fapi/v1 (Binance WebSocket API)"
+             /ws-fapi/v1 (Binance WebSocket API), /hyperliquid/ws (Hyperliquid)"
         ),
     ))
 }
@@ -612,6 +620,20 @@ struct Conn {
 fn serve(tcp: TcpStream, shared: Shared, id: u64) {
     // A request without `Upgrade: websocket` is a REST request on the same port.
     match peek_request_head(&tcp, &shared.stop) {
+        Some(head) if head.starts_with(b"POST ") => {
+            // Hyperliquid's `POST /exchange` (keep-alive; the connection serves POSTs only).
+            hyperliquid::serve_http(
+                tcp,
+                &HttpContext {
+                    desk: &shared.hyperliquid,
+                    market: &shared.market,
+                    counters: &shared.counters,
+                    stop: &shared.stop,
+                    garble_every: shared.config.order_api.garble_every,
+                },
+            );
+            return;
+        }
         Some(head) if !is_websocket_upgrade(&head) => {
             shared.counters.requests.fetch_add(1, Ordering::Relaxed);
             serve_rest(tcp, &head, &shared);
@@ -1084,7 +1106,7 @@ impl Conn {
                 body.plain_str(&sub.name);
                 body.raw(r#","data":"#);
             }
-            Proto::Binance { combined: false } | Proto::BinanceApi => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi | Proto::Hyperliquid => {}
         }
         match &mut sub.feed {
             Feed::OptionTicker(o) => {
@@ -1121,7 +1143,7 @@ impl Conn {
         match proto {
             Proto::Deribit => encode::deribit_notification_tail(body),
             Proto::Binance { combined: true } => body.push(b'}'),
-            Proto::Binance { combined: false } | Proto::BinanceApi => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi | Proto::Hyperliquid => {}
         }
         true
     }
@@ -1163,6 +1185,7 @@ impl Conn {
             Proto::Deribit => self.handle_deribit(text, recv_ns),
             Proto::Binance { .. } => self.handle_binance(text),
             Proto::BinanceApi => self.handle_binance_api(text),
+            Proto::Hyperliquid => self.handle_hyperliquid(text),
         }
     }
 
@@ -1409,6 +1432,33 @@ impl Conn {
         Ok(Answer::Raw(b))
     }
 
+    /// A Hyperliquid WebSocket message (`post`, `ping`); `garble_every` corrupts replies.
+    fn handle_hyperliquid(&mut self, text: &str) {
+        self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+        let (reply, outcome) = self
+            .shared
+            .hyperliquid
+            .ws_message(text, &self.snap, now_ms());
+        hyperliquid::count(&self.shared.counters, outcome);
+        self.order_reply(&reply);
+    }
+
+    /// Queues an order-API reply, cut in half every `garble_every`-th time.
+    fn order_reply(&mut self, reply: &Value) {
+        self.order_replies += 1;
+        if let Some(n) = self.shared.config.order_api.garble_every
+            && self.order_replies.is_multiple_of(n)
+        {
+            self.n_bad += 1;
+            self.body.clear();
+            let _ = serde_json::to_writer(&mut self.body, reply);
+            let cut = self.body.len() / 2;
+            self.body.truncate(cut);
+            return self.queue_body();
+        }
+        self.reply(reply);
+    }
+
     /// A Binance WebSocket API request: the desk answers; `garble_every` corrupts replies.
     fn handle_binance_api(&mut self, text: &str) {
         self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
@@ -1424,18 +1474,7 @@ impl Conn {
             c.rejected_orders.fetch_add(1, Ordering::Relaxed);
         }
         c.fills.fetch_add(outcome.fills, Ordering::Relaxed);
-        self.order_replies += 1;
-        if let Some(n) = self.shared.config.order_api.garble_every
-            && self.order_replies.is_multiple_of(n)
-        {
-            self.n_bad += 1;
-            self.body.clear();
-            let _ = serde_json::to_writer(&mut self.body, &reply);
-            let cut = self.body.len() / 2;
-            self.body.truncate(cut);
-            return self.queue_body();
-        }
-        self.reply(&reply);
+        self.order_reply(&reply);
     }
 
     fn handle_binance(&mut self, text: &str) {

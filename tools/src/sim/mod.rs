@@ -54,6 +54,7 @@ pub mod cli;
 mod conn;
 pub mod depth;
 pub mod encode;
+pub mod hyperliquid;
 pub mod market;
 pub mod orders;
 
@@ -398,6 +399,9 @@ impl SimVenue {
             binance_orders: Arc::new(binance_orders::BinanceDesk::new(
                 config_order_api.binance_account.clone(),
             )),
+            hyperliquid: Arc::new(hyperliquid::HyperliquidDesk::new(
+                config_order_api.hyperliquid_agents.clone(),
+            )),
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
@@ -455,6 +459,16 @@ impl SimHandle {
     /// `ws://ADDR/ws-fapi/v1`: the Binance USDⓈ-M WebSocket API (orders).
     pub fn binance_api_url(&self) -> String {
         format!("ws://{}/ws-fapi/v1", self.addr)
+    }
+
+    /// `ws://ADDR/hyperliquid/ws`: Hyperliquid's WebSocket (`post` actions).
+    pub fn hyperliquid_ws_url(&self) -> String {
+        format!("ws://{}/hyperliquid/ws", self.addr)
+    }
+
+    /// `http://ADDR/exchange`: Hyperliquid's exchange endpoint (POST).
+    pub fn hyperliquid_exchange_url(&self) -> String {
+        format!("http://{}/exchange", self.addr)
     }
 
     /// The listed chain.
