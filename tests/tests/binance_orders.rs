@@ -67,13 +67,19 @@ impl Session for Watched {
 }
 
 fn sim(garble_every: Option<u64>) -> SimHandle {
+    sim_with(OrderApiConfig {
+        garble_every,
+        ..OrderApiConfig::default()
+    })
+}
+
+fn sim_with(api: OrderApiConfig) -> SimHandle {
     SimVenue::start(SimConfig {
         options: 20,
         tick: Duration::from_millis(20),
         order_api: OrderApiConfig {
             binance_account: Some(BinanceAccount::new(KEY, SECRET.as_bytes())),
-            garble_every,
-            ..OrderApiConfig::default()
+            ..api
         },
         ..SimConfig::default()
     })
@@ -296,5 +302,48 @@ fn a_wrong_secret_is_refused_by_the_venue() {
     );
     assert_eq!(copy_outcome(&f), CopyOutcome::Rejected);
     assert_eq!(sim.stats().fills, 0);
+    feed.shutdown(&mut |_| {});
+}
+
+#[test]
+fn lost_and_late_replies_resolve_each_order_once() {
+    // Every second reply is never sent, and every reply is 250 ms late against a 100 ms
+    // timeout: orders are asked for with order.status, late answers are counted as unmatched.
+    let sim = sim_with(OrderApiConfig {
+        drop_every: Some(2),
+        reply_delay: Some(Duration::from_millis(250)),
+        ..OrderApiConfig::default()
+    });
+    let mut feed = FeedLoop::new().unwrap();
+    let mut routes = vec![add_route(
+        &mut feed,
+        &sim.binance_api_url(),
+        SECRET,
+        Duration::from_millis(100),
+    )];
+    for id in 1..=3 {
+        routes[0]
+            .intents
+            .push(intent(id, Side::Sell, 0.003))
+            .unwrap();
+    }
+    let got = collect(&mut feed, &mut routes, &[3]);
+    let mut ids: Vec<u64> = got[0].iter().map(|f| f.intent_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert!(
+        got[0].iter().all(|f| f.status == FillStatus::Filled),
+        "{got:?}"
+    );
+    let c = *routes[0].counters.lock().unwrap();
+    assert!(c.queries >= 1, "{c:?}");
+    assert_eq!(sim.stats().fills, 3, "asked, never resent");
+    // Whatever arrives after the outcome is known is unmatched, never a second fill.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        feed.run_once(Duration::from_millis(5), &mut |_| {})
+            .unwrap();
+        assert!(routes[0].fills.pop().is_none());
+    }
     feed.shutdown(&mut |_| {});
 }

@@ -15,7 +15,10 @@
 //! fill. A copy of an order raced over a second connection carries the same
 //! `newClientOrderId`: the venue fills one and refuses the other with
 //! [`DUPLICATE_CLIENT_ORDER_ID`] (−4116), which [`copy_outcome`] maps to
-//! [`CopyOutcome::Duplicate`].
+//! [`CopyOutcome::Duplicate`]. An `order.status` answer speaks for the client order id, not for
+//! one copy: a racing caller takes the position from the race's resolution
+//! ([`super::race::RaceBook`]: the first acceptance wins, later ones are `late_accepts`), never
+//! from every copy's [`Fill`].
 
 use std::fmt;
 use std::path::Path;

@@ -98,6 +98,12 @@ pub struct OrderApiConfig {
     /// Replace every N-th order-API reply on a connection with a truncated, malformed one (the
     /// request itself is executed as usual): the client must count it and find the order out.
     pub garble_every: Option<u64>,
+    /// Never answer every N-th order-API request on a connection (the request is executed; an
+    /// HTTP connection closes without an answer).
+    pub drop_every: Option<u64>,
+    /// Hold every order-API reply this long (per-endpoint latency; the order endpoints
+    /// otherwise use the connection-wide `--delay-ms`).
+    pub reply_delay: Option<std::time::Duration>,
     /// The agent addresses Hyperliquid's `/exchange` accepts signatures from (none: every
     /// action is refused as from an unknown wallet).
     pub hyperliquid_agents: Vec<keel_engine::exec::evm::Address>,

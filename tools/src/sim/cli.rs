@@ -127,6 +127,13 @@ pub struct SimArgs {
     /// Hyperliquid) with a truncated one; the request is still executed.
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     pub order_garble_every: Option<u64>,
+    /// Fault: never answer every N-th order-API request on a connection (it is executed).
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub order_drop_every: Option<u64>,
+    /// Latency: hold every order-API reply MS milliseconds (Binance WebSocket API and
+    /// Hyperliquid only; --delay-ms holds everything).
+    #[arg(long, value_name = "MS", help_heading = "Fault injection")]
+    pub order_delay_ms: Option<u64>,
 
     /// Environment variable holding the API key /ws-fapi/v1 accepts (never the key itself).
     #[arg(long, value_name = "NAME", help_heading = "Order APIs")]
@@ -162,9 +169,14 @@ impl SimArgs {
         if self.order_garble_every == Some(0) {
             anyhow::bail!("--order-garble-every must be at least 1, got 0");
         }
+        if self.order_drop_every == Some(0) {
+            anyhow::bail!("--order-drop-every must be at least 1, got 0");
+        }
         Ok(super::binance_orders::OrderApiConfig {
             binance_account,
             garble_every: self.order_garble_every,
+            drop_every: self.order_drop_every,
+            reply_delay: self.order_delay_ms.map(Duration::from_millis),
             hyperliquid_agents: self
                 .hyperliquid_agent
                 .iter()

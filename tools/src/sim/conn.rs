@@ -630,6 +630,8 @@ fn serve(tcp: TcpStream, shared: Shared, id: u64) {
                     counters: &shared.counters,
                     stop: &shared.stop,
                     garble_every: shared.config.order_api.garble_every,
+                    drop_every: shared.config.order_api.drop_every,
+                    delay: shared.config.order_api.reply_delay,
                 },
             );
             return;
@@ -930,11 +932,16 @@ impl Conn {
     /// Frames `self.body` as a text message (fragmented per the fault plan) into the out
     /// queue, or into the delay queue.
     fn queue_body(&mut self) {
+        self.queue_body_after(self.shared.config.faults.delay);
+    }
+
+    /// Queues `body`, held `delay` first.
+    fn queue_body_after(&mut self, delay: Option<Duration>) {
         if self.silent {
             return;
         }
         let k = self.shared.config.faults.fragments.max(1) as usize;
-        if let Some(d) = self.shared.config.faults.delay {
+        if let Some(d) = delay {
             write_frames(&mut self.delayed, &self.body, k);
             let end = self.delayed_base + self.delayed.len() as u64;
             self.delay_marks.push_back((Instant::now() + d, end));
@@ -1443,20 +1450,24 @@ impl Conn {
         self.order_reply(&reply);
     }
 
-    /// Queues an order-API reply, cut in half every `garble_every`-th time.
+    /// Queues an order-API reply: never sent every `drop_every`-th time, cut in half every
+    /// `garble_every`-th time, held `reply_delay` (else the connection's `--delay-ms`).
     fn order_reply(&mut self, reply: &Value) {
+        let api = &self.shared.config.order_api;
+        let (drop_every, garble_every) = (api.drop_every, api.garble_every);
+        let delay = api.reply_delay.or(self.shared.config.faults.delay);
         self.order_replies += 1;
-        if let Some(n) = self.shared.config.order_api.garble_every
-            && self.order_replies.is_multiple_of(n)
-        {
+        if drop_every.is_some_and(|n| self.order_replies.is_multiple_of(n)) {
+            return;
+        }
+        self.body.clear();
+        let _ = serde_json::to_writer(&mut self.body, reply);
+        if garble_every.is_some_and(|n| self.order_replies.is_multiple_of(n)) {
             self.n_bad += 1;
-            self.body.clear();
-            let _ = serde_json::to_writer(&mut self.body, reply);
             let cut = self.body.len() / 2;
             self.body.truncate(cut);
-            return self.queue_body();
         }
-        self.reply(reply);
+        self.queue_body_after(delay);
     }
 
     /// A Binance WebSocket API request: the desk answers; `garble_every` corrupts replies.

@@ -292,6 +292,8 @@ pub(crate) struct HttpContext<'a> {
     pub counters: &'a super::Counters,
     pub stop: &'a AtomicBool,
     pub garble_every: Option<u64>,
+    pub drop_every: Option<u64>,
+    pub delay: Option<Duration>,
 }
 
 /// Serves `POST /exchange` on one HTTP/1.1 connection (keep-alive) until the client closes, it
@@ -360,6 +362,14 @@ pub(crate) fn serve_http(mut tcp: TcpStream, ctx: &HttpContext<'_>) {
                     }
                 };
                 replies += 1;
+                if let Some(d) = ctx.delay {
+                    std::thread::sleep(d);
+                }
+                if ctx.drop_every.is_some_and(|n| replies.is_multiple_of(n)) {
+                    // A lost reply: the connection closes without an answer.
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    return;
+                }
                 if let Some(n) = ctx.garble_every
                     && replies.is_multiple_of(n)
                 {
