@@ -1439,6 +1439,46 @@ mod tests {
         assert!((f.filled - 0.004).abs() < 1e-12);
     }
 
+    /// Every truncation and many byte flips of real replies: never a panic, never more than
+    /// one outcome per order.
+    #[test]
+    fn mutated_replies_never_panic_or_resolve_twice() {
+        let good = [
+            r#"{"id":"kab-1","status":200,"result":{"status":"FILLED","executedQty":"0.010","avgPrice":"100.5"},"rateLimits":[{"count":1}]}"#,
+            r#"{"id":"kab-1","status":400,"error":{"code":-4116,"msg":"ClientOrderId is duplicated."}}"#,
+            r#"{"id":"qkab-1","status":400,"error":{"code":-2013,"msg":"Order does not exist."}}"#,
+        ];
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for g in good {
+            let (mut s, mut ip, mut fc) = session();
+            ip.push(intent(1, Side::Buy, 0.01)).unwrap();
+            sent(&mut s);
+            let bytes = g.as_bytes();
+            let mut variants: Vec<Vec<u8>> =
+                (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+            for _ in 0..2000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let mut v = bytes.to_vec();
+                let i = (seed as usize) % v.len();
+                v[i] = (seed >> 32) as u8;
+                variants.push(v);
+            }
+            let mut enc = FrameEncoder::new();
+            let mut buf = Vec::new();
+            for v in &variants {
+                let mut out = Outbox::new(&mut enc, &mut buf);
+                s.on_message(v, 0, &mut out, &mut |_| {}).unwrap();
+            }
+            let mut outcomes = 0;
+            while fc.pop().is_some() {
+                outcomes += 1;
+            }
+            assert!(outcomes <= 1, "{g}: {outcomes} outcomes");
+        }
+    }
+
     #[test]
     fn an_unrenderable_intent_is_rejected_locally() {
         let (mut s, mut ip, mut fc) = session();

@@ -721,6 +721,50 @@ mod tests {
         assert_eq!(s.counters().bad_commands, 1);
     }
 
+    /// Every truncation and many byte flips of real replies: never a panic, never more than
+    /// one outcome per order.
+    #[test]
+    fn mutated_replies_never_panic_or_resolve_twice() {
+        let r = vectors_responses();
+        let mut seed = 0x0fed_cba9_8765_4321u64;
+        for g in [
+            post_reply(0, &r[1]),
+            post_reply(0, &r[0]),
+            post_reply(0, r#"{"status":"err","response":"Invalid nonce"}"#),
+        ] {
+            let (mut s, mut cp, mut fc) = session(1);
+            cp.push(HlCommand {
+                entry: 0,
+                void: false,
+            })
+            .unwrap();
+            poll(&mut s);
+            let bytes = g.as_bytes();
+            let mut variants: Vec<Vec<u8>> =
+                (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+            for _ in 0..2000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let mut v = bytes.to_vec();
+                let i = (seed as usize) % v.len();
+                v[i] = (seed >> 32) as u8;
+                variants.push(v);
+            }
+            let mut enc = FrameEncoder::new();
+            let mut buf = Vec::new();
+            for v in &variants {
+                s.on_message(v, 0, &mut Outbox::new(&mut enc, &mut buf), &mut |_| {})
+                    .unwrap();
+            }
+            let mut outcomes = 0;
+            while fc.pop().is_some() {
+                outcomes += 1;
+            }
+            assert!(outcomes <= 1, "{g}: {outcomes} outcomes");
+        }
+    }
+
     #[test]
     fn an_unanswered_order_is_voided_by_its_noop() {
         let (mut s, mut cp, mut fc) = session(1);
