@@ -20,12 +20,16 @@ struct Counting;
 
 thread_local! {
     static ON_TILE: Cell<bool> = const { Cell::new(false) };
+    /// Every allocation of this thread, armed or not (the venue hot-path tests read it around
+    /// the calls they check, on their own thread: independent of the pipeline test's flags).
+    static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 static ARMED: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
 fn count(size: usize) {
+    let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
     if ARMED.load(Ordering::Relaxed) && ON_TILE.try_with(Cell::get).unwrap_or(false) {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(size as u64, Ordering::Relaxed);
@@ -148,4 +152,213 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
         f1 - f0
     );
     assert!(summary.reprices_full + summary.reprices_spot > 0);
+}
+
+/// Allocations made on this thread while `f` runs.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = THREAD_ALLOCS.with(Cell::get);
+    f();
+    THREAD_ALLOCS.with(Cell::get) - before
+}
+
+mod venues {
+    use super::allocations_in;
+
+    use keel_engine::exec::binance::{
+        BinanceCredentials, BinanceOrderConfig, BinanceOrders, Fields, HmacSigner, RequestTemplate,
+    };
+    use keel_engine::exec::evm::EvmSigner;
+    use keel_engine::exec::hyperliquid::{
+        HlCommand, HyperliquidOrders, LimitWire, Network, OrderTypeWire, OrderWire, Tif, presign,
+    };
+    use keel_engine::exec::{Fill, HedgeIntent};
+    use keel_engine::pipeline::ring::ring;
+    use keel_engine::pipeline::telemetry::TickTrace;
+    use keel_feeds::event::{Side, Venue};
+    use keel_feeds::instrument::InstrumentId;
+    use keel_feeds::net::ws::FrameEncoder;
+    use keel_feeds::net::{Outbox, Session};
+
+    fn intent(id: u64) -> HedgeIntent {
+        HedgeIntent {
+            trace: TickTrace::default(),
+            id,
+            amount: 0.012,
+            ref_price: 100_000.0,
+            coin_delta: 0.012,
+            instrument: InstrumentId(0),
+            side: if id.is_multiple_of(2) {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
+            venue: Venue::Binance,
+        }
+    }
+
+    /// Binance: the order.place template filled and HMAC-signed, by itself and through the
+    /// session's poll (intent popped, request rendered, framed into the outbox).
+    #[test]
+    fn binance_template_fill_and_hmac_do_not_allocate() {
+        // The per-thread count sees allocations.
+        assert!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+        let signer = HmacSigner::new(b"secret0123456789");
+        let t = RequestTemplate::market_order("apiKey", "BTCUSDT", Side::Buy, 5000, 3).unwrap();
+        let mut buf = Vec::with_capacity(t.max_len());
+        let mut fill = |i: u64| {
+            t.fill(
+                &Fields {
+                    client_order_id: b"k5eed-123456789",
+                    quantity: 0.001 * (i % 97 + 1) as f64,
+                    price: f64::NAN,
+                    timestamp_ms: 1_700_000_000_000 + i,
+                },
+                &signer,
+                &mut buf,
+            )
+            .unwrap();
+        };
+        fill(0);
+        assert_eq!(allocations_in(|| (1..2_000).for_each(&mut fill)), 0);
+
+        let (mut ip, ic) = ring::<HedgeIntent>(64).unwrap();
+        let (fp, mut fc) = ring::<Fill>(64).unwrap();
+        let creds = BinanceCredentials::new("apiKey", b"secret0123456789", "test").unwrap();
+        let mut s = BinanceOrders::new(
+            ic,
+            fp,
+            &creds,
+            BinanceOrderConfig {
+                symbol: "BTCUSDT".into(),
+                qty_decimals: 3,
+                recv_window_ms: 5000,
+                run_tag: 0x5eed,
+                timeout_ns: u64::MAX / 4,
+            },
+        )
+        .unwrap();
+        let mut enc = FrameEncoder::new();
+        let mut out_buf = Vec::with_capacity(64 << 10);
+        let mut round = |k: u64| {
+            ip.push(intent(k)).unwrap();
+            out_buf.clear();
+            let mut out = Outbox::new(&mut enc, &mut out_buf);
+            assert!(s.poll_outgoing(&mut out));
+            s.on_flushed(k);
+            let reply = format!(
+                r#"{{"id":"k5eed-{k}","status":200,"result":{{"status":"FILLED","executedQty":"0.012","avgPrice":"100000.5"}}}}"#
+            );
+            (reply, out_buf.len())
+        };
+        // Replies are formatted outside the measured part; only poll and on_message count.
+        let (r0, _) = round(0);
+        s.on_message(
+            r0.as_bytes(),
+            0,
+            &mut Outbox::new(&mut enc, &mut out_buf),
+            &mut |_| {},
+        )
+        .unwrap();
+        fc.pop().unwrap();
+        for k in 1..200u64 {
+            let reply = format!(
+                r#"{{"id":"k5eed-{k}","status":200,"result":{{"status":"FILLED","executedQty":"0.012","avgPrice":"100000.5"}}}}"#
+            );
+            let n = allocations_in(|| {
+                ip.push(intent(k)).unwrap();
+                out_buf.clear();
+                let mut out = Outbox::new(&mut enc, &mut out_buf);
+                assert!(s.poll_outgoing(&mut out));
+                s.on_flushed(k);
+                s.on_message(
+                    reply.as_bytes(),
+                    0,
+                    &mut Outbox::new(&mut enc, &mut out_buf),
+                    &mut |_| {},
+                )
+                .unwrap();
+                assert!(fc.pop().is_some());
+            });
+            assert_eq!(n, 0, "order {k}");
+        }
+    }
+
+    /// Hyperliquid: firing a pre-signed action (and its noop) copies ready bytes into the
+    /// outbox; the reply parse does not allocate either.
+    #[test]
+    fn sending_a_presigned_hyperliquid_action_does_not_allocate() {
+        let key = EvmSigner::from_hex(&format!("0x{}", "42".repeat(32)), "test").unwrap();
+        let ladder = (0..64u64)
+            .map(|k| {
+                let order = OrderWire {
+                    a: 0,
+                    b: true,
+                    p: "100000".into(),
+                    s: "0.012".into(),
+                    r: false,
+                    t: OrderTypeWire {
+                        limit: LimitWire { tif: Tif::Ioc },
+                    },
+                    c: None,
+                };
+                (
+                    intent(k),
+                    presign(&key, order, 1_800_000_000_000 + k, Network::Mainnet).unwrap(),
+                )
+            })
+            .collect();
+        let (mut cp, cc) = ring::<HlCommand>(64).unwrap();
+        let (fp, mut fc) = ring::<Fill>(64).unwrap();
+        let mut s = HyperliquidOrders::new(cc, fp, ladder, u64::MAX / 4);
+        let mut enc = FrameEncoder::new();
+        let mut out_buf = Vec::with_capacity(64 << 10);
+        let replies: Vec<String> = (0..64u64)
+            .map(|k| {
+                format!(
+                    r#"{{"channel":"post","data":{{"id":{},"response":{{"type":"action","payload":{{"status":"ok","response":{{"type":"order","data":{{"statuses":[{{"filled":{{"totalSz":"0.012","avgPx":"100000.5","oid":{k}}}}}]}}}}}}}}}}}}"#,
+                    2 * k
+                )
+            })
+            .collect();
+        let noop_ok = r#"{"channel":"post","data":{"id":1,"response":{"type":"action","payload":{"status":"ok","response":{"type":"default"}}}}}"#;
+        for k in 0..64u32 {
+            let n = allocations_in(|| {
+                cp.push(HlCommand {
+                    entry: k,
+                    void: false,
+                })
+                .unwrap();
+                out_buf.clear();
+                let mut out = Outbox::new(&mut enc, &mut out_buf);
+                assert!(s.poll_outgoing(&mut out));
+                s.on_flushed(1);
+                s.on_message(
+                    replies[k as usize].as_bytes(),
+                    0,
+                    &mut Outbox::new(&mut enc, &mut out_buf),
+                    &mut |_| {},
+                )
+                .unwrap();
+                assert!(fc.pop().is_some());
+                if k == 0 {
+                    cp.push(HlCommand {
+                        entry: 0,
+                        void: true,
+                    })
+                    .unwrap();
+                    let mut out = Outbox::new(&mut enc, &mut out_buf);
+                    assert!(s.poll_outgoing(&mut out));
+                    s.on_message(
+                        noop_ok.as_bytes(),
+                        0,
+                        &mut Outbox::new(&mut enc, &mut out_buf),
+                        &mut |_| {},
+                    )
+                    .unwrap();
+                }
+            });
+            assert_eq!(n, 0, "entry {k}");
+        }
+        assert_eq!(s.counters().voided, 1);
+    }
 }

@@ -13,8 +13,10 @@
 //! forgets an order whose fate is unknown: after a reconnect or a timeout it asks the venue by
 //! its label, and until then the exposure stays counted as in flight.
 
+pub mod binance;
 pub mod deribit;
 pub mod evm;
+pub mod hyperliquid;
 pub mod race;
 pub mod router;
 mod tile;

@@ -123,6 +123,28 @@ pub struct SimArgs {
     /// so the next event's pu does not match: a sequence gap the client must resnapshot).
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     pub gap_every_msgs: Option<u64>,
+    /// Fault: replace every N-th order-API reply on a connection (Binance WebSocket API,
+    /// Hyperliquid) with a truncated one; the request is still executed.
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub order_garble_every: Option<u64>,
+    /// Fault: never answer every N-th order-API request on a connection (it is executed).
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub order_drop_every: Option<u64>,
+    /// Latency: hold every order-API reply MS milliseconds (Binance WebSocket API and
+    /// Hyperliquid only; --delay-ms holds everything).
+    #[arg(long, value_name = "MS", help_heading = "Fault injection")]
+    pub order_delay_ms: Option<u64>,
+
+    /// Environment variable holding the API key /ws-fapi/v1 accepts (never the key itself).
+    #[arg(long, value_name = "NAME", help_heading = "Order APIs")]
+    pub binance_api_key_env: Option<String>,
+    /// Environment variable holding that key's HMAC secret (never the secret itself).
+    #[arg(long, value_name = "NAME", help_heading = "Order APIs")]
+    pub binance_secret_env: Option<String>,
+    /// An agent address whose signatures Hyperliquid's /exchange accepts (repeatable; an
+    /// address, not a key).
+    #[arg(long, value_name = "ADDR", help_heading = "Order APIs")]
+    pub hyperliquid_agent: Vec<String>,
     /// Require Deribit client credentials: NAME of the environment variable holding the
     /// client id the account accepts (with --deribit-secret-env; never the value itself).
     #[arg(long, value_name = "NAME", requires = "deribit_secret_env")]
@@ -148,6 +170,36 @@ fn secs(field: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 impl SimArgs {
+    fn order_api(&self) -> anyhow::Result<super::binance_orders::OrderApiConfig> {
+        let binance_account = match (&self.binance_api_key_env, &self.binance_secret_env) {
+            (None, None) => None,
+            (Some(k), Some(s)) => Some(
+                super::binance_orders::BinanceAccount::from_env(k, s).map_err(|e| {
+                    anyhow::anyhow!("--binance-api-key-env/--binance-secret-env: {e}")
+                })?,
+            ),
+            _ => anyhow::bail!("--binance-api-key-env and --binance-secret-env go together"),
+        };
+        if self.order_garble_every == Some(0) {
+            anyhow::bail!("--order-garble-every must be at least 1, got 0");
+        }
+        if self.order_drop_every == Some(0) {
+            anyhow::bail!("--order-drop-every must be at least 1, got 0");
+        }
+        Ok(super::binance_orders::OrderApiConfig {
+            binance_account,
+            garble_every: self.order_garble_every,
+            drop_every: self.order_drop_every,
+            reply_delay: self.order_delay_ms.map(Duration::from_millis),
+            hyperliquid_agents: self
+                .hyperliquid_agent
+                .iter()
+                .map(|a| super::hyperliquid::parse_agent(a))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--hyperliquid-agent: {e}"))?,
+        })
+    }
+
     /// The library configuration these flags describe.
     pub fn config(&self) -> anyhow::Result<SimConfig> {
         Ok(SimConfig {
@@ -183,6 +235,7 @@ impl SimArgs {
                 ping_every: self.ping_every_ms.map(Duration::from_millis),
                 gap_every_msgs: self.gap_every_msgs,
             },
+            order_api: self.order_api()?,
             deribit_credentials: match (&self.deribit_key_env, &self.deribit_secret_env) {
                 (Some(k), Some(s)) => Some(SimCredentials {
                     client_id: env_value("deribit-key-env", k)?,

@@ -24,9 +24,11 @@ use tungstenite::{Error as WsError, Message};
 
 use keel_engine::sim::SimRng;
 
+use super::binance_orders::BinanceDesk;
 use super::chain::{BINANCE_SYMBOL, Chain, INDEX_NAME, InstrumentRef};
 use super::depth::{DepthCursor, DepthVenue};
 use super::encode::{self, JsonOut, SyntheticBook};
+use super::hyperliquid::{self, HttpContext, HyperliquidDesk};
 use super::market::{MarketSnapshot, SharedMarket, now_ms, now_ns};
 use super::orders::{Direction, OrderDesk, Placed};
 use super::{Counters, SimConfig};
@@ -43,6 +45,10 @@ pub(crate) struct Shared {
     pub orders: Arc<OrderDesk>,
     /// The venue's Binance depth book (streams and the REST snapshot), one id sequence.
     pub depth: Arc<DepthVenue>,
+    /// The Binance WebSocket API order desk, shared by every `/ws-fapi/v1` connection.
+    pub binance_orders: Arc<BinanceDesk>,
+    /// The Hyperliquid exchange (`POST /exchange`, `/hyperliquid/ws` posts).
+    pub hyperliquid: Arc<HyperliquidDesk>,
 }
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
@@ -195,6 +201,10 @@ enum Proto {
     Binance {
         combined: bool,
     },
+    /// Binance USDⓈ-M WebSocket API (`order.place`, `order.status`).
+    BinanceApi,
+    /// Hyperliquid's WebSocket (`post` actions, `ping`).
+    Hyperliquid,
 }
 
 /// What a subscription streams.
@@ -279,6 +289,12 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
     if path == "/ws/api/v2" {
         return Ok((Proto::Deribit, Vec::new()));
     }
+    if path == "/ws-fapi/v1" {
+        return Ok((Proto::BinanceApi, Vec::new()));
+    }
+    if path == "/hyperliquid/ws" {
+        return Ok((Proto::Hyperliquid, Vec::new()));
+    }
     let streams_of = |list: &str| -> Result<Vec<String>, (u16, String)> {
         let mut v = Vec::new();
         for s in list.split('/').filter(|s| !s.is_empty()) {
@@ -304,7 +320,10 @@ fn route(req: &Request) -> Result<(Proto, Vec<String>), (u16, String)> {
     }
     Err((
         404,
-        format!("no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance)"),
+        format!(
+            "no such endpoint {path:?}: use /ws/api/v2 (Deribit), /ws or /stream (Binance), \
+             /ws-fapi/v1 (Binance WebSocket API), /hyperliquid/ws (Hyperliquid)"
+        ),
     ))
 }
 
@@ -598,6 +617,8 @@ struct Conn {
     n_bad: u64,
     n_bytes: u64,
     n_requests: u64,
+    /// Order-API replies sent (for `garble_every`).
+    order_replies: u64,
     last_flush: Instant,
     /// The accept sequence number (owner of the orders it places).
     id: u64,
@@ -611,6 +632,22 @@ struct Conn {
 fn serve(tcp: TcpStream, shared: Shared, id: u64) {
     // A request without `Upgrade: websocket` is a REST request on the same port.
     match peek_request_head(&tcp, &shared.stop) {
+        Some(head) if head.starts_with(b"POST ") => {
+            // Hyperliquid's `POST /exchange` (keep-alive; the connection serves POSTs only).
+            hyperliquid::serve_http(
+                tcp,
+                &HttpContext {
+                    desk: &shared.hyperliquid,
+                    market: &shared.market,
+                    counters: &shared.counters,
+                    stop: &shared.stop,
+                    garble_every: shared.config.order_api.garble_every,
+                    drop_every: shared.config.order_api.drop_every,
+                    delay: shared.config.order_api.reply_delay,
+                },
+            );
+            return;
+        }
         Some(head) if !is_websocket_upgrade(&head) => {
             shared.counters.requests.fetch_add(1, Ordering::Relaxed);
             serve_rest(tcp, &head, &shared);
@@ -658,6 +695,7 @@ fn serve(tcp: TcpStream, shared: Shared, id: u64) {
         n_bad: 0,
         n_bytes: 0,
         n_requests: 0,
+        order_replies: 0,
         last_flush: now,
         id,
         authed: false,
@@ -912,11 +950,16 @@ impl Conn {
     /// Frames `self.body` as a text message (fragmented per the fault plan) into the out
     /// queue, or into the delay queue.
     fn queue_body(&mut self) {
+        self.queue_body_after(self.shared.config.faults.delay);
+    }
+
+    /// Queues `body`, held `delay` first.
+    fn queue_body_after(&mut self, delay: Option<Duration>) {
         if self.silent {
             return;
         }
         let k = self.shared.config.faults.fragments.max(1) as usize;
-        if let Some(d) = self.shared.config.faults.delay {
+        if let Some(d) = delay {
             write_frames(&mut self.delayed, &self.body, k);
             let end = self.delayed_base + self.delayed.len() as u64;
             self.delay_marks.push_back((Instant::now() + d, end));
@@ -1088,7 +1131,7 @@ impl Conn {
                 body.plain_str(&sub.name);
                 body.raw(r#","data":"#);
             }
-            Proto::Binance { combined: false } => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi | Proto::Hyperliquid => {}
         }
         match &mut sub.feed {
             Feed::OptionTicker(o) => {
@@ -1125,7 +1168,7 @@ impl Conn {
         match proto {
             Proto::Deribit => encode::deribit_notification_tail(body),
             Proto::Binance { combined: true } => body.push(b'}'),
-            Proto::Binance { combined: false } => {}
+            Proto::Binance { combined: false } | Proto::BinanceApi | Proto::Hyperliquid => {}
         }
         true
     }
@@ -1166,6 +1209,8 @@ impl Conn {
         match self.proto {
             Proto::Deribit => self.handle_deribit(text, recv_ns),
             Proto::Binance { .. } => self.handle_binance(text),
+            Proto::BinanceApi => self.handle_binance_api(text),
+            Proto::Hyperliquid => self.handle_hyperliquid(text),
         }
     }
 
@@ -1463,6 +1508,55 @@ impl Conn {
             ),
         }
         Ok(Answer::Raw(b))
+    }
+
+    /// A Hyperliquid WebSocket message (`post`, `ping`); `garble_every` corrupts replies.
+    fn handle_hyperliquid(&mut self, text: &str) {
+        self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+        let (reply, outcome) = self
+            .shared
+            .hyperliquid
+            .ws_message(text, &self.snap, now_ms());
+        hyperliquid::count(&self.shared.counters, outcome);
+        self.order_reply(&reply);
+    }
+
+    /// Queues an order-API reply: never sent every `drop_every`-th time, cut in half every
+    /// `garble_every`-th time, held `reply_delay` (else the connection's `--delay-ms`).
+    fn order_reply(&mut self, reply: &Value) {
+        let api = &self.shared.config.order_api;
+        let (drop_every, garble_every) = (api.drop_every, api.garble_every);
+        let delay = api.reply_delay.or(self.shared.config.faults.delay);
+        self.order_replies += 1;
+        if drop_every.is_some_and(|n| self.order_replies.is_multiple_of(n)) {
+            return;
+        }
+        self.body.clear();
+        let _ = serde_json::to_writer(&mut self.body, reply);
+        if garble_every.is_some_and(|n| self.order_replies.is_multiple_of(n)) {
+            self.n_bad += 1;
+            let cut = self.body.len() / 2;
+            self.body.truncate(cut);
+        }
+        self.queue_body_after(delay);
+    }
+
+    /// A Binance WebSocket API request: the desk answers; `garble_every` corrupts replies.
+    fn handle_binance_api(&mut self, text: &str) {
+        self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
+        let (reply, outcome) = self
+            .shared
+            .binance_orders
+            .handle(text, &self.snap, now_ms());
+        let c = &self.shared.counters;
+        if outcome.accepted {
+            c.orders.fetch_add(1, Ordering::Relaxed);
+        }
+        if outcome.rejected {
+            c.rejected_orders.fetch_add(1, Ordering::Relaxed);
+        }
+        c.fills.fetch_add(outcome.fills, Ordering::Relaxed);
+        self.order_reply(&reply);
     }
 
     fn handle_binance(&mut self, text: &str) {

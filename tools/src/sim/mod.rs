@@ -48,11 +48,13 @@
 //! per connection and per subscription: each connection sees its own consistent sequence, and
 //! Deribit's first book message is a full snapshot.
 
+pub mod binance_orders;
 pub mod chain;
 pub mod cli;
 mod conn;
 pub mod depth;
 pub mod encode;
+pub mod hyperliquid;
 pub mod market;
 pub mod orders;
 
@@ -170,6 +172,8 @@ pub struct SimConfig {
     pub max_connections: usize,
     /// Fault injection.
     pub faults: Faults,
+    /// The order APIs' accounts and faults (Binance WebSocket API, Hyperliquid /exchange).
+    pub order_api: binance_orders::OrderApiConfig,
     /// Client credentials the Deribit endpoint requires before any `private/` method; `None`
     /// (the dry-run default): no authentication needed, any `public/auth` succeeds.
     pub deribit_credentials: Option<SimCredentials>,
@@ -212,6 +216,7 @@ impl Default for SimConfig {
             enforce_heartbeat: true,
             max_connections: 256,
             faults: Faults::default(),
+            order_api: binance_orders::OrderApiConfig::default(),
             deribit_credentials: None,
         }
     }
@@ -404,6 +409,7 @@ impl SimVenue {
                 })?
         };
         let depth_book = Arc::new(depth::DepthVenue::new(config.seed));
+        let config_order_api = config.order_api.clone();
         let orders = Arc::new(orders::OrderDesk::default());
         let config = Arc::new(config);
         let ctx = conn::Shared {
@@ -414,6 +420,12 @@ impl SimVenue {
             counters: counters.clone(),
             orders: orders.clone(),
             depth: depth_book,
+            binance_orders: Arc::new(binance_orders::BinanceDesk::new(
+                config_order_api.binance_account.clone(),
+            )),
+            hyperliquid: Arc::new(hyperliquid::HyperliquidDesk::new(
+                config_order_api.hyperliquid_agents.clone(),
+            )),
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
@@ -492,6 +504,21 @@ impl SimHandle {
     /// `ws://ADDR/ws`: the Binance raw-stream endpoint (`/stream?streams=...` for combined).
     pub fn binance_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// `ws://ADDR/ws-fapi/v1`: the Binance USDⓈ-M WebSocket API (orders).
+    pub fn binance_api_url(&self) -> String {
+        format!("ws://{}/ws-fapi/v1", self.addr)
+    }
+
+    /// `ws://ADDR/hyperliquid/ws`: Hyperliquid's WebSocket (`post` actions).
+    pub fn hyperliquid_ws_url(&self) -> String {
+        format!("ws://{}/hyperliquid/ws", self.addr)
+    }
+
+    /// `http://ADDR/exchange`: Hyperliquid's exchange endpoint (POST).
+    pub fn hyperliquid_exchange_url(&self) -> String {
+        format!("http://{}/exchange", self.addr)
     }
 
     /// The listed chain.

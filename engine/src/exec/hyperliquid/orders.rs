@@ -1,0 +1,800 @@
+//! The Hyperliquid order session over the WebSocket `post` channel: a ladder of pre-signed
+//! order/noop pairs built at start-up, fired by [`HlCommand`]s from a ring, replies parsed into
+//! [`Fill`]s.
+//!
+//! 1. `Fire(k)` writes entry k's pre-rendered order `post` (request id 2k): no encoding, no
+//!    signing, no allocation.
+//! 2. `Void(k)` writes entry k's noop `post` (id 2k+1) at the same nonce: if it lands first the
+//!    order can never execute (a copy that lost the race elsewhere is cancelled without a
+//!    cancel); if the order landed first the noop is refused for its nonce.
+//! 3. A reply to an order resolves it once: `filled` → [`FillStatus::Filled`] /
+//!    [`FillStatus::Partial`]; `resting` → accepted, nothing filled yet (Keel sends IOC: counted
+//!    in `resting`); an order-status `error` or `status: err` → [`FillStatus::Rejected`], with
+//!    [`ERR_NONCE`] when the venue refused the nonce (the race's duplicate).
+//! 4. An order without a reply by its deadline is voided (its noop sent): a noop that lands
+//!    resolves it as [`FillStatus::NotFound`] (it never executed and never will); a noop refused
+//!    for its nonce means the order landed, and it stays in flight (its exposure counted) until
+//!    its reply comes (`landed_unknown`).
+//!
+//! Owns the ladder and the ids in flight. Never allocates after start-up (the ladder's bytes
+//! are rendered in [`HyperliquidOrders::new`]), never panics on a reply (malformed ones are
+//! counted), never reports an order twice.
+
+use keel_feeds::clock;
+use keel_feeds::event::{DisconnectReason, MarketEvent, Side, Venue};
+use keel_feeds::net::{Outbox, Session};
+use keel_feeds::venues::json::{JsonError, Scanner};
+
+use super::PresignedPair;
+use crate::exec::race::CopyOutcome;
+use crate::exec::{Fill, FillStatus, HedgeIntent};
+use crate::pipeline::ring::{Consumer, Producer};
+
+/// Error code of a [`Fill`] refused because its nonce was already spent (or out of the
+/// venue's window): a race's duplicate.
+pub const ERR_NONCE: i32 = -7001;
+/// Error code of a `status: err` reply for another reason (signature, unknown signer, ...).
+pub const ERR_VENUE: i32 = -7002;
+/// Error code of an order-status `error` (e.g. an IOC that found no liquidity).
+pub const ERR_ORDER: i32 = -7003;
+
+/// What to do with a ladder entry. Fixed size, `Copy`, for a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HlCommand {
+    /// Ladder index.
+    pub entry: u32,
+    /// Send the noop (void) instead of the order.
+    pub void: bool,
+}
+
+/// Counters of the session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HlCounters {
+    /// Orders written.
+    pub orders_sent: u64,
+    /// Noops written (voids and timeouts).
+    pub noops_sent: u64,
+    /// Noops the venue accepted: their nonce can never execute an order.
+    pub voided: u64,
+    /// Noops refused for their nonce (the order, or a copy, landed first).
+    pub void_refused: u64,
+    /// Orders that timed out (their noop was sent).
+    pub timeouts: u64,
+    /// Orders that rest on the book (accepted, nothing filled yet).
+    pub resting: u64,
+    /// Orders that landed (their noop was refused) and whose reply has not come.
+    pub landed_unknown: u64,
+    /// Replies that could not be parsed.
+    pub malformed: u64,
+    /// Well-formed replies for no request in flight.
+    pub unmatched: u64,
+    /// Commands for an entry outside the ladder.
+    pub bad_commands: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OrderState {
+    #[default]
+    Armed,
+    /// Written (0 until flushed), waiting for its reply.
+    InFlight {
+        sent_ns: u64,
+        deadline_ns: u64,
+    },
+    Resolved,
+}
+
+struct Entry {
+    intent: HedgeIntent,
+    order_post: Vec<u8>,
+    noop_post: Vec<u8>,
+    order: OrderState,
+    noop_pending: bool,
+}
+
+/// The Hyperliquid order session.
+pub struct HyperliquidOrders {
+    commands: Consumer<HlCommand>,
+    fills: Producer<Fill>,
+    ladder: Vec<Entry>,
+    backlog: Vec<Fill>,
+    just_sent: Vec<u32>,
+    timeout_ns: u64,
+    counters: HlCounters,
+}
+
+impl HyperliquidOrders {
+    /// A session over `ladder`: each entry's intent (what it trades, for the [`Fill`]) and its
+    /// pre-signed pair. Renders every `post` message now.
+    pub fn new(
+        commands: Consumer<HlCommand>,
+        fills: Producer<Fill>,
+        ladder: Vec<(HedgeIntent, PresignedPair)>,
+        timeout_ns: u64,
+    ) -> Self {
+        let n = ladder.len();
+        let ladder = ladder
+            .into_iter()
+            .enumerate()
+            .map(|(k, (intent, pair))| Entry {
+                intent,
+                order_post: pair.order.ws_post(2 * k as u64),
+                noop_post: pair.noop.ws_post(2 * k as u64 + 1),
+                order: OrderState::Armed,
+                noop_pending: false,
+            })
+            .collect();
+        Self {
+            commands,
+            fills,
+            ladder,
+            backlog: Vec::with_capacity(2 * n + 64),
+            just_sent: Vec::with_capacity(2 * n + 64),
+            timeout_ns,
+            counters: HlCounters::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> HlCounters {
+        self.counters
+    }
+
+    /// Orders sent whose outcome is not known yet.
+    pub fn in_flight(&self) -> usize {
+        self.ladder
+            .iter()
+            .filter(|e| matches!(e.order, OrderState::InFlight { .. }))
+            .count()
+    }
+
+    /// Queues entry `k`'s order (the hot path: pre-rendered bytes into the outbox).
+    pub fn fire(&mut self, k: usize, out: &mut Outbox<'_>) -> bool {
+        let Some(e) = self.ladder.get_mut(k) else {
+            self.counters.bad_commands += 1;
+            return false;
+        };
+        out.send_text(&e.order_post);
+        if e.order == OrderState::Armed {
+            e.order = OrderState::InFlight {
+                sent_ns: 0,
+                deadline_ns: u64::MAX,
+            };
+        }
+        self.counters.orders_sent += 1;
+        self.just_sent.push(k as u32);
+        true
+    }
+
+    fn void(&mut self, k: usize, out: &mut Outbox<'_>) -> bool {
+        let Some(e) = self.ladder.get_mut(k) else {
+            self.counters.bad_commands += 1;
+            return false;
+        };
+        out.send_text(&e.noop_post);
+        e.noop_pending = true;
+        self.counters.noops_sent += 1;
+        true
+    }
+
+    fn deliver(&mut self, fill: Fill) {
+        if !self.backlog.is_empty() || self.fills.push(fill).is_err() {
+            self.backlog.push(fill);
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(f) = self.backlog.first().copied() {
+            if self.fills.push(f).is_err() {
+                return;
+            }
+            self.backlog.remove(0);
+        }
+    }
+
+    fn resolve(&mut self, k: usize, filled: f64, price: f64, status: FillStatus, code: i32) {
+        let Some(e) = self.ladder.get_mut(k) else {
+            return;
+        };
+        let OrderState::InFlight { sent_ns, .. } = e.order else {
+            return;
+        };
+        e.order = OrderState::Resolved;
+        let intent = e.intent;
+        let sign = match intent.side {
+            Side::Buy => 1.0,
+            Side::Sell => -1.0,
+        };
+        let filled = if filled.is_finite() {
+            filled.abs().min(intent.amount)
+        } else {
+            0.0
+        };
+        let mut trace = intent.trace;
+        trace.sent_ns = sent_ns;
+        self.deliver(Fill {
+            trace,
+            intent_id: intent.id,
+            filled: sign * filled,
+            price: if filled > 0.0 { price } else { f64::NAN },
+            intent_coin_delta: intent.coin_delta,
+            done_ns: clock::now_ns(),
+            instrument: intent.instrument,
+            error_code: code,
+            status,
+        });
+    }
+
+    fn on_reply(&mut self, id: u64, outcome: PostOutcome) {
+        let k = (id / 2) as usize;
+        let is_noop = id % 2 == 1;
+        let Some(e) = self.ladder.get_mut(k) else {
+            self.counters.unmatched += 1;
+            return;
+        };
+        if is_noop {
+            if !e.noop_pending {
+                self.counters.unmatched += 1;
+                return;
+            }
+            e.noop_pending = false;
+            let in_flight = matches!(e.order, OrderState::InFlight { .. });
+            match outcome {
+                PostOutcome::Ok { .. } => {
+                    self.counters.voided += 1;
+                    // An order still waiting for its reply never executed and never will.
+                    if in_flight {
+                        self.resolve(k, 0.0, f64::NAN, FillStatus::NotFound, 0);
+                    }
+                }
+                PostOutcome::Err { nonce: true } => {
+                    self.counters.void_refused += 1;
+                    if in_flight {
+                        self.counters.landed_unknown += 1;
+                    }
+                }
+                PostOutcome::Err { nonce: false } => {}
+            }
+            return;
+        }
+        if !matches!(e.order, OrderState::InFlight { .. }) {
+            self.counters.unmatched += 1;
+            return;
+        }
+        match outcome {
+            PostOutcome::Ok {
+                status: Some(OrderStatus::Filled { size, price }),
+            } => {
+                let st = if size + 1e-12 >= e.intent.amount {
+                    FillStatus::Filled
+                } else {
+                    FillStatus::Partial
+                };
+                self.resolve(k, size, price, st, 0);
+            }
+            PostOutcome::Ok {
+                status: Some(OrderStatus::Resting),
+            } => {
+                self.counters.resting += 1;
+                self.resolve(k, 0.0, f64::NAN, FillStatus::Partial, 0);
+            }
+            PostOutcome::Ok {
+                status: Some(OrderStatus::Error) | None,
+            } => self.resolve(k, 0.0, f64::NAN, FillStatus::Rejected, ERR_ORDER),
+            PostOutcome::Err { nonce } => {
+                let code = if nonce { ERR_NONCE } else { ERR_VENUE };
+                self.resolve(k, 0.0, f64::NAN, FillStatus::Rejected, code);
+            }
+        }
+    }
+}
+
+/// The copy outcome a Hyperliquid order's [`Fill`] stands for in a race.
+pub fn copy_outcome(fill: &Fill) -> CopyOutcome {
+    match fill.status {
+        FillStatus::Filled | FillStatus::Partial | FillStatus::Paper => CopyOutcome::Accepted,
+        FillStatus::Rejected if fill.error_code == ERR_NONCE => CopyOutcome::Duplicate,
+        FillStatus::Rejected | FillStatus::NotFound => CopyOutcome::Rejected,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OrderStatus {
+    Filled { size: f64, price: f64 },
+    Resting,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PostOutcome {
+    /// `status: ok`, with the first order status when the response carries statuses.
+    Ok { status: Option<OrderStatus> },
+    /// `status: err` (or a post `error`); `nonce` when the message is about the nonce.
+    Err { nonce: bool },
+}
+
+fn mentions_nonce(text: &[u8]) -> bool {
+    text.windows(5).any(|w| w.eq_ignore_ascii_case(b"nonce"))
+}
+
+/// What the connection received.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Incoming {
+    /// A `post` reply: its id and what it says.
+    Post(u64, PostOutcome),
+    /// A `post` reply without an id or an answer.
+    BadPost,
+    /// Another channel (`pong`, `subscriptionResponse`, ...).
+    Other,
+}
+
+/// Parses one message of the connection.
+fn parse_message(payload: &[u8]) -> Result<Incoming, JsonError> {
+    let mut sc = Scanner::new(payload);
+    let mut top = sc.object()?;
+    let mut post = false;
+    let mut found = None;
+    while let Some(k) = top.next(&mut sc)? {
+        match k {
+            b"channel" => post = sc.str()? == b"post",
+            b"data" if sc.peek()? == b'{' => found = parse_post_data(&mut sc)?,
+            _ => sc.skip()?,
+        }
+    }
+    sc.end()?;
+    Ok(match (post, found) {
+        (false, _) => Incoming::Other,
+        (true, Some((id, o))) => Incoming::Post(id, o),
+        (true, None) => Incoming::BadPost,
+    })
+}
+
+/// `{"id":N,"response":{"type":"action"|"error","payload":..}}`.
+fn parse_post_data(sc: &mut Scanner<'_>) -> Result<Option<(u64, PostOutcome)>, JsonError> {
+    let mut id = None;
+    let mut outcome = None;
+    let mut m = sc.object()?;
+    while let Some(k) = m.next(sc)? {
+        match k {
+            b"id" => id = Some(sc.u64()?),
+            b"response" => {
+                let mut error = false;
+                let mut r = sc.object()?;
+                while let Some(k) = r.next(sc)? {
+                    match k {
+                        b"type" => error = sc.str()? == b"error",
+                        b"payload" => {
+                            outcome = if sc.peek()? == b'"' {
+                                Some(PostOutcome::Err {
+                                    nonce: mentions_nonce(sc.str()?),
+                                })
+                            } else {
+                                parse_payload(sc)?
+                            }
+                        }
+                        _ => sc.skip()?,
+                    }
+                }
+                if error && !matches!(outcome, Some(PostOutcome::Err { .. })) {
+                    outcome = Some(PostOutcome::Err { nonce: false });
+                }
+            }
+            _ => sc.skip()?,
+        }
+    }
+    Ok(id.zip(outcome))
+}
+
+/// `/exchange`'s answer: `{"status":"ok","response":{"type":"order","data":{"statuses":[..]}}}`,
+/// `{"status":"ok","response":{"type":"default"}}` or `{"status":"err","response":"why"}`.
+fn parse_payload(sc: &mut Scanner<'_>) -> Result<Option<PostOutcome>, JsonError> {
+    let mut ok = None;
+    let mut nonce = false;
+    let mut status = None;
+    let mut m = sc.object()?;
+    while let Some(k) = m.next(sc)? {
+        match k {
+            b"status" => ok = Some(sc.str()? == b"ok"),
+            b"response" => match sc.peek()? {
+                b'"' => nonce = mentions_nonce(sc.str()?),
+                b'{' => status = parse_response(sc)?,
+                _ => sc.skip()?,
+            },
+            _ => sc.skip()?,
+        }
+    }
+    // A payload without a status is not an answer.
+    Ok(ok.map(|ok| {
+        if ok {
+            PostOutcome::Ok { status }
+        } else {
+            PostOutcome::Err { nonce }
+        }
+    }))
+}
+
+fn parse_response(sc: &mut Scanner<'_>) -> Result<Option<OrderStatus>, JsonError> {
+    let mut status = None;
+    let mut m = sc.object()?;
+    while let Some(k) = m.next(sc)? {
+        match k {
+            b"data" if sc.peek()? == b'{' => {
+                let mut d = sc.object()?;
+                while let Some(k) = d.next(sc)? {
+                    match k {
+                        b"statuses" => {
+                            let mut items = sc.array()?;
+                            while items.next(sc)? {
+                                if status.is_none() {
+                                    status = Some(parse_status(sc)?);
+                                } else {
+                                    sc.skip()?;
+                                }
+                            }
+                        }
+                        _ => sc.skip()?,
+                    }
+                }
+            }
+            _ => sc.skip()?,
+        }
+    }
+    Ok(status)
+}
+
+/// `{"filled":{"totalSz","avgPx","oid"}}`, `{"resting":{"oid"}}` or `{"error":"why"}`.
+fn parse_status(sc: &mut Scanner<'_>) -> Result<OrderStatus, JsonError> {
+    let mut out = OrderStatus::Error;
+    let mut m = sc.object()?;
+    while let Some(k) = m.next(sc)? {
+        match k {
+            b"filled" => {
+                let (mut size, mut price) = (0.0, f64::NAN);
+                let mut f = sc.object()?;
+                while let Some(k) = f.next(sc)? {
+                    match k {
+                        b"totalSz" => size = sc.f64()?,
+                        b"avgPx" => price = sc.f64()?,
+                        _ => sc.skip()?,
+                    }
+                }
+                out = OrderStatus::Filled { size, price };
+            }
+            b"resting" => {
+                sc.skip()?;
+                out = OrderStatus::Resting;
+            }
+            _ => sc.skip()?,
+        }
+    }
+    Ok(out)
+}
+
+impl Session for HyperliquidOrders {
+    /// Hyperliquid has no [`Venue`] of its own yet (adding one touches the market-data
+    /// crate's exhaustive matches); its connection events are tagged as the EVM venue.
+    fn venue(&self) -> Venue {
+        Venue::Ethereum
+    }
+
+    fn on_open(&mut self, _out: &mut Outbox<'_>) {}
+
+    fn on_message(
+        &mut self,
+        payload: &[u8],
+        _recv_ts_ns: u64,
+        _out: &mut Outbox<'_>,
+        _emit: &mut dyn FnMut(MarketEvent),
+    ) -> Result<(), DisconnectReason> {
+        match parse_message(payload) {
+            Ok(Incoming::Post(id, outcome)) => self.on_reply(id, outcome),
+            Ok(Incoming::Other) => {}
+            Ok(Incoming::BadPost) | Err(_) => self.counters.malformed += 1,
+        }
+        Ok(())
+    }
+
+    fn poll_outgoing(&mut self, out: &mut Outbox<'_>) -> bool {
+        self.flush_backlog();
+        self.just_sent.clear();
+        let mut wrote = false;
+        while let Some(c) = self.commands.pop() {
+            wrote |= if c.void {
+                self.void(c.entry as usize, out)
+            } else {
+                self.fire(c.entry as usize, out)
+            };
+        }
+        // Orders past their deadline are voided with their noop (once).
+        let now = clock::now_ns();
+        for k in 0..self.ladder.len() {
+            let e = &self.ladder[k];
+            if let OrderState::InFlight {
+                sent_ns,
+                deadline_ns,
+            } = e.order
+                && sent_ns != 0
+                && now > deadline_ns
+                && !e.noop_pending
+            {
+                self.ladder[k].order = OrderState::InFlight {
+                    sent_ns,
+                    deadline_ns: u64::MAX,
+                };
+                self.counters.timeouts += 1;
+                wrote |= self.void(k, out);
+            }
+        }
+        wrote
+    }
+
+    fn on_flushed(&mut self, now_ns: u64) {
+        for i in 0..self.just_sent.len() {
+            let k = self.just_sent[i] as usize;
+            if let Some(e) = self.ladder.get_mut(k)
+                && let OrderState::InFlight { sent_ns: 0, .. } = e.order
+            {
+                e.order = OrderState::InFlight {
+                    sent_ns: now_ns,
+                    deadline_ns: now_ns.saturating_add(self.timeout_ns),
+                };
+            }
+        }
+        self.just_sent.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::evm::EvmSigner;
+    use crate::exec::hyperliquid::{LimitWire, Network, OrderTypeWire, OrderWire, Tif, presign};
+    use crate::pipeline::ring::ring;
+    use crate::pipeline::telemetry::TickTrace;
+    use keel_feeds::instrument::InstrumentId;
+    use keel_feeds::net::ws::{FrameEncoder, parse_client_frames};
+
+    fn vectors_responses() -> Vec<String> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/venues/hyperliquid/signing_vectors.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
+    }
+
+    fn post_reply(id: u64, payload: &str) -> String {
+        format!(
+            r#"{{"channel":"post","data":{{"id":{id},"response":{{"type":"action","payload":{payload}}}}}}}"#
+        )
+    }
+
+    fn session(n: usize) -> (HyperliquidOrders, Producer<HlCommand>, Consumer<Fill>) {
+        let signer = EvmSigner::from_hex(&format!("0x{}", "22".repeat(32)), "test").unwrap();
+        let ladder = (0..n)
+            .map(|k| {
+                let intent = HedgeIntent {
+                    trace: TickTrace::default(),
+                    id: 100 + k as u64,
+                    amount: 0.02,
+                    ref_price: 1_891.0,
+                    coin_delta: 0.02,
+                    instrument: InstrumentId(0),
+                    side: Side::Buy,
+                    venue: Venue::Ethereum,
+                };
+                let order = OrderWire {
+                    a: 0,
+                    b: true,
+                    p: "1900".into(),
+                    s: "0.02".into(),
+                    r: false,
+                    t: OrderTypeWire {
+                        limit: LimitWire { tif: Tif::Ioc },
+                    },
+                    c: None,
+                };
+                (
+                    intent,
+                    presign(
+                        &signer,
+                        order,
+                        1_700_000_000_000 + k as u64,
+                        Network::Mainnet,
+                    )
+                    .unwrap(),
+                )
+            })
+            .collect();
+        let (cp, cc) = ring(8).unwrap();
+        let (fp, fc) = ring(8).unwrap();
+        (HyperliquidOrders::new(cc, fp, ladder, 50_000_000), cp, fc)
+    }
+
+    fn poll(s: &mut HyperliquidOrders) -> Vec<serde_json::Value> {
+        let mut enc = FrameEncoder::new();
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        if s.poll_outgoing(&mut out) {
+            s.on_flushed(clock::now_ns());
+        }
+        parse_client_frames(&buf)
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, p)| serde_json::from_slice(&p).unwrap())
+            .collect()
+    }
+
+    fn reply(s: &mut HyperliquidOrders, text: &str) {
+        let mut enc = FrameEncoder::new();
+        let mut buf = Vec::new();
+        s.on_message(
+            text.as_bytes(),
+            0,
+            &mut Outbox::new(&mut enc, &mut buf),
+            &mut |_| {},
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_sdk_responses_parse_into_fills() {
+        let r = vectors_responses();
+        let (mut s, mut cp, mut fc) = session(3);
+        for k in 0..3 {
+            cp.push(HlCommand {
+                entry: k,
+                void: false,
+            })
+            .unwrap();
+        }
+        let posts = poll(&mut s);
+        assert_eq!(posts.len(), 3);
+        assert_eq!(posts[1]["id"], 2);
+        assert_eq!(
+            posts[1]["request"]["payload"]["nonce"],
+            1_700_000_000_001u64
+        );
+        reply(&mut s, &post_reply(0, &r[0]));
+        reply(&mut s, &post_reply(2, &r[1]));
+        reply(&mut s, &post_reply(4, &r[2]));
+        let a = fc.pop().unwrap();
+        assert_eq!((a.status, a.filled), (FillStatus::Partial, 0.0));
+        assert_eq!(s.counters().resting, 1);
+        let b = fc.pop().unwrap();
+        assert_eq!(
+            (b.status, b.filled, b.price),
+            (FillStatus::Filled, 0.02, 1891.4)
+        );
+        assert_eq!(copy_outcome(&b), CopyOutcome::Accepted);
+        let c = fc.pop().unwrap();
+        assert_eq!((c.status, c.error_code), (FillStatus::Rejected, ERR_ORDER));
+        assert_eq!(s.in_flight(), 0);
+        // A second reply for a resolved order is unmatched, never a second fill.
+        reply(&mut s, &post_reply(2, &r[1]));
+        assert!(fc.pop().is_none());
+        assert_eq!(s.counters().unmatched, 1);
+    }
+
+    #[test]
+    fn nonce_refusals_are_duplicates_and_bad_replies_are_counted() {
+        let (mut s, mut cp, mut fc) = session(1);
+        cp.push(HlCommand {
+            entry: 0,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        for bad in [
+            "",
+            "{",
+            r#"{"channel":"post","data":{"id":0,"response":{"type":"action","payload":{"response":{}}}}}"#,
+            r#"{"channel":"post","data":{"id":"x"}}"#,
+        ] {
+            reply(&mut s, bad);
+        }
+        reply(&mut s, r#"{"channel":"pong"}"#);
+        assert_eq!(s.counters().malformed, 4);
+        assert_eq!(s.in_flight(), 1);
+        reply(
+            &mut s,
+            &post_reply(
+                0,
+                r#"{"status":"err","response":"Invalid nonce: duplicate nonce 1700000000000"}"#,
+            ),
+        );
+        let f = fc.pop().unwrap();
+        assert_eq!((f.status, f.error_code), (FillStatus::Rejected, ERR_NONCE));
+        assert_eq!(copy_outcome(&f), CopyOutcome::Duplicate);
+        cp.push(HlCommand {
+            entry: 7,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        assert_eq!(s.counters().bad_commands, 1);
+    }
+
+    /// Every truncation and many byte flips of real replies: never a panic, never more than
+    /// one outcome per order.
+    #[test]
+    fn mutated_replies_never_panic_or_resolve_twice() {
+        let r = vectors_responses();
+        let mut seed = 0x0fed_cba9_8765_4321u64;
+        for g in [
+            post_reply(0, &r[1]),
+            post_reply(0, &r[0]),
+            post_reply(0, r#"{"status":"err","response":"Invalid nonce"}"#),
+        ] {
+            let (mut s, mut cp, mut fc) = session(1);
+            cp.push(HlCommand {
+                entry: 0,
+                void: false,
+            })
+            .unwrap();
+            poll(&mut s);
+            let bytes = g.as_bytes();
+            let mut variants: Vec<Vec<u8>> =
+                (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+            for _ in 0..2000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let mut v = bytes.to_vec();
+                let i = (seed as usize) % v.len();
+                v[i] = (seed >> 32) as u8;
+                variants.push(v);
+            }
+            let mut enc = FrameEncoder::new();
+            let mut buf = Vec::new();
+            for v in &variants {
+                s.on_message(v, 0, &mut Outbox::new(&mut enc, &mut buf), &mut |_| {})
+                    .unwrap();
+            }
+            let mut outcomes = 0;
+            while fc.pop().is_some() {
+                outcomes += 1;
+            }
+            assert!(outcomes <= 1, "{g}: {outcomes} outcomes");
+        }
+    }
+
+    #[test]
+    fn an_unanswered_order_is_voided_by_its_noop() {
+        let (mut s, mut cp, mut fc) = session(1);
+        cp.push(HlCommand {
+            entry: 0,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let posts = poll(&mut s);
+        assert_eq!(posts.len(), 1);
+        assert_eq!(posts[0]["id"], 1);
+        assert_eq!(posts[0]["request"]["payload"]["action"]["type"], "noop");
+        assert_eq!(s.counters().timeouts, 1);
+        reply(
+            &mut s,
+            &post_reply(1, r#"{"status":"ok","response":{"type":"default"}}"#),
+        );
+        let f = fc.pop().unwrap();
+        assert_eq!(f.status, FillStatus::NotFound);
+        assert_eq!(s.counters().voided, 1);
+        // The order's late reply (refused: its nonce went to the noop) changes nothing.
+        reply(
+            &mut s,
+            &post_reply(
+                0,
+                r#"{"status":"err","response":"Invalid nonce: duplicate nonce"}"#,
+            ),
+        );
+        assert!(fc.pop().is_none());
+    }
+}
