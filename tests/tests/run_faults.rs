@@ -34,6 +34,9 @@ fn keeps_hedging_through_drops_and_malformed_messages() {
     let mut cfg = base();
     cfg.sim.drop_every_msgs = Some(8_000);
     cfg.sim.malformed_rate = 0.002;
+    // A narrow band: hedges follow the market's drift within seconds even on a loaded machine
+    // (the test waits for one after a reconnection).
+    cfg.delta_band = 0.005;
     let run = start(&cfg, None).expect("starts");
     let p = run.pricer();
     let hedges = || p.hedges.load(Ordering::Relaxed);

@@ -21,7 +21,7 @@ pub mod race;
 pub mod router;
 mod tile;
 
-pub use tile::{ExecCounters, ExecTile, PaperExec};
+pub use tile::{ExecCounters, ExecTile, OrderSession, PaperExec};
 
 use keel_feeds::event::{Side, Venue};
 use keel_feeds::instrument::InstrumentId;

@@ -29,13 +29,33 @@ pub struct ExecCounters {
     pub disconnects: AtomicU64,
 }
 
+/// An order session the exec tile can drive and count.
+pub trait OrderSession: Session {
+    /// Orders written, replies matched and status queries sent so far.
+    fn sent_replies_queries(&self) -> (u64, u64, u64);
+}
+
+impl OrderSession for DeribitOrders {
+    fn sent_replies_queries(&self) -> (u64, u64, u64) {
+        let c = self.counters();
+        (c.sent, c.replies, c.queries)
+    }
+}
+
+impl OrderSession for super::binance::BinanceOrders {
+    fn sent_replies_queries(&self) -> (u64, u64, u64) {
+        let c = self.counters();
+        (c.sent, c.replies, c.queries)
+    }
+}
+
 /// Wraps the order session to publish its counters.
-struct Counted {
-    inner: DeribitOrders,
+struct Counted<S> {
+    inner: S,
     shared: Arc<ExecCounters>,
 }
 
-impl Session for Counted {
+impl<S: OrderSession> Session for Counted<S> {
     fn venue(&self) -> Venue {
         self.inner.venue()
     }
@@ -66,12 +86,12 @@ impl Session for Counted {
     }
 }
 
-impl Counted {
+impl<S: OrderSession> Counted<S> {
     fn publish(&self) {
-        let c = self.inner.counters();
-        self.shared.sent.store(c.sent, Ordering::Relaxed);
-        self.shared.outcomes.store(c.replies, Ordering::Relaxed);
-        self.shared.queries.store(c.queries, Ordering::Relaxed);
+        let (sent, replies, queries) = self.inner.sent_replies_queries();
+        self.shared.sent.store(sent, Ordering::Relaxed);
+        self.shared.outcomes.store(replies, Ordering::Relaxed);
+        self.shared.queries.store(queries, Ordering::Relaxed);
     }
 }
 
@@ -84,9 +104,9 @@ pub struct ExecTile {
 
 impl ExecTile {
     /// Connects (on the first step) to `config.url` with `orders` as the session.
-    pub fn new(
+    pub fn new<S: OrderSession + 'static>(
         config: ConnectionConfig,
-        orders: DeribitOrders,
+        orders: S,
     ) -> Result<(Self, Arc<ExecCounters>), TileError> {
         let shared = Arc::new(ExecCounters::default());
         let mut feed = FeedLoop::new().map_err(|e| TileError::new(format!("exec: {e}")))?;

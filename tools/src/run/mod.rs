@@ -53,7 +53,9 @@ use keel_feeds::session::{VenueSession, register};
 use keel_feeds::venues::BinanceMarket;
 
 use crate::run_config::{RunArgs, RunConfig, VenueConfig, resolve};
+use crate::sim::binance_orders::{BinanceAccount, OrderApiConfig};
 use crate::sim::{Faults, SimConfig, SimCredentials, SimHandle, SimVenue};
+use keel_engine::exec::binance::{BinanceCredentials, BinanceOrderConfig, BinanceOrders};
 
 /// Capacity of each feed → pricer ring (events).
 const FEED_RING: usize = 16_384;
@@ -226,11 +228,22 @@ fn start_sim(cfg: &RunConfig) -> Result<Option<SimHandle>> {
     // so the order session's authentication and the start-up reconciliation run for real.
     let mut secret = [0u8; 24];
     keel_feeds::net::rand::os_random_bytes(&mut secret);
+    let mut binance_secret = [0u8; 32];
+    keel_feeds::net::rand::os_random_bytes(&mut binance_secret);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let order_api = OrderApiConfig {
+        binance_account: Some(BinanceAccount::new(
+            &format!("keelrun{:016x}", keel_feeds::net::rand::os_seed()),
+            hex(&binance_secret).as_bytes(),
+        )),
+        ..OrderApiConfig::default()
+    };
     let sc = SimConfig {
+        order_api,
         listen: "127.0.0.1:0".parse().expect("literal address"),
         deribit_credentials: Some(SimCredentials {
             client_id: format!("keel-run-{:08x}", keel_feeds::net::rand::os_seed() as u32),
-            client_secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
+            client_secret: hex(&secret),
         }),
         seed: s.seed,
         rate: s.rate,
@@ -594,9 +607,8 @@ fn build(
                 },
             ],
         );
-        let (paper, _) = PaperExec::new(b_irx, b_ftx);
         exec_extra.push(Box::new(router));
-        exec_extra.push(Box::new(paper));
+        exec_extra.push(binance_exec(cfg, sim, &cfg.alt_hedges[0].1, b_irx, b_ftx)?);
         (d_irx, d_ftx)
     };
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
@@ -845,6 +857,63 @@ fn venue_of(name: &str) -> Venue {
         "eth" => Venue::Ethereum,
         _ => Venue::Deribit,
     }
+}
+
+/// Binance's USDⓈ-M WebSocket API, where live orders go.
+const BINANCE_WS_API: &str = "wss://ws-fapi.binance.com/ws-fapi/v1";
+
+/// The exec tile of the Binance route: the embedded venue's WebSocket API with its account, or
+/// Binance's with `--live` and `--binance-key-env`/`--binance-secret-env`; otherwise paper fills
+/// at the quote.
+fn binance_exec(
+    cfg: &RunConfig,
+    sim: Option<&SimHandle>,
+    symbol: &str,
+    intents: keel_engine::pipeline::ring::Consumer<keel_engine::exec::HedgeIntent>,
+    fills: keel_engine::pipeline::ring::Producer<keel_engine::exec::Fill>,
+) -> Result<Box<dyn Tile>> {
+    let (url, creds, ca) = match sim {
+        Some(s) => match s.binance_account() {
+            Some(a) => (
+                s.binance_api_url(),
+                BinanceCredentials::new(&a.api_key, &a.secret, "the embedded venue's account")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                None,
+            ),
+            None => return Ok(Box::new(PaperExec::new(intents, fills).0)),
+        },
+        None if cfg.live && cfg.binance.keys_present() => {
+            let (k, s) = (
+                cfg.binance.key_env.as_deref().unwrap_or_default(),
+                cfg.binance.secret_env.as_deref().unwrap_or_default(),
+            );
+            (
+                BINANCE_WS_API.to_string(),
+                BinanceCredentials::from_env(k, s)
+                    .map_err(|e| anyhow::anyhow!("--binance-key-env/--binance-secret-env: {e}"))?,
+                cfg.binance.ca_file.clone(),
+            )
+        }
+        None => return Ok(Box::new(PaperExec::new(intents, fills).0)),
+    };
+    let orders = BinanceOrders::new(
+        intents,
+        fills,
+        &creds,
+        BinanceOrderConfig {
+            symbol: symbol.to_string(),
+            qty_decimals: 3,
+            recv_window_ms: 5_000,
+            run_tag: clock::now_ns() / 1_000_000_000,
+            timeout_ns: cfg.binance.timeout_ms.max(1) * 1_000_000,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("Binance order session for {symbol}: {e}"))?;
+    let mut c = ConnectionConfig::new(&url).with_context(|| format!("Binance orders at {url}"))?;
+    c.ca_file = ca;
+    c.stale_after = Some(Duration::from_secs(30));
+    let (t, _) = ExecTile::new(c, orders).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Box::new(t))
 }
 
 /// At most `rate` hedges per second (none given: 10 per second).

@@ -474,6 +474,11 @@ impl SimHandle {
         self.config.deribit_credentials.as_ref()
     }
 
+    /// The Binance account the WebSocket API (`/ws-fapi/v1`) accepts, if any.
+    pub fn binance_account(&self) -> Option<&binance_orders::BinanceAccount> {
+        self.config.order_api.binance_account.as_ref()
+    }
+
     /// Gives the simulated account a position in `instrument` (Deribit units: USD for futures
     /// and the perpetual, coin for options; signed) at its current mark, as if it had been
     /// traded before this run — what `private/get_positions` reports until orders move it.
