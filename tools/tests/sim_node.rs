@@ -522,3 +522,51 @@ fn malformed_requests_get_errors_not_panics() {
     assert_eq!(body[1]["id"], 2);
     assert!(node.stats(0).unwrap().bad_requests >= 2);
 }
+
+#[test]
+fn the_keel_sim_binary_serves_the_node_and_builders() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--options",
+            "20",
+            "--node-port",
+            "0",
+            "--builders",
+            "1",
+            "--chain-id",
+            "5",
+            "--duration",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let mut urls = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("node: ") {
+            urls.push(u.to_owned());
+        }
+        if let Some(u) = line.strip_prefix("builder1: ") {
+            urls.push(u.to_owned());
+            break;
+        }
+    }
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    let mut rpc = Rpc::new(&urls);
+    assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x5");
+    assert_eq!(rpc.ok(1, "eth_chainId", json!([])), "0x5");
+}
