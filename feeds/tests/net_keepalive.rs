@@ -146,6 +146,8 @@ fn one_connection_many_requests_pipelined_and_chunked() {
             )
             .unwrap();
         assert_eq!(seq, i);
+        let sent = pool.conn(0).unwrap().sent_ns(seq).unwrap();
+        assert!(sent > 0, "a small request is written at once");
         drive(&mut pool, &mut seen, |s| responses(s) == i as usize);
     }
     // Eight pipelined at once (mixing Content-Length and chunked replies) come back in order.
