@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_engine::exec::evm::{EvmSigner, FLASHBOTS_SIGNATURE_HEADER, FlashbotsSigner};
-use keel_feeds::net::{HttpEvent, HttpPool, KeepAliveConfig, RequestError};
+use keel_feeds::net::{BackoffConfig, HttpEvent, HttpPool, Jitter, KeepAliveConfig, RequestError};
 use keel_tools::sim::node::{EndpointBehaviour, LatencyDist, NodeConfig, NodeHandle, NodeSim};
 use serde_json::{Value, json};
 
@@ -87,6 +87,12 @@ impl Rpc {
         for url in urls {
             let mut cfg = KeepAliveConfig::new(url).unwrap();
             cfg.request_timeout = Duration::from_millis(1500);
+            cfg.backoff = BackoffConfig {
+                base: Duration::from_millis(10),
+                cap: Duration::from_millis(50),
+                jitter: Jitter::Full,
+                reset_after: Duration::from_secs(60),
+            };
             pool.add(cfg).unwrap();
         }
         assert!(
@@ -480,7 +486,18 @@ fn malformed_requests_get_errors_not_panics() {
         s.write_all(raw).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") || !out.ends_with(b"}") {
+        // Until the head and its Content-Length body are in (or the server closes).
+        let complete = |out: &[u8]| {
+            let text = String::from_utf8_lossy(out);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                return false;
+            };
+            head.lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .is_some_and(|n| body.len() >= n)
+        };
+        while !complete(&out) {
             match s.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
