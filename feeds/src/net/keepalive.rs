@@ -69,6 +69,8 @@
 //!    with a [`RequestError`] (the first with the cause, the others with
 //!    [`RequestError::ConnectionLost`]), then [`HttpEvent::Down`] carries the full
 //!    [`KeepAliveError`].
+//!    A request written just as the server closes an idle connection fails the same way:
+//!    whether the server saw it is unknown, which a racing caller must treat as such.
 //! 3. A dropped connection reconnects in the background after a jittered [`Backoff`] (at once
 //!    after an orderly close by a server that had answered), and reports [`HttpEvent::Up`]
 //!    when warm again (TCP up and, for TLS, the handshake done).
@@ -346,8 +348,9 @@ pub enum HttpEvent<'a> {
         /// Why.
         error: RequestError,
     },
-    /// The connection went down (after its outstanding requests' `Failed` events); it
-    /// reconnects by itself unless stopped.
+    /// The connection went down (after its outstanding requests' `Failed` events), or its
+    /// first attempt failed; once per outage (see [`KeepAlive::last_error`] and
+    /// [`KeepAliveStats::failures`] for later attempts). It reconnects by itself unless stopped.
     Down {
         /// The connection.
         conn: usize,
@@ -511,6 +514,8 @@ pub struct KeepAlive {
     epoch: Instant,
     served_since_up: bool,
     up_at: Instant,
+    /// `Down` was reported and no `Up` since.
+    in_outage: bool,
     /// The server announced `Connection: close` or ended the stream after a response.
     closing: bool,
     last_error: Option<KeepAliveError>,
@@ -571,6 +576,7 @@ impl KeepAlive {
             epoch: now,
             served_since_up: false,
             up_at: now,
+            in_outage: false,
             closing: false,
             last_error: None,
             stats: KeepAliveStats::default(),
@@ -886,6 +892,7 @@ impl KeepAlive {
         self.backoff.note_up(self.up_at);
         self.stats.opens += 1;
         self.served_since_up = false;
+        self.in_outage = false;
         on(HttpEvent::Up {
             conn: self.conn(),
             opens: self.stats.opens,
@@ -1175,7 +1182,9 @@ impl KeepAlive {
             now + self.backoff.next_delay(now)
         };
         self.state = KeepAliveState::Waiting;
-        if was_up || !matches!(error, KeepAliveError::Shutdown) {
+        // Once per outage: failed reconnection attempts are counted, not reported again.
+        if !self.in_outage {
+            self.in_outage = true;
             on(HttpEvent::Down {
                 conn: self.conn(),
                 error: &error,
