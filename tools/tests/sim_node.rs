@@ -725,3 +725,18 @@ fn every_request_gets_exactly_one_outcome_under_faults() {
     );
     assert!(pool.conn(0).unwrap().stats().opens > 5);
 }
+
+#[test]
+fn absurd_content_length_is_refused_not_a_panic() {
+    let node = NodeSim::start(quiet()).unwrap();
+    let mut s = TcpStream::connect(node.addr(0).unwrap()).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n{}")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    // The server is still there.
+    let (_n, mut rpc) = (0, Rpc::new(&[node.node_url()]));
+    assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x1");
+}

@@ -347,7 +347,7 @@ impl Server {
                 );
                 return;
             }
-            if head_len + content_length > self.max_request {
+            if head_len.saturating_add(content_length) > self.max_request {
                 self.bad_request(c, 413, "request too large");
                 return;
             }
