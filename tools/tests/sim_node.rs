@@ -740,3 +740,80 @@ fn absurd_content_length_is_refused_not_a_panic() {
     let (_n, mut rpc) = (0, Rpc::new(&[node.node_url()]));
     assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x1");
 }
+
+/// Hostile input: seeded random bytes and mutations of valid requests (HTTP and JSON-RPC),
+/// each on its own connection, at the node and a builder; afterwards both still answer (a
+/// panic would have killed the server thread).
+#[test]
+fn hostile_requests_never_kill_the_server() {
+    let node = NodeSim::start(quiet()).unwrap();
+    let signed = EvmSigner::from_hex(KEY, "t").unwrap();
+    let raw = signed
+        .sign_eip1559(&keel_engine::exec::evm::Eip1559Fields {
+            chain_id: 1,
+            nonce: 0,
+            max_priority_fee_per_gas: 1,
+            max_fee_per_gas: 20_000_000_000,
+            gas_limit: 21_000,
+            to: None,
+            value: Default::default(),
+            data: Default::default(),
+            access_list: Default::default(),
+        })
+        .unwrap()
+        .raw;
+    let hex = keel_engine::exec::evm::Bytes::from(raw).to_string();
+    let seeds = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [hex]}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle", "params": [{"txs": [hex], "blockNumber": "0xffffffffffffffff"}]}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionCount", "params": [KEY_ADDRESS, "pending"]}).to_string(),
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": ["0x00"]}]).to_string(),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..300 {
+        let ep = i % 2;
+        let mut body = seeds[i % seeds.len()].clone().into_bytes();
+        for _ in 0..(next() % 6) {
+            let at = (next() as usize) % body.len();
+            match next() % 3 {
+                0 => body[at] = next() as u8,
+                1 => body.truncate(at),
+                _ => body.insert(at, b"\"[]{},:0x\\"[(next() % 10) as usize]),
+            }
+            if body.is_empty() {
+                body.push(b'{');
+            }
+        }
+        let head = match next() % 4 {
+            0 => format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()),
+            1 => format!(
+                "POST / HTTP/1.1\r\nX-Flashbots-Signature: {}:0x{}\r\nContent-Length: {}\r\n\r\n",
+                KEY_ADDRESS,
+                "ab".repeat((next() % 70) as usize),
+                body.len()
+            ),
+            2 => format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", next() % 64),
+            _ => String::from_utf8_lossy(
+                &(0..(next() % 40)).map(|_| next() as u8).collect::<Vec<_>>(),
+            )
+            .into_owned(),
+        };
+        let mut s = TcpStream::connect(node.addr(ep).unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+        let _ = s.read(&mut [0u8; 1024]);
+    }
+    let mut urls = vec![node.node_url()];
+    urls.extend(node.builder_urls());
+    let mut rpc = Rpc::new(&urls);
+    assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x1");
+    assert_eq!(rpc.ok(1, "eth_chainId", json!([])), "0x1");
+}
