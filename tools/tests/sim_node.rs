@@ -256,9 +256,13 @@ fn one_acceptance_per_nonce_across_node_and_builders() {
         (1, Rpc::request(&body, None)),
         (2, Rpc::request(&body, Some(&good))),
     ]);
-    for o in &out[..2] {
+    for (o, text) in out[..2]
+        .iter()
+        .zip(["error in signature check 0x", "missing X-Flashbots"])
+    {
         assert!(
-            matches!(o, Outcome::Reply(403, v) if v["error"]["code"] == -32600),
+            matches!(o, Outcome::Reply(403, v) if v["error"]["code"] == -32600
+                && v["error"]["message"].as_str().is_some_and(|m| m.starts_with(text))),
             "{o:?}"
         );
     }
