@@ -821,3 +821,34 @@ fn hostile_requests_never_kill_the_server() {
     assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x1");
     assert_eq!(rpc.ok(1, "eth_chainId", json!([])), "0x1");
 }
+
+/// Ten requests pipelined on one connection, each held for a random latency: the replies
+/// come back in request order (the server never lets a short delay overtake a long one).
+#[test]
+fn pipelined_replies_keep_request_order_under_random_latency() {
+    let mut cfg = quiet();
+    cfg.builders = 0;
+    cfg.set_all(EndpointBehaviour {
+        latency: LatencyDist::Uniform(0, 20_000),
+        ..Default::default()
+    });
+    let (node, mut rpc) = start(cfg);
+    let requests: Vec<(usize, Vec<u8>)> = (0..10)
+        .map(|id| {
+            let body =
+                json!({"jsonrpc": "2.0", "id": id, "method": "eth_blockNumber", "params": []})
+                    .to_string();
+            (0, Rpc::request(&body, None))
+        })
+        .collect();
+    let out = rpc.many(&requests);
+    let ids: Vec<i64> = out
+        .iter()
+        .map(|o| match o {
+            Outcome::Reply(200, v) => v["id"].as_i64().unwrap(),
+            o => panic!("{o:?}"),
+        })
+        .collect();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    assert_eq!(node.stats(0).unwrap().connections, 1);
+}
