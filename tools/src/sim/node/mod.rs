@@ -28,6 +28,7 @@
 //! HTTP gets 400 and a close, malformed JSON -32700, unknown methods -32601).
 
 pub mod chain;
+pub mod cli;
 mod server;
 
 use std::net::SocketAddr;
