@@ -852,3 +852,42 @@ fn pipelined_replies_keep_request_order_under_random_latency() {
     assert_eq!(ids, (0..10).collect::<Vec<_>>());
     assert_eq!(node.stats(0).unwrap().connections, 1);
 }
+
+/// With a funded set, a tampered signature (one byte of r flipped) recovers to a stranger or to
+/// nobody: refused, and the real sender's nonce is untouched; the untampered bytes land.
+#[test]
+fn a_tampered_signature_is_refused() {
+    let signed = eth_account_sign(&[(1, 0)]);
+    let mut cfg = quiet();
+    cfg.funded = vec![KEY_ADDRESS.parse().unwrap()];
+    let (node, mut rpc) = start(cfg);
+    let good = &signed[0].0;
+    let mut bytes: Vec<u8> = (2..good.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&good[i..i + 2], 16).unwrap())
+        .collect();
+    let at = bytes.len() - 40; // inside r (the last 66 bytes are 0xa0 r 0xa0 s)
+    bytes[at] ^= 0x01;
+    let tampered: String = std::iter::once("0x".to_string())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let (_, code, msg) = rpc.err(0, "eth_sendRawTransaction", json!([tampered]));
+    assert_eq!(code, -32000);
+    assert!(
+        msg.starts_with("insufficient funds") || msg.contains("signature"),
+        "{msg}"
+    );
+    assert_eq!(
+        rpc.ok(
+            0,
+            "eth_getTransactionCount",
+            json!([KEY_ADDRESS, "pending"])
+        ),
+        "0x0"
+    );
+    assert_eq!(
+        rpc.ok(0, "eth_sendRawTransaction", json!([good])),
+        signed[0].1
+    );
+    assert_eq!(node.stats(0).unwrap().rejected, 1);
+}

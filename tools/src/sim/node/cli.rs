@@ -88,6 +88,10 @@ pub struct NodeArgs {
     /// (e.g. builder2:latency=uniform:200..900,reset=0.05).
     #[arg(long, value_name = "SPEC", help_heading = "JSON-RPC node and builders")]
     pub rpc_endpoint: Vec<String>,
+    /// Only this sender has funds (repeatable; default: every sender): a transaction whose
+    /// signature recovers to anyone else is refused with geth's "insufficient funds".
+    #[arg(long, value_name = "ADDR", help_heading = "JSON-RPC node and builders")]
+    pub funded: Vec<String>,
 }
 
 impl NodeArgs {
@@ -114,6 +118,11 @@ impl NodeArgs {
             block_time: Duration::from_millis(self.block_time_ms),
             base_fee: keel_engine::exec::evm::parse::gwei("--base-fee-gwei", &self.base_fee_gwei)?,
             seed,
+            funded: self
+                .funded
+                .iter()
+                .map(|a| keel_engine::exec::evm::parse::address("--funded", a))
+                .collect::<Result<_, _>>()?,
             ..NodeConfig::default()
         };
         cfg.set_all(all);
@@ -213,6 +222,7 @@ mod tests {
             ("--rpc-latency-us", "gauss:5", "gauss:5"),
             ("--rpc-error-rate", "1.5", "rpc-error-rate"),
             ("--base-fee-gwei", "ten", "ten"),
+            ("--funded", "0x12", "0x12"),
         ] {
             let a = SimArgs::parse_from(["keel-sim", "--node-port", "0", flag, value]);
             let e = format!("{:#}", a.node.config(ip, 1).unwrap_err());
