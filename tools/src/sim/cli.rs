@@ -31,7 +31,11 @@ use super::{Faults, SimConfig, SimCredentials, SimStats, SimVenue};
         btcusdt@depth@100ms, btcusdt@aggTrade, btcusdt@markPrice[@1s]\n  \
         ws://ADDR/stream?streams=a/b    Binance combined streams ({\"stream\",\"data\"})\n  \
         http://ADDR/fapi/v1/depth?symbol=BTCUSDT&limit=N   Binance REST depth snapshot (plain HTTP/1.1 on\n                                  \
-        the same port; also /api/v3/depth): lastUpdateId from the venue-wide depth sequence\n\n\
+        the same port; also /api/v3/depth): lastUpdateId from the venue-wide depth sequence\n  \
+        http://IP:NODE_PORT/            with --node-port: mock Ethereum JSON-RPC node (eth_sendRawTransaction,\n                                  \
+        eth_getTransactionCount, eth_blockNumber, eth_chainId, eth_getTransactionReceipt); builders\n                                  \
+        on their own ports add eth_sendBundle and require X-Flashbots-Signature; one shared chain:\n                                  \
+        the first transaction per (sender, nonce) is accepted, later copies refused as geth does\n\n\
         Every data object carries \"sim_send_ns\" (ns since the Unix epoch when the message was rendered).\n\
         On start, prints 'keel-sim listening on ADDR' to standard output.\n\n\
         Example: keel-sim --listen 127.0.0.1:8765 --rate 50000 --fragment 3 --drop-every-secs 30"
@@ -40,6 +44,9 @@ pub struct SimArgs {
     /// Address to listen on (port 0 picks a free port, printed on start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     pub listen: SocketAddr,
+    /// The mock JSON-RPC node and builders (see [`super::node::cli`]).
+    #[command(flatten)]
+    pub node: super::node::cli::NodeArgs,
     /// Seed of the simulated market and of the faults' randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -276,7 +283,9 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         .map(|v| secs("stats-every", v))
         .transpose()?;
     let duration = args.duration.map(|v| secs("duration", v)).transpose()?;
+    let node_config = args.node.config(args.listen.ip(), args.seed)?;
     let mut sim = SimVenue::start(config)?;
+    let mut node = node_config.map(super::node::NodeSim::start).transpose()?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "keel-sim listening on {}", sim.addr())?;
@@ -289,6 +298,12 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
             sim.chain().expiries.len(),
             sim.chain().futures.len()
         )?;
+        if let Some(node) = &node {
+            writeln!(out, "node: {}", node.node_url())?;
+            for (k, url) in node.builder_urls().iter().enumerate() {
+                writeln!(out, "builder{}: {url}", k + 1)?;
+            }
+        }
         out.flush()?;
     }
     let start = Instant::now();
@@ -302,12 +317,27 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
             && now >= at
         {
             eprintln!("{}", stats_line(&sim.stats(), now.duration_since(start)));
+            if let Some(node) = &node {
+                eprintln!("{}", super::node::cli::node_line(&node.total()));
+            }
             next_stats = Some(at + every.max(Duration::from_millis(100)));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     sim.stop();
     eprintln!("{}", stats_line(&sim.stats(), start.elapsed()));
+    if let Some(node) = node.as_mut() {
+        node.stop();
+        for k in 0..=args.node.builders {
+            if let Some(s) = node.stats(k) {
+                eprintln!(
+                    "{}: {}",
+                    super::node::endpoint_name(k),
+                    super::node::cli::node_line(&s)
+                );
+            }
+        }
+    }
     Ok(())
 }
 
