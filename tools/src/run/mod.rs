@@ -119,6 +119,11 @@ impl Running {
     pub fn stop_flag(&self) -> &StopFlag {
         &self.stop
     }
+    /// The telemetry tile's published latencies (and, after [`Self::finish`], the hedge log of
+    /// [`start_on`]).
+    pub fn telemetry(&self) -> &TelemetryHandle {
+        &self.built.telemetry
+    }
     /// One line saying what runs where.
     pub fn banner(&self) -> String {
         let b = &self.built;
@@ -177,10 +182,31 @@ pub fn start(cfg: &RunConfig, wrap: Option<TileWrap<'_>>) -> Result<Running> {
     let stop = StopFlag::new();
     let sim = start_sim(cfg)?;
     let started = Instant::now();
-    let built = build(cfg, sim.as_ref(), &stop, wrap)?;
+    let built = build(cfg, sim.as_ref(), &stop, wrap, 0)?;
     Ok(Running {
         built,
         sim,
+        stop,
+        started,
+    })
+}
+
+/// Like [`start`] on a simulated venue the caller started and keeps (`keel-bench e2e`: it
+/// configures the stream, connects its rival to the same venue and reads the venue's order
+/// receipts after the run); `cfg.sim` is ignored. `hedge_log` > 0 keeps the whole trace of that
+/// many sent hedges ([`TelemetryHandle::hedge_traces`] after [`Running::finish`]).
+pub fn start_on(
+    cfg: &RunConfig,
+    sim: &SimHandle,
+    wrap: Option<TileWrap<'_>>,
+    hedge_log: usize,
+) -> Result<Running> {
+    let stop = StopFlag::new();
+    let started = Instant::now();
+    let built = build(cfg, Some(sim), &stop, wrap, hedge_log)?;
+    Ok(Running {
+        built,
+        sim: None,
         stop,
         started,
     })
@@ -230,6 +256,7 @@ fn build(
     sim: Option<&SimHandle>,
     stop: &StopFlag,
     wrap: Option<TileWrap<'_>>,
+    hedge_log: usize,
 ) -> Result<Built> {
     let underlying = cfg.underlying.to_ascii_uppercase();
     let deribit_url = match sim {
@@ -560,6 +587,7 @@ fn build(
         PricerTile::new(market, book, pricer_cfg, rings).context("risk limits")?;
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
+    let telemetry = telemetry.with_hedge_log(hedge_log);
 
     // Threads.
     let cores = available_cores();

@@ -965,8 +965,10 @@ impl Conn {
             let Some(i) = self.next_due(now) else {
                 break;
             };
+            let rate_only = self.shared.config.rate_only;
             if let Some(sub) = self.subs.get_mut(i)
                 && let Some(iv) = sub.interval
+                && !(rate_only && iv <= Duration::from_millis(100))
             {
                 // Keep the cadence, but never accumulate a burst after a stall.
                 let next = sub.next_due + iv;

@@ -66,6 +66,7 @@ use keel_engine::sim::VolSurface;
 
 pub use chain::{Chain, ChainSpec, InstrumentRef};
 pub use market::{MarketParams, MarketSnapshot, OptionQuote};
+pub use orders::OrderReceipt;
 
 /// A configuration value out of range, or a start-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,11 @@ pub struct SimConfig {
     pub enforce_heartbeat: bool,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
+    /// Bench stream mode: channels with an interval of 100 ms or less (`ticker.X.100ms`,
+    /// `book.X.100ms`, the index) are paced by `rate` alone, like `raw` channels, so one
+    /// connection carries `rate` messages per second whatever the chain's size (`keel-bench
+    /// e2e`'s rate sweeps). Not Deribit's behaviour; off by default.
+    pub rate_only: bool,
     /// Fault injection.
     pub faults: Faults,
 }
@@ -190,6 +196,7 @@ impl Default for SimConfig {
             min_heartbeat: Duration::from_secs(10),
             enforce_heartbeat: true,
             max_connections: 256,
+            rate_only: false,
             faults: Faults::default(),
         }
     }
@@ -382,13 +389,14 @@ impl SimVenue {
                 })?
         };
         let depth_book = Arc::new(depth::DepthVenue::new(config.seed));
+        let orders = Arc::new(orders::OrderDesk::default());
         let ctx = conn::Shared {
             chain: chain.clone(),
             market: shared.clone(),
             config: Arc::new(config),
             stop: stop.clone(),
             counters: counters.clone(),
-            orders: Arc::new(orders::OrderDesk::default()),
+            orders: orders.clone(),
             depth: depth_book,
         };
         let acceptor = std::thread::Builder::new()
@@ -413,6 +421,7 @@ impl SimVenue {
             counters,
             chain,
             market: shared,
+            orders,
         })
     }
 }
@@ -426,6 +435,7 @@ pub struct SimHandle {
     counters: Arc<Counters>,
     chain: Arc<Chain>,
     market: Arc<market::SharedMarket>,
+    orders: Arc<orders::OrderDesk>,
 }
 
 impl SimHandle {
@@ -454,6 +464,12 @@ impl SimHandle {
         let mut s = MarketSnapshot::default();
         self.market.refresh(0, &mut s);
         s
+    }
+
+    /// When each accepted order's request frame was read, in arrival order (the first
+    /// [`orders::MAX_RECEIPTS`]).
+    pub fn order_receipts(&self) -> Vec<OrderReceipt> {
+        self.orders.receipts()
     }
 
     /// Counters so far.

@@ -258,6 +258,7 @@ const UNDERLYING: u64 = word(b"underlying_price");
 const INDEX_PRICE: u64 = word(b"index_price");
 const CURRENT_FUNDING: u64 = word(b"current_funding");
 const GREEKS: u64 = word(b"greeks");
+const SIM_SEND_NS: u64 = word(b"sim_send_ns");
 
 /// The ticker's `data` object, whose `{` is the next structural after `from`; returns its
 /// fields and the offset just past its `}`.
@@ -283,6 +284,18 @@ fn data<'a>(
                 let (tok, more) = w.scalar(v, &mut at)?;
                 f.ts_ms = Some(digits(tok)?);
                 slots.set(field::TIMESTAMP, val - 1);
+                if more {
+                    continue;
+                }
+                break;
+            }
+            // keel-sim's send time (never in real Deribit messages: one more arm, no cost).
+            (11, SIM_SEND_NS) if key == b"sim_send_ns" => {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                let (tok, more) = w.scalar(v, &mut at)?;
+                f.send_ns = Some(digits(tok)?);
                 if more {
                     continue;
                 }
