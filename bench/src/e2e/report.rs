@@ -375,10 +375,12 @@ fn plot(
     } else {
         (0.1, 1e6)
     };
+    // Whole decades of the percentile axis (90 %, 99 %, 99.9 %, ...) fall on the ticks.
     let x1 = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.0))
-        .fold(3.0, f64::max);
+        .fold(3.0, f64::max)
+        .ceil();
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     let draw = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| draw(&e))?;
@@ -403,7 +405,15 @@ fn plot(
         .configure_mesh()
         .x_desc("percentile (the last point of each line is the maximum)")
         .y_desc("latency, µs (log scale)")
-        .x_labels(8)
+        .x_labels(x1 as usize + 1)
+        .y_labels(12)
+        .y_label_formatter(&|y| {
+            if *y >= 1.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.2}")
+            }
+        })
         .x_label_formatter(&|x| percent_label(*x))
         .draw()
         .map_err(|e| draw(&e))?;
