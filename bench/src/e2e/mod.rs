@@ -98,7 +98,8 @@ enum Sweep {
 const HEDGE_LOG: usize = 1 << 20;
 
 pub fn run(a: &Args) -> Result<()> {
-    if !(a.duration > 0.0 && a.duration.is_finite()) || !(a.warmup >= 0.0 && a.warmup.is_finite()) {
+    let ok = a.duration > 0.0 && a.duration.is_finite() && a.warmup >= 0.0 && a.warmup.is_finite();
+    if !ok {
         bail!("--duration must be > 0 and --warmup ≥ 0 seconds");
     }
     if a.every == 0 {

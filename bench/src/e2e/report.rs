@@ -339,7 +339,9 @@ fn plot(
     }
     let keel_color = RGBColor(200, 30, 45);
     let conv_color = RGBColor(40, 80, 190);
-    let mut series: Vec<(&str, Vec<(f64, f64)>, RGBColor, u32)> = vec![
+    // (name, points, colour, line width)
+    type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, u32);
+    let mut series: Vec<Series> = vec![
         (
             "Keel tick-to-trade",
             percentile_points(&k.t2t),
