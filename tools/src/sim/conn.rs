@@ -745,10 +745,23 @@ impl Conn {
             wait = wait.min(due.saturating_duration_since(now));
         }
         if wait >= Duration::from_micros(20) {
-            std::thread::sleep(wait);
+            self.wait_for_client(wait);
         } else {
             std::thread::yield_now();
         }
+    }
+
+    /// Sleeps up to `wait`, waking as soon as the client sends something (a blocking `peek`
+    /// with a timeout), so a request (an order) is read when it arrives, not when the sleep
+    /// ends: `sim_recv_ns` then measures the wire, not this loop's idle sleep.
+    fn wait_for_client(&self, wait: Duration) {
+        let tcp = &self.ws.get_ref().tcp;
+        if tcp.set_nonblocking(false).is_ok() && tcp.set_read_timeout(Some(wait)).is_ok() {
+            let _ = tcp.peek(&mut [0u8; 1]);
+        } else {
+            std::thread::sleep(wait);
+        }
+        let _ = tcp.set_nonblocking(true);
     }
 
     /// Closes: a WebSocket close frame (unless `abrupt`), a short wait for the client's reply,
