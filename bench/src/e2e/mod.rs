@@ -45,9 +45,9 @@ pub struct Args {
     /// Hedge on every N-th decision (Keel: the `every:N` trigger; rival: every N-th reprice).
     #[arg(long, default_value_t = 10, value_name = "N")]
     every: u64,
-    /// Keel's topology: `fused` (feed and pricer on one thread) or `dedicated` (a thread per
-    /// tile) [default: fused below 4 cores].
-    #[arg(long, value_name = "dedicated|fused")]
+    /// Keel's topology: `fused` (feed and pricer on one thread), `single` (feed, pricer and
+    /// exec on one thread) or `dedicated` (a thread per tile) [default: fused below 4 cores].
+    #[arg(long, value_name = "dedicated|fused|single")]
     topology: Option<String>,
     /// Keel's pins, as `keel run --pin` (e.g. `feed=0,pricer=1,exec=0`); none by default.
     #[arg(long, value_name = "SPEC")]

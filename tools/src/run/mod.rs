@@ -10,7 +10,7 @@
 //!
 //! Threads: feed (one per pin group of venue connections), pricer, exec and telemetry tiles
 //! ([`keel_engine::pipeline`]); `--topology fused` runs the first feed and the pricer on one
-//! thread. This module builds them, runs the status loop on the main thread, and prints the
+//! thread, `--topology single` the feed, the pricer and the exec tile. This module builds them, runs the status loop on the main thread, and prints the
 //! summary; it is start-up and reporting code and allocates freely.
 
 mod instruments;
@@ -622,14 +622,18 @@ fn build(
         }
     };
     let mut pricer_box: Option<Box<dyn Tile>> = Some(Box::new(pricer));
-    if topology == Topology::Fused
+    let mut exec_box: Option<Box<dyn Tile>> = Some(exec_tile);
+    if matches!(topology, Topology::Fused | Topology::Single)
         && let Some((vpin, first)) = feed_iter.next()
     {
         let core = vpin.or(pin.feed).or(pin.pricer);
-        let tiles: Vec<Box<dyn Tile>> = vec![
+        let mut tiles: Vec<Box<dyn Tile>> = vec![
             wrapped(Box::new(first)),
             wrapped(pricer_box.take().expect("pricer once")),
         ];
+        if topology == Topology::Single {
+            tiles.push(wrapped(exec_box.take().expect("exec once")));
+        }
         threads.push(spawn(tiles, spec(core, wait.feed), policy, stop.clone())?);
     }
     for (vpin, t) in feed_iter {
@@ -649,12 +653,14 @@ fn build(
             stop.clone(),
         )?);
     }
-    threads.push(spawn(
-        vec![wrapped(exec_tile)],
-        spec(pin.exec, wait.exec),
-        policy,
-        stop.clone(),
-    )?);
+    if let Some(e) = exec_box {
+        threads.push(spawn(
+            vec![wrapped(e)],
+            spec(pin.exec, wait.exec),
+            policy,
+            stop.clone(),
+        )?);
+    }
     threads.push(spawn(
         vec![Box::new(telemetry)],
         spec(pin.telemetry, wait.telemetry),

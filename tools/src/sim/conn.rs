@@ -47,6 +47,9 @@ pub(crate) struct Shared {
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
 const MAX_IDLE: Duration = Duration::from_millis(2);
+/// Idle sleep of a connection with no data subscription (an order session): bounds how late
+/// an order is read after it arrives (`sim_recv_ns`, wire-to-wire latency).
+const REQUEST_POLL: Duration = Duration::from_micros(25);
 /// Output backlog (bytes not yet accepted by the socket) above which streaming pauses.
 const MAX_BACKLOG: usize = 4 << 20;
 /// Output backlog at which the client counts as too slow (it also sends requests without
@@ -744,24 +747,17 @@ impl Conn {
         if let Some(&(due, _)) = self.delay_marks.front() {
             wait = wait.min(due.saturating_duration_since(now));
         }
+        if self.subs.is_empty() {
+            // A request-only connection (an order session): look again soon, so an order is
+            // read (and stamped `sim_recv_ns`) within ~REQUEST_POLL of its arrival, not after
+            // a whole idle sleep.
+            wait = wait.min(REQUEST_POLL);
+        }
         if wait >= Duration::from_micros(20) {
-            self.wait_for_client(wait);
+            std::thread::sleep(wait);
         } else {
             std::thread::yield_now();
         }
-    }
-
-    /// Sleeps up to `wait`, waking as soon as the client sends something (a blocking `peek`
-    /// with a timeout), so a request (an order) is read when it arrives, not when the sleep
-    /// ends: `sim_recv_ns` then measures the wire, not this loop's idle sleep.
-    fn wait_for_client(&self, wait: Duration) {
-        let tcp = &self.ws.get_ref().tcp;
-        if tcp.set_nonblocking(false).is_ok() && tcp.set_read_timeout(Some(wait)).is_ok() {
-            let _ = tcp.peek(&mut [0u8; 1]);
-        } else {
-            std::thread::sleep(wait);
-        }
-        let _ = tcp.set_nonblocking(true);
     }
 
     /// Closes: a WebSocket close frame (unless `abrupt`), a short wait for the client's reply,
