@@ -119,12 +119,6 @@ impl Dist {
             self.max() as f64 / 1e3,
             self.h.len()
         );
-        let _ = writeln!(
-            s,
-            "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-            self.h.buckets(),
-            self.h.distinct_values()
-        );
         s
     }
 }
