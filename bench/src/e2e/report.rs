@@ -709,7 +709,7 @@ pub fn sweep_table(rows: &[SweepRow], m: &Machine, a: &Args) -> String {
     }
     let _ = writeln!(
         out,
-        "ticks/s: messages the pricer took; folded: price-moving ticks folded into a later reprice (conflation)"
+        "ticks/s: events the pricer took (an option ticker is two: its quote and the venue's Greeks); folded: price-moving events folded into a later reprice (conflation); a run without hedges was held by a data guard"
     );
     out
 }
