@@ -706,6 +706,35 @@ mod tests {
     }
 
     #[test]
+    fn every_fires_on_every_nth_decision_even_on_the_target() {
+        let trig = one("every:3");
+        assert_eq!(trig, [Trigger::Every { decisions: 3 }]);
+        assert_eq!(trig[0].to_string(), "every:3");
+        for bad in ["every:0", "every:1.5", "every:-2", "every:"] {
+            assert!(parse_policy(bad).is_err(), "{bad}");
+        }
+        let mut st = TriggerState::new(&trig);
+        let legs = written(100.0, 100.0, 0.5, 0.2, 0.0);
+        let off = ctx_of(&legs, 0.3, 0.0);
+        let fired: Vec<bool> = (0..6)
+            .map(|_| decide(&trig, &mut st, &off).is_some())
+            .collect();
+        assert_eq!(fired, [false, false, true, false, false, true]);
+        // On the target: no trade from `decide`, but `every_fired` tells the caller to send
+        // its one lot.
+        let on = HedgeContext {
+            hedge: off.target(),
+            ..off
+        };
+        let flags: Vec<(bool, bool)> = (0..3)
+            .map(|_| (decide(&trig, &mut st, &on).is_some(), st.every_fired()))
+            .collect();
+        assert_eq!(flags, [(false, false), (false, false), (false, true)]);
+        st.reset();
+        assert!(!st.every_fired());
+    }
+
+    #[test]
     fn time_fires_at_open_then_every_interval_since_the_last_hedge() {
         let trig = one("time:1w");
         let mut st = TriggerState::new(&trig);
