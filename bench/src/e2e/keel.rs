@@ -100,6 +100,7 @@ fn config(a: &Args) -> Result<keel_tools::run_config::RunConfig> {
         ("--topology", &a.topology),
         ("--pin", &a.pin),
         ("--wait", &a.wait),
+        ("--stale-after", &a.stale_after),
     ] {
         if let Some(v) = v {
             argv.push(flag.to_string());

@@ -55,6 +55,11 @@ pub struct Args {
     /// Keel's wait strategies, as `keel run --wait` [default: spin-yield, telemetry park].
     #[arg(long, value_name = "SPEC")]
     wait: Option<String>,
+    /// Keel's `--stale-after` (market data older than this holds hedging) [default: keel run's,
+    /// 2 s]. Large books at modest rates refresh each option rarely on one round-robin stream:
+    /// the book sweep raises it so the guard does not hold every hedge.
+    #[arg(long, value_name = "DURATION")]
+    stale_after: Option<String>,
     /// When the conventional stack runs: beside Keel on the same stream (`concurrent`),
     /// on a fresh stream after Keel (`after`: the two never share the CPU), or not at all.
     #[arg(long, value_enum, default_value_t = RivalMode::Concurrent)]
