@@ -1,7 +1,8 @@
 //! `keel-bench`: Keel's benchmark harness. Each bench runs the competing implementations in one
 //! process on the same inputs and prints them side by side (a table, or one JSON object with
-//! `--json`). Later issues add `exec` and `e2e`.
+//! `--json`). A later issue adds `exec`.
 
+mod e2e;
 mod greeks;
 mod parse;
 mod ring;
@@ -34,6 +35,11 @@ enum Bench {
     /// SPSC ring hop between two pinned cores: one-way latency percentiles and throughput of
     /// Keel's ring beside crossbeam's ArrayQueue and channel and std's sync_channel.
     Ring(ring::Args),
+    /// End-to-end tick-to-trade on loopback: Keel's real pipeline and a conventional stack
+    /// (tokio-tungstenite, serde_json, a channel, scalar Black-Scholes, a serde_json order) on
+    /// the same keel-sim stream; percentiles, per-stage breakdown, .hgrm files, an SVG plot,
+    /// and sweeps over book size and tick rate.
+    E2e(e2e::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
         Bench::Greeks(a) => greeks::run(&a),
         Bench::Parse(a) => parse::run(&a),
         Bench::Ring(a) => ring::run(&a),
+        Bench::E2e(a) => e2e::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,8 +7,9 @@ use keel_feeds::event::MarketEvent;
 use std::mem::{align_of, size_of};
 
 #[test]
-fn tick_trace_is_six_timestamps() {
-    assert_eq!(size_of::<TickTrace>(), 48);
+fn tick_trace_is_seven_timestamps() {
+    // Six local stage stamps and the venue's time of the tick.
+    assert_eq!(size_of::<TickTrace>(), 56);
     assert_eq!(align_of::<TickTrace>(), 8);
 }
 

@@ -46,6 +46,7 @@ fn the_hot_path_does_not_allocate() {
                 priced_ns: 1_300 + 2 * i,
                 decided_ns: 1_400 + 3 * i,
                 sent_ns: 1_500 + 4 * i,
+                venue_ns: 900 + i,
             };
             tp.push_spin(t, &mut waiter).unwrap();
             if let Some(t) = tc.pop() {

@@ -239,6 +239,38 @@ fn values_are_read_from_learned_shapes() {
 }
 
 #[test]
+fn keel_sims_send_stamp_is_the_venue_time_on_every_path() {
+    // keel-sim adds `sim_send_ns` (the same instant as `timestamp`, in ns): both stages of the
+    // fast path and the general path take it as the event's venue time; a stamp from another
+    // millisecond is ignored (the `timestamp` stays the truth).
+    let reg = reg();
+    let ticker = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let stamped = |send_ns: u64| {
+        ticker.replace(
+            "\"timestamp\":1752057345721",
+            &format!("\"timestamp\":1752057345721,\"sim_send_ns\":{send_ns}"),
+        )
+    };
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    let mut d = DeribitParser::new(&reg);
+    for (send_ns, want) in [
+        (1_752_057_345_721_123_456, 1_752_057_345_721_123_456),
+        (1_752_057_345_721_999_999, 1_752_057_345_721_999_999),
+        (1_752_057_345_722_000_001, 1_752_057_345_721_000_000),
+        (1_752_057_345_721_000_042, 1_752_057_345_721_000_042),
+    ] {
+        let msg = stamped(send_ns);
+        // Twice: the walk, then the shape it learned.
+        for _ in 0..2 {
+            let mut evs = Vec::new();
+            d.parse(msg.as_bytes(), 1, &mut |e| evs.push(e)).unwrap();
+            assert_eq!(evs[0].exchange_ts_ns, want, "{send_ns}");
+            assert!(same(&mut f, &mut g, msg.as_bytes()));
+        }
+    }
+}
+
+#[test]
 fn random_mutations_agree_with_the_general_path() {
     let reg = reg();
     let corpus = tickers();

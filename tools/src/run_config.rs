@@ -775,9 +775,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Hedging")]
     pub positions: Option<PathBuf>,
 
-    /// dedicated (a thread per stage) or fused (feed and pricer on one thread) [default: from
-    /// the cores available].
-    #[arg(long, value_name = "dedicated|fused", help_heading = "Threads")]
+    /// dedicated (a thread per stage), fused (feed and pricer on one thread) or single (feed,
+    /// pricer and exec on one thread) [default: from the cores available].
+    #[arg(long, value_name = "dedicated|fused|single", help_heading = "Threads")]
     pub topology: Option<String>,
     /// Cores of the stages, e.g. feed=2,pricer=3,exec=4 (stages: feed, pricer, exec, telemetry).
     #[arg(long, value_name = "STAGE=CORE,...", help_heading = "Threads")]
@@ -1561,8 +1561,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     }
     if let Some(g) = l.pick(&args.topology, "--topology", |f| &f.topology, "topology") {
         cfg.topology = Some(g.check(
-            |t| t == "dedicated" || t == "fused",
-            "must be dedicated or fused",
+            |t| t == "dedicated" || t == "fused" || t == "single",
+            "must be dedicated, fused or single",
         )?);
     }
     if let Some(g) = l.pick(&args.pin, "--pin", |f| &f.pin, "pin") {
@@ -1696,14 +1696,18 @@ fn resolve_venue(l: &Layers<'_>, venue: &'static str, f: &VenueFlags) -> Result<
 /// Checks that span settings: venue pins against stage pins, the underlying on the simulated
 /// venue; and fills the default hedge instrument.
 fn check_across(cfg: &mut RunConfig) -> Result<()> {
-    let fused = cfg.topology.as_deref() == Some("fused");
+    let fused = matches!(cfg.topology.as_deref(), Some("fused" | "single"));
+    let single = cfg.topology.as_deref() == Some("single");
     let pins = cfg.pins();
     for (venue, v) in cfg.venues() {
         let Some(core) = v.pin else { continue };
         // A venue's connection runs on the feed thread (the pricer's too when fused): any other
         // stage's core is taken.
         let clash = pins.iter().find(|&&(stage, c)| {
-            c == core && !(stage == Stage::Feed || fused && stage == Stage::Pricer)
+            c == core
+                && !(stage == Stage::Feed
+                    || fused && stage == Stage::Pricer
+                    || single && stage == Stage::Exec)
         });
         if let Some((stage, _)) = clash {
             bail!(

@@ -59,6 +59,39 @@ fn run_on_the_embedded_venue_prints_a_json_summary() {
 }
 
 #[test]
+fn single_topology_hedges_every_nth_decision_through_the_exec_tile() {
+    // Feed, pricer and exec on one thread, and the bench trigger `every:N`: orders reach
+    // keel-sim's order endpoint and come back as fills.
+    let out = keel()
+        .args([
+            "run",
+            "--duration",
+            "3s",
+            "--json",
+            "--dev",
+            "--topology",
+            "single",
+            "--policy",
+            "every:5",
+            "--max-hedges-per-min",
+            "100000",
+            "--deribit-rate-limit",
+            "100000",
+            "--sim-options",
+            "100",
+        ])
+        .output()
+        .expect("keel runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(v["topology"], "single", "{v}");
+    assert!(v["hedges"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["fills"].as_u64().unwrap() >= 1, "{v}");
+}
+
+#[test]
 fn bad_flags_are_one_line_errors() {
     for (args, want) in [
         (vec!["run", "--duration", "soon"], "--duration"),

@@ -265,7 +265,7 @@ fn pins_and_waits_are_checked() {
         ),
         (
             &["--topology", "shared"][..],
-            "--topology shared: must be dedicated or fused",
+            "--topology shared: must be dedicated, fused or single",
         ),
     ] {
         let e = error(flags);

@@ -849,8 +849,18 @@ impl PricerTile {
             legs: &[],
         };
         self.last_decision_ns = now;
-        let h = triggers::decide(trig, &mut self.trigger_state, &ctx)?;
-        self.config.hedge.order_for(h - hedge_now, price)
+        let h = triggers::decide(trig, &mut self.trigger_state, &ctx);
+        let order = h.and_then(|h| self.config.hedge.order_for(h - hedge_now, price));
+        if order.is_none() && self.trigger_state.every_fired() {
+            // `every:N` (a bench setting) always trades: one lot toward h* when the hedge is
+            // already within a lot of it (a buy when exactly on it).
+            let spec = &self.config.hedge;
+            let lot = spec.lot.max(spec.min_amount);
+            let lot_coin = if spec.inverse { lot / price } else { lot };
+            let dir = if ctx.target() >= hedge_now { 1.0 } else { -1.0 };
+            return spec.order_for(dir * lot_coin, price);
+        }
+        order
     }
 
     /// The risk state now (published); entering HALTED asks the exec tile to cancel all.
@@ -1021,6 +1031,7 @@ impl Tile for PricerTile {
                 // The trace follows the oldest price-moving tick of the batch: the one that
                 // waited longest for this reprice (the worst case, not the best).
                 trace.recv_ns = msg.event.recv_ts_ns;
+                trace.venue_ns = msg.event.exchange_ts_ns;
                 trace.parsed_ns = msg.parsed_ns;
                 trace.dequeued_ns = if n == 1 { dequeued } else { clock::now_ns() };
             }

@@ -3,7 +3,7 @@
 //! The origin timestamp rides with the message (gattaca-com/flux `internal_message.rs`): every
 //! message derived from a tick (event → reprice → intent → send) carries a [`TickTrace`], each
 //! stage stamping its own field with `keel_feeds::clock::now_ns`. The last stage to touch a
-//! trace pushes it (a 48-byte `Copy`) on a ring to the [`TelemetryTile`], which records the stage
+//! trace pushes it (a 56-byte `Copy`) on a ring to the [`TelemetryTile`], which records the stage
 //! differences into preallocated HDR histograms and publishes a [`LatencySummary`].
 //!
 //! Owns: the histograms and the published summaries. Must never: allocate while recording
@@ -36,6 +36,9 @@ pub struct TickTrace {
     pub decided_ns: u64,
     /// The hedge bytes were written to the first venue.
     pub sent_ns: u64,
+    /// The venue's time of the tick (`MarketEvent::exchange_ts_ns`; keel-sim's send time at ns
+    /// precision), kept beside the local ones for wire-to-wire latency; 0 if unknown.
+    pub venue_ns: u64,
 }
 
 impl TickTrace {
@@ -213,6 +216,7 @@ struct Published {
 #[derive(Clone, Debug)]
 pub struct TelemetryHandle {
     shared: Arc<Mutex<Published>>,
+    hedges: Arc<Mutex<Vec<TickTrace>>>,
 }
 
 fn lock(m: &Mutex<Published>) -> MutexGuard<'_, Published> {
@@ -235,6 +239,16 @@ impl TelemetryHandle {
     pub fn publications(&self) -> u64 {
         lock(&self.shared).publications
     }
+
+    /// Every trace that reached a socket write (`sent_ns` set), in arrival order, up to the
+    /// capacity given to [`TelemetryTile::with_hedge_log`]; filled at teardown (empty before,
+    /// or without a log). The end-to-end bench joins them with the venue's receipt times.
+    pub fn hedge_traces(&self) -> Vec<TickTrace> {
+        self.hedges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 /// Traces drained per input per step, so one busy input cannot starve the others or delay a
@@ -251,6 +265,9 @@ pub struct TelemetryTile {
     next_publish: Instant,
     publications: u64,
     shared: Arc<Mutex<Published>>,
+    /// Traces of sent hedges, kept whole (capacity fixed by `with_hedge_log`; never grows).
+    hedge_log: Vec<TickTrace>,
+    hedges: Arc<Mutex<Vec<TickTrace>>>,
 }
 
 impl TelemetryTile {
@@ -267,8 +284,29 @@ impl TelemetryTile {
             next_publish: Instant::now() + publish_every,
             publications: 0,
             shared: Arc::clone(&shared),
+            hedge_log: Vec::new(),
+            hedges: Arc::new(Mutex::new(Vec::new())),
         };
-        (tile, TelemetryHandle { shared })
+        let hedges = Arc::clone(&tile.hedges);
+        (tile, TelemetryHandle { shared, hedges })
+    }
+
+    /// Also keeps the whole trace of the first `capacity` sent hedges (allocated here; once
+    /// full, later ones are only recorded in the histograms), for
+    /// [`TelemetryHandle::hedge_traces`].
+    pub fn with_hedge_log(mut self, capacity: usize) -> Self {
+        self.hedge_log = Vec::with_capacity(capacity);
+        self
+    }
+
+    /// Records one trace (and logs it if it is a sent hedge and the log has room).
+    #[inline]
+    fn take(&mut self, t: &TickTrace) {
+        self.total.record(t);
+        self.window.record(t);
+        if t.sent_ns != 0 && self.hedge_log.len() < self.hedge_log.capacity() {
+            self.hedge_log.push(*t);
+        }
     }
 
     /// The cumulative recorder (for a final report read after `join`).
@@ -300,11 +338,12 @@ impl Tile for TelemetryTile {
 
     fn step(&mut self) -> bool {
         let mut worked = false;
-        for input in &mut self.inputs {
+        for i in 0..self.inputs.len() {
             for _ in 0..DRAIN_PER_STEP {
-                let Some(t) = input.pop() else { break };
-                self.total.record(&t);
-                self.window.record(&t);
+                let Some(t) = self.inputs[i].pop() else {
+                    break;
+                };
+                self.take(&t);
                 worked = true;
             }
         }
@@ -319,13 +358,18 @@ impl Tile for TelemetryTile {
 
     fn teardown(&mut self) {
         // Whatever is still in the rings was measured; record it before the last publication.
-        for input in &mut self.inputs {
-            while let Some(t) = input.pop() {
-                self.total.record(&t);
-                self.window.record(&t);
+        for i in 0..self.inputs.len() {
+            while let Some(t) = self.inputs[i].pop() {
+                self.take(&t);
             }
         }
         self.publish();
+        if !self.hedge_log.is_empty() {
+            *self
+                .hedges
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = self.hedge_log.clone();
+        }
     }
 }
 
@@ -344,6 +388,7 @@ mod tests {
             priced_ns: base + 3 * step,
             decided_ns: base + 4 * step,
             sent_ns: base + 5 * step,
+            venue_ns: 0,
         }
     }
 

@@ -16,16 +16,21 @@ pub enum Topology {
     Dedicated,
     /// Feed and pricer share one thread (for machines with few cores: tests, CI, laptops).
     Fused,
+    /// Feed, pricer and exec share one thread: no ring hop to another thread between a
+    /// decision and its socket write (for 2-core machines, where a third busy thread has no
+    /// core of its own).
+    Single,
 }
 
 impl Topology {
-    pub const ALL: [Topology; 2] = [Self::Dedicated, Self::Fused];
+    pub const ALL: [Topology; 3] = [Self::Dedicated, Self::Fused, Self::Single];
 
-    /// The CLI spelling: `dedicated` or `fused`.
+    /// The CLI spelling: `dedicated`, `fused` or `single`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Dedicated => "dedicated",
             Self::Fused => "fused",
+            Self::Single => "single",
         }
     }
 

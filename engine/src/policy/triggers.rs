@@ -21,9 +21,16 @@
 //! | `ww:GAMMA` | \|h − h*\| > H (Whalley-Wilmott) | the nearest band edge |
 //! | `zak:GAMMA` | \|h − h*_m\| > H0 + Hw (Zakamouline) | the nearest band edge |
 //! | `cost:GAMMA` | ½·γ·ΔVar > κ·\|h* − h\|·S + fixed cost | h* |
+//! | `every:N` | on every N-th decision (bench setting) | h*, and at least one lot (see below) |
 //!
 //! INTERVAL and HALFLIFE are years, or a number with a unit: `w` (1/52 year), `d` (1/365),
 //! `h` (1/8760), `y` (1).
+//!
+//! `every:N` is for benchmarks (`keel-bench e2e`): it keeps hedge decisions frequent enough to
+//! measure tick-to-trade however little the market moves. It fires on every N-th decision
+//! (counted by [`decide`]) and trades to h*; when the hedge already sits on h*, the live pricer
+//! still sends one lot toward h* (see [`TriggerState::every_fired`]), so every N-th repriced
+//! tick goes through the risk gate and the exec path with a real order.
 //!
 //! When several triggers fire at once, the proposal closest to h* wins (the one that removes
 //! the most delta risk); every hedge, whichever trigger made it, restarts the `time:` clock.
@@ -119,6 +126,12 @@ pub enum Trigger {
         /// Absolute risk aversion γ (> 0).
         aversion: f64,
     },
+    /// `every:N`: fire on every N-th decision and trade to h* (a bench setting; see the
+    /// module's doc).
+    Every {
+        /// Decisions per hedge (≥ 1).
+        decisions: u64,
+    },
 }
 
 /// A trigger or policy spec that could not be read.
@@ -133,7 +146,7 @@ pub struct TriggerParseError {
 
 /// The accepted trigger forms, for error messages and help text.
 pub const FORMS: &str = "band:DELTA, time:INTERVAL, vol-band:BASE[:HALFLIFE], ww:GAMMA, \
-                         zak:GAMMA, cost:GAMMA (INTERVAL and HALFLIFE in years or with a unit: \
+                         zak:GAMMA, cost:GAMMA, every:N (INTERVAL and HALFLIFE in years or with a unit: \
                          1w, 1d, 1h; several joined with '+' hedge when any fires)";
 
 fn parse_err(spec: &str, reason: impl Into<String>) -> TriggerParseError {
@@ -234,6 +247,16 @@ impl FromStr for Trigger {
                     aversion: positive(spec, "GAMMA", first)?,
                 })
             }
+            "every" => {
+                arity(1, 1)?;
+                match first.parse::<u64>() {
+                    Ok(n) if n >= 1 => Ok(Trigger::Every { decisions: n }),
+                    _ => Err(parse_err(
+                        spec,
+                        format!("N must be a whole number ≥ 1 (got '{first}')"),
+                    )),
+                }
+            }
             "cost" => {
                 arity(1, 1)?;
                 Ok(Trigger::CostRisk {
@@ -256,6 +279,7 @@ impl fmt::Display for Trigger {
             Trigger::WhalleyWilmott { aversion } => write!(f, "ww:{aversion}"),
             Trigger::Zakamouline { aversion } => write!(f, "zak:{aversion}"),
             Trigger::CostRisk { aversion } => write!(f, "cost:{aversion}"),
+            Trigger::Every { decisions } => write!(f, "every:{decisions}"),
         }
     }
 }
@@ -270,6 +294,7 @@ impl Trigger {
             Trigger::WhalleyWilmott { .. } => "ww",
             Trigger::Zakamouline { .. } => "zak",
             Trigger::CostRisk { .. } => "cost",
+            Trigger::Every { .. } => "every",
         }
     }
 }
@@ -340,6 +365,8 @@ pub struct TriggerState {
     last_hedge_t: Option<f64>,
     last_obs: Option<(f64, f64)>,
     ewma_var: Vec<f64>,
+    decisions: u64,
+    every_fired: bool,
 }
 
 impl TriggerState {
@@ -349,6 +376,8 @@ impl TriggerState {
             last_hedge_t: None,
             last_obs: None,
             ewma_var: vec![f64::NAN; triggers.len()],
+            decisions: 0,
+            every_fired: false,
         }
     }
 
@@ -357,6 +386,14 @@ impl TriggerState {
         self.last_hedge_t = None;
         self.last_obs = None;
         self.ewma_var.fill(f64::NAN);
+        self.decisions = 0;
+        self.every_fired = false;
+    }
+
+    /// Whether an `every:N` trigger fired at the last decision (then the caller trades even
+    /// when h* is within a lot of the hedge: one lot toward h*).
+    pub fn every_fired(&self) -> bool {
+        self.every_fired
     }
 
     /// Time of the last hedge, if any.
@@ -434,6 +471,7 @@ fn propose(
     trigger: &Trigger,
     ewma_var: f64,
     last_hedge_t: Option<f64>,
+    decisions: u64,
     ctx: &HedgeContext<'_>,
 ) -> Option<f64> {
     let target = ctx.target();
@@ -467,6 +505,7 @@ fn propose(
             let cost = ctx.kappa * off * ctx.spot + ctx.fixed_cost;
             (off > 0.0 && risk > cost).then_some(target)
         }
+        Trigger::Every { decisions: n } => decisions.is_multiple_of(n.max(1)).then_some(target),
     }
 }
 
@@ -500,12 +539,18 @@ pub fn decide(
         }
     }
     state.last_obs = Some((ctx.t, ctx.spot));
+    state.decisions += 1;
+    state.every_fired = false;
 
     let target = ctx.target();
     let mut best: Option<f64> = None;
     for (i, trig) in triggers.iter().enumerate() {
         let ewma = state.ewma_var.get(i).copied().unwrap_or(f64::NAN);
-        if let Some(p) = propose(trig, ewma, state.last_hedge_t, ctx)
+        let p = propose(trig, ewma, state.last_hedge_t, state.decisions, ctx);
+        if p.is_some() && matches!(trig, Trigger::Every { .. }) {
+            state.every_fired = true;
+        }
+        if let Some(p) = p
             && p.is_finite()
             && best.is_none_or(|b| (p - target).abs() < (b - target).abs())
         {
@@ -658,6 +703,35 @@ mod tests {
             ..ctx
         };
         assert_eq!(decide(&trig, &mut st, &above), Some(target));
+    }
+
+    #[test]
+    fn every_fires_on_every_nth_decision_even_on_the_target() {
+        let trig = one("every:3");
+        assert_eq!(trig, [Trigger::Every { decisions: 3 }]);
+        assert_eq!(trig[0].to_string(), "every:3");
+        for bad in ["every:0", "every:1.5", "every:-2", "every:"] {
+            assert!(parse_policy(bad).is_err(), "{bad}");
+        }
+        let mut st = TriggerState::new(&trig);
+        let legs = written(100.0, 100.0, 0.5, 0.2, 0.0);
+        let off = ctx_of(&legs, 0.3, 0.0);
+        let fired: Vec<bool> = (0..6)
+            .map(|_| decide(&trig, &mut st, &off).is_some())
+            .collect();
+        assert_eq!(fired, [false, false, true, false, false, true]);
+        // On the target: no trade from `decide`, but `every_fired` tells the caller to send
+        // its one lot.
+        let on = HedgeContext {
+            hedge: off.target(),
+            ..off
+        };
+        let flags: Vec<(bool, bool)> = (0..3)
+            .map(|_| (decide(&trig, &mut st, &on).is_some(), st.every_fired()))
+            .collect();
+        assert_eq!(flags, [(false, false), (false, false), (false, true)]);
+        st.reset();
+        assert!(!st.every_fired());
     }
 
     #[test]

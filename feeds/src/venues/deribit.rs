@@ -470,6 +470,8 @@ fn data_events<S: Sink>(
 pub(crate) struct TickerFields<'a> {
     pub(crate) name: Option<&'a [u8]>,
     pub(crate) ts_ms: Option<u64>,
+    /// keel-sim's `sim_send_ns`, if the message carries it (see [`refine_ts`]).
+    pub(crate) send_ns: Option<u64>,
     pub(crate) bid: f64,
     pub(crate) bid_size: f64,
     pub(crate) ask: f64,
@@ -489,6 +491,7 @@ impl TickerFields<'_> {
     pub(crate) const EMPTY: Self = Self {
         name: None,
         ts_ms: None,
+        send_ns: None,
         bid: f64::NAN,
         bid_size: f64::NAN,
         ask: f64::NAN,
@@ -525,6 +528,7 @@ fn ticker<S: Sink>(
     while let Some(key) = obj.next(sc)? {
         match key {
             b"timestamp" => f.ts_ms = Some(sc.u64()?),
+            b"sim_send_ns" => f.send_ns = Some(sc.u64()?),
             b"instrument_name" => f.name = Some(sc.str()?),
             b"best_bid_price" => f.bid = sc.f64()?,
             b"best_bid_amount" => f.bid_size = sc.f64()?,
@@ -555,7 +559,8 @@ pub(crate) fn ticker_events<S: Sink>(
 ) -> Result<(), Problem> {
     let nan = f64::NAN;
     let name = f.name.ok_or(Problem::Missing("instrument_name"))?;
-    let ts = ms_to_ns(f.ts_ms.ok_or(Problem::Missing("timestamp"))?, "timestamp")?;
+    let ts_ms = f.ts_ms.ok_or(Problem::Missing("timestamp"))?;
+    let ts = refine_ts(ms_to_ns(ts_ms, "timestamp")?, ts_ms, f.send_ns);
     let Some((inst, kind)) = symbols.get(name) else {
         sink.unknown();
         return Ok(());
@@ -601,6 +606,18 @@ pub(crate) fn ticker_events<S: Sink>(
         }
     }
     Ok(())
+}
+
+/// The venue time of a message: its ms `timestamp` in ns, or keel-sim's `sim_send_ns` (the same
+/// instant at ns precision, which the end-to-end bench needs for wire-to-wire latency) when the
+/// message carries one that falls in the same millisecond. Real Deribit messages carry no
+/// `sim_send_ns`; a value from another millisecond is ignored (the `timestamp` stays the truth).
+#[inline(always)]
+pub(crate) fn refine_ts(ts_ns: u64, ts_ms: u64, send_ns: Option<u64>) -> u64 {
+    match send_ns {
+        Some(s) if s / 1_000_000 == ts_ms => s,
+        _ => ts_ns,
+    }
 }
 
 /// A ticker's `greeks` object (or `null`).
@@ -674,18 +691,21 @@ fn price_index<S: Sink>(
     let mut price = None;
     let mut name = None;
     let mut ts = None;
+    let mut send_ns = None;
     let mut obj = sc.object()?;
     while let Some(key) = obj.next(sc)? {
         match key {
             b"timestamp" => ts = Some(sc.u64()?),
             b"index_name" => name = Some(sc.str()?),
             b"price" => price = Some(sc.f64()?),
+            b"sim_send_ns" => send_ns = Some(sc.u64()?),
             _ => sc.skip()?,
         }
     }
     let name = name.ok_or(Problem::Missing("index_name"))?;
     let price = price.ok_or(Problem::Missing("price"))?;
-    let ts = ms_to_ns(ts.ok_or(Problem::Missing("timestamp"))?, "timestamp")?;
+    let ts_ms = ts.ok_or(Problem::Missing("timestamp"))?;
+    let ts = refine_ts(ms_to_ns(ts_ms, "timestamp")?, ts_ms, send_ns);
     let Some((inst, _)) = symbols.get(name) else {
         sink.unknown();
         return Ok(());

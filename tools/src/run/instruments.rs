@@ -70,6 +70,9 @@ pub fn fetch_deribit(
     let mut cfg = ConnectionConfig::new(url).with_context(|| format!("--deribit-url {url}"))?;
     cfg.ca_file = ca_file;
     cfg.connect_timeout = timeout;
+    // One start-up reply with the whole chain: ~710 bytes per instrument, so a 100k-option
+    // chain (keel-sim's largest) is ~71 MB, over the streaming connections' 16 MiB limit.
+    cfg.max_message_size = cfg.max_message_size.max(256 << 20);
     let reply = Arc::new(Mutex::new(None));
     let mut feed = FeedLoop::new().context("starting the start-up feed loop")?;
     feed.add(

@@ -10,7 +10,7 @@
 //!
 //! Threads: feed (one per pin group of venue connections), pricer, exec and telemetry tiles
 //! ([`keel_engine::pipeline`]); `--topology fused` runs the first feed and the pricer on one
-//! thread. This module builds them, runs the status loop on the main thread, and prints the
+//! thread, `--topology single` the feed, the pricer and the exec tile. This module builds them, runs the status loop on the main thread, and prints the
 //! summary; it is start-up and reporting code and allocates freely.
 
 mod instruments;
@@ -127,6 +127,11 @@ impl Running {
     pub fn stop_flag(&self) -> &StopFlag {
         &self.stop
     }
+    /// The telemetry tile's published latencies (and, after [`Self::finish`], the hedge log of
+    /// [`start_on`]).
+    pub fn telemetry(&self) -> &TelemetryHandle {
+        &self.built.telemetry
+    }
     /// One line saying what runs where.
     pub fn banner(&self) -> String {
         let b = &self.built;
@@ -195,10 +200,31 @@ pub fn start(cfg: &RunConfig, wrap: Option<TileWrap<'_>>) -> Result<Running> {
     let stop = StopFlag::new();
     let sim = start_sim(cfg)?;
     let started = Instant::now();
-    let built = build(cfg, sim.as_ref(), &stop, wrap)?;
+    let built = build(cfg, sim.as_ref(), &stop, wrap, 0)?;
     Ok(Running {
         built,
         sim,
+        stop,
+        started,
+    })
+}
+
+/// Like [`start`] on a simulated venue the caller started and keeps (`keel-bench e2e`: it
+/// configures the stream, connects its rival to the same venue and reads the venue's order
+/// receipts after the run); `cfg.sim` is ignored. `hedge_log` > 0 keeps the whole trace of that
+/// many sent hedges ([`TelemetryHandle::hedge_traces`] after [`Running::finish`]).
+pub fn start_on(
+    cfg: &RunConfig,
+    sim: &SimHandle,
+    wrap: Option<TileWrap<'_>>,
+    hedge_log: usize,
+) -> Result<Running> {
+    let stop = StopFlag::new();
+    let started = Instant::now();
+    let built = build(cfg, Some(sim), &stop, wrap, hedge_log)?;
+    Ok(Running {
+        built,
+        sim: None,
         stop,
         started,
     })
@@ -267,6 +293,7 @@ fn build(
     sim: Option<&SimHandle>,
     stop: &StopFlag,
     wrap: Option<TileWrap<'_>>,
+    hedge_log: usize,
 ) -> Result<Built> {
     let underlying = cfg.underlying.to_ascii_uppercase();
     let deribit_url = match sim {
@@ -705,6 +732,7 @@ fn build(
         PricerTile::new(market, book, pricer_cfg, rings).context("risk limits")?;
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
+    let telemetry = telemetry.with_hedge_log(hedge_log);
 
     // Threads.
     let cores = available_cores();
@@ -739,14 +767,21 @@ fn build(
         }
     };
     let mut pricer_box: Option<Box<dyn Tile>> = Some(Box::new(pricer));
-    if topology == Topology::Fused
+    // The exec thread's tiles: the order session, and with alternative venues the router and
+    // their sessions.
+    let mut exec_box: Option<Vec<Box<dyn Tile>>> =
+        Some(std::iter::once(exec_tile).chain(exec_extra).collect());
+    if matches!(topology, Topology::Fused | Topology::Single)
         && let Some((vpin, first)) = feed_iter.next()
     {
         let core = vpin.or(pin.feed).or(pin.pricer);
-        let tiles: Vec<Box<dyn Tile>> = vec![
+        let mut tiles: Vec<Box<dyn Tile>> = vec![
             wrapped(Box::new(first)),
             wrapped(pricer_box.take().expect("pricer once")),
         ];
+        if topology == Topology::Single {
+            tiles.extend(exec_box.take().expect("exec once").into_iter().map(wrapped));
+        }
         threads.push(spawn(tiles, spec(core, wait.feed), policy, stop.clone())?);
     }
     for (vpin, t) in feed_iter {
@@ -766,15 +801,14 @@ fn build(
             stop.clone(),
         )?);
     }
-    threads.push(spawn(
-        std::iter::once(exec_tile)
-            .chain(exec_extra)
-            .map(wrapped)
-            .collect(),
-        spec(pin.exec, wait.exec),
-        policy,
-        stop.clone(),
-    )?);
+    if let Some(e) = exec_box {
+        threads.push(spawn(
+            e.into_iter().map(wrapped).collect(),
+            spec(pin.exec, wait.exec),
+            policy,
+            stop.clone(),
+        )?);
+    }
     threads.push(spawn(
         vec![Box::new(telemetry)],
         spec(pin.telemetry, wait.telemetry),

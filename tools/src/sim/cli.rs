@@ -89,6 +89,10 @@ pub struct SimArgs {
     /// Connections served at once.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
+    /// Bench stream mode: pace ticker, book and index channels by --rate alone (their 100 ms
+    /// interval ignored), so one connection carries --rate messages per second.
+    #[arg(long)]
+    pub rate_only: bool,
     /// Run this many seconds, then stop (default: until killed).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -225,6 +229,7 @@ impl SimArgs {
             min_heartbeat: secs("min-heartbeat", self.min_heartbeat)?,
             enforce_heartbeat: !self.no_heartbeat_enforcement,
             max_connections: self.max_connections,
+            rate_only: self.rate_only,
             faults: Faults {
                 drop_after_messages: self.drop_every_msgs,
                 drop_after: self

@@ -53,6 +53,9 @@ pub(crate) struct Shared {
 
 /// Longest idle sleep of a connection loop: bounds the latency of replies and of stop.
 const MAX_IDLE: Duration = Duration::from_millis(2);
+/// Idle sleep of a connection with no data subscription (an order session): bounds how late
+/// an order is read after it arrives (`sim_recv_ns`, wire-to-wire latency).
+const REQUEST_POLL: Duration = Duration::from_micros(25);
 /// Output backlog (bytes not yet accepted by the socket) above which streaming pauses.
 const MAX_BACKLOG: usize = 4 << 20;
 /// Output backlog at which the client counts as too slow (it also sends requests without
@@ -800,6 +803,12 @@ impl Conn {
         if let Some(&(due, _)) = self.delay_marks.front() {
             wait = wait.min(due.saturating_duration_since(now));
         }
+        if self.subs.is_empty() {
+            // A request-only connection (an order session): look again soon, so an order is
+            // read (and stamped `sim_recv_ns`) within ~REQUEST_POLL of its arrival, not after
+            // a whole idle sleep.
+            wait = wait.min(REQUEST_POLL);
+        }
         if wait >= Duration::from_micros(20) {
             std::thread::sleep(wait);
         } else {
@@ -1026,8 +1035,10 @@ impl Conn {
             let Some(i) = self.next_due(now) else {
                 break;
             };
+            let rate_only = self.shared.config.rate_only;
             if let Some(sub) = self.subs.get_mut(i)
                 && let Some(iv) = sub.interval
+                && !(rate_only && iv <= Duration::from_millis(100))
             {
                 // Keep the cadence, but never accumulate a burst after a stall.
                 let next = sub.next_due + iv;

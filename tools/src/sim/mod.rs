@@ -71,6 +71,7 @@ use keel_engine::sim::VolSurface;
 
 pub use chain::{Chain, ChainSpec, InstrumentRef, ListedOption};
 pub use market::{MarketParams, MarketSnapshot, OptionQuote};
+pub use orders::OrderReceipt;
 
 /// A configuration value out of range, or a start-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,11 @@ pub struct SimConfig {
     pub enforce_heartbeat: bool,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
+    /// Bench stream mode: channels with an interval of 100 ms or less (`ticker.X.100ms`,
+    /// `book.X.100ms`, the index) are paced by `rate` alone, like `raw` channels, so one
+    /// connection carries `rate` messages per second whatever the chain's size (`keel-bench
+    /// e2e`'s rate sweeps). Not Deribit's behaviour; off by default.
+    pub rate_only: bool,
     /// Fault injection.
     pub faults: Faults,
     /// The order APIs' accounts and faults (Binance WebSocket API, Hyperliquid /exchange).
@@ -218,6 +224,7 @@ impl Default for SimConfig {
             min_heartbeat: Duration::from_secs(10),
             enforce_heartbeat: true,
             max_connections: 256,
+            rate_only: false,
             faults: Faults::default(),
             order_api: binance_orders::OrderApiConfig::default(),
             deribit_credentials: None,
@@ -539,6 +546,12 @@ impl SimHandle {
         let mut s = MarketSnapshot::default();
         self.market.refresh(0, &mut s);
         s
+    }
+
+    /// When each accepted order's request frame was read, in arrival order (the first
+    /// [`orders::MAX_RECEIPTS`]).
+    pub fn order_receipts(&self) -> Vec<OrderReceipt> {
+        self.orders.receipts()
     }
 
     /// Counters so far.

@@ -327,6 +327,19 @@ pub(crate) struct Outcome {
     pub fills: u64,
 }
 
+/// When the venue read an accepted order's request frame: for wire-to-wire latency
+/// (`keel-bench e2e` joins it with the tick that caused the order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderReceipt {
+    /// The order's `label` (empty if it had none).
+    pub label: String,
+    /// The simulator's clock when the request frame was read (`sim_recv_ns`).
+    pub recv_ns: u64,
+}
+
+/// Receipts kept at most (the first ones; a long-running venue must not grow without bound).
+pub const MAX_RECEIPTS: usize = 1 << 20;
+
 #[derive(Debug)]
 struct DeskState {
     next_order: u64,
@@ -336,6 +349,8 @@ struct DeskState {
     by_label: HashMap<String, Value>,
     /// Resting (`open`) orders.
     resting: Vec<Order>,
+    /// Accepted orders' receipt times, in arrival order (at most [`MAX_RECEIPTS`]).
+    receipts: Vec<OrderReceipt>,
     /// The account's positions by instrument: size (USD for futures, coin for options; signed)
     /// and average entry price.
     positions: HashMap<String, Position>,
@@ -384,6 +399,7 @@ impl Default for OrderDesk {
                 labels: HashSet::new(),
                 by_label: HashMap::new(),
                 resting: Vec::new(),
+                receipts: Vec::new(),
                 positions: HashMap::new(),
             }),
         }
@@ -394,6 +410,11 @@ impl OrderDesk {
     fn lock(&self) -> std::sync::MutexGuard<'_, DeskState> {
         // A panic elsewhere while holding the lock leaves consistent data: recover it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Accepted orders' receipt times so far, in arrival order.
+    pub(crate) fn receipts(&self) -> Vec<OrderReceipt> {
+        self.lock().receipts.clone()
     }
 
     /// Handles `private/buy` or `private/sell`: the `result` object
@@ -532,6 +553,12 @@ impl OrderDesk {
             pos.trade(signed, far);
         }
         let body = order.to_json();
+        if st.receipts.len() < MAX_RECEIPTS {
+            st.receipts.push(OrderReceipt {
+                label: order.label.clone(),
+                recv_ns,
+            });
+        }
         if !order.label.is_empty() {
             st.by_label.insert(order.label.clone(), body.clone());
         }

@@ -60,7 +60,9 @@ mod field {
     pub(super) const VEGA: u8 = 18;
     pub(super) const THETA: u8 = 19;
     pub(super) const RHO: u8 = 20;
-    pub(super) const COUNT: usize = 21;
+    /// keel-sim's `sim_send_ns` (never in real Deribit tickers).
+    pub(super) const SIM_SEND: u8 = 21;
+    pub(super) const COUNT: usize = 22;
 }
 
 /// The ticker number a field id names.
@@ -258,6 +260,7 @@ const UNDERLYING: u64 = word(b"underlying_price");
 const INDEX_PRICE: u64 = word(b"index_price");
 const CURRENT_FUNDING: u64 = word(b"current_funding");
 const GREEKS: u64 = word(b"greeks");
+const SIM_SEND_NS: u64 = word(b"sim_send_ns");
 
 /// The ticker's `data` object, whose `{` is the next structural after `from`; returns its
 /// fields and the offset just past its `}`.
@@ -283,6 +286,19 @@ fn data<'a>(
                 let (tok, more) = w.scalar(v, &mut at)?;
                 f.ts_ms = Some(digits(tok)?);
                 slots.set(field::TIMESTAMP, val - 1);
+                if more {
+                    continue;
+                }
+                break;
+            }
+            // keel-sim's send time (never in real Deribit messages: one more arm, no cost).
+            (11, SIM_SEND_NS) if key == b"sim_send_ns" => {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                let (tok, more) = w.scalar(v, &mut at)?;
+                f.send_ns = Some(digits(tok)?);
+                slots.set(field::SIM_SEND, val - 1);
                 if more {
                     continue;
                 }
@@ -657,6 +673,13 @@ fn read_by_shape<'a>(ix: &ShapeIndex, shape: &Shape, buf: &'a [u8]) -> Option<Ti
     }
     if has(field::NAME) {
         f.name = Some(string_at(ix, buf, at[usize::from(field::NAME)])?);
+    }
+    if has(field::SIM_SEND) {
+        let colon = at[usize::from(field::SIM_SEND)];
+        if !buf.get(colon + 1)?.is_ascii_digit() {
+            return None;
+        }
+        f.send_ns = Some(digits(scalar_at(ix, buf, colon)?)?);
     }
     let mut num = [f64::NAN; field::COUNT];
     for id in field::BID..=field::RHO {
