@@ -139,13 +139,27 @@ fn add_route(
     ladder: Vec<(HedgeIntent, PresignedPair)>,
     timeout: Duration,
 ) -> Route {
+    add_route_as(feed, url, ladder, timeout, None)
+}
+
+fn add_route_as(
+    feed: &mut FeedLoop,
+    url: &str,
+    ladder: Vec<(HedgeIntent, PresignedPair)>,
+    timeout: Duration,
+    user: Option<keel_engine::exec::evm::Address>,
+) -> Route {
     let (cp, cc) = ring(64).unwrap();
     let (fp, fc) = ring(64).unwrap();
     let counters = Arc::new(Mutex::new(HlCounters::default()));
     feed.add(
         ConnectionConfig::new(url).unwrap(),
         Box::new(Watched {
-            inner: HyperliquidOrders::new(cc, fp, ladder, timeout.as_nanos() as u64),
+            inner: match user {
+                Some(u) => HyperliquidOrders::new(cc, fp, ladder, timeout.as_nanos() as u64)
+                    .with_status_queries(u),
+                None => HyperliquidOrders::new(cc, fp, ladder, timeout.as_nanos() as u64),
+            },
             counters: counters.clone(),
         }),
     )
@@ -342,6 +356,39 @@ fn http_exchange_keeps_the_nonce_rule_across_transports() {
     run_until(&mut feed, &mut routes, &mut got, |g, _| g[0].len() == 1);
     assert_eq!(got[0][0].error_code, ERR_NONCE);
     assert_eq!(sim.stats().fills, 1);
+    feed.shutdown(&mut |_| {});
+}
+
+#[test]
+fn a_landed_order_whose_reply_was_garbled_is_found_with_order_status() {
+    let key = signer();
+    // Every second reply is cut in half: the second order's, then the first orderStatus's.
+    let sim = sim(&key, Some(2));
+    let mut feed = FeedLoop::new().unwrap();
+    let l = ladder(&key, &sim, 2, now_ms());
+    let mut routes = vec![add_route_as(
+        &mut feed,
+        &sim.hyperliquid_ws_url(),
+        l,
+        Duration::from_millis(200),
+        Some(key.address()),
+    )];
+    fire(&mut routes[0], 0, false);
+    fire(&mut routes[0], 1, false);
+    let mut got = vec![Vec::new()];
+    run_until(&mut feed, &mut routes, &mut got, |g, _| g[0].len() == 2);
+    let c = *routes[0].counters.lock().unwrap();
+    assert_eq!(
+        (c.timeouts, c.void_refused, c.landed_unknown),
+        (1, 1, 1),
+        "{c:?}"
+    );
+    assert!(c.queries >= 2 && c.malformed >= 2, "{c:?}");
+    let late = got[0].iter().find(|f| f.intent_id == 501).unwrap();
+    assert_eq!(late.status, FillStatus::Filled, "{late:?}");
+    assert!((late.filled - 0.01).abs() < 1e-12);
+    assert!(late.price.is_finite(), "priced at the order's limit");
+    assert_eq!(sim.stats().fills, 2);
     feed.shutdown(&mut |_| {});
 }
 

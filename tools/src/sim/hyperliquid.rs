@@ -17,6 +17,10 @@
 //!    marketable (`filled`), else rests (`Gtc`: `resting`, never fills later) or is refused
 //!    (`Ioc`: no match; `Alo`: would match).
 //!
+//! Info: `orderStatus` (`{"type":"orderStatus","user","oid"}`, oid a number or a client order
+//! id) answers a filled or resting order of that user, `unknownOid` otherwise; over
+//! `POST /info` and as a WebSocket `post` of type `info`.
+//!
 //! Owns the per-signer nonce sets behind one mutex taken once per action (not on the streaming
 //! path). Never panics on a request.
 
@@ -50,6 +54,9 @@ const HTTP_IDLE: Duration = Duration::from_secs(30);
 struct DeskState {
     nonces: HashMap<Address, BTreeSet<u64>>,
     next_oid: u64,
+    /// `orderStatus` answers by (user, oid) and (user, client order id).
+    by_oid: HashMap<(Address, u64), Value>,
+    by_cloid: HashMap<(Address, String), Value>,
 }
 
 /// The Hyperliquid exchange (shared by every HTTP and WebSocket connection).
@@ -182,6 +189,24 @@ impl HyperliquidDesk {
             let oid = st.next_oid;
             st.next_oid += 1;
             let tif = o.t.limit.tif;
+            let record = |status: &str, left: f64| {
+                json!({"order": {"coin": "BTC", "side": if o.b { "B" } else { "A" },
+                    "limitPx": o.p, "sz": if left == 0.0 { "0.0".to_string() } else { wire(left) },
+                    "oid": oid, "timestamp": now_ms, "origSz": o.s, "cloid": o.c},
+                    "status": status, "statusTimestamp": now_ms})
+            };
+            let kept = match (marketable, tif) {
+                (true, Tif::Gtc | Tif::Ioc) => Some(record("filled", 0.0)),
+                (false, Tif::Gtc | Tif::Alo) => Some(record("open", size)),
+                _ => None,
+            };
+            if let Some(r) = kept {
+                if let Some(c) = &o.c {
+                    st.by_cloid
+                        .insert((signer, c.to_ascii_lowercase()), r.clone());
+                }
+                st.by_oid.insert((signer, oid), r);
+            }
             statuses.push(match (marketable, tif) {
                 (true, Tif::Alo) => json!({"error": format!(
                     "Post only order would have immediately matched, bbo was {}@{}. asset=0",
@@ -231,6 +256,28 @@ impl HyperliquidDesk {
         Ok(())
     }
 
+    /// An info request (`orderStatus` only): the answer, or why it is not one.
+    pub(crate) fn info(&self, req: &Value) -> Result<Value, Unparsable> {
+        if req.get("type").and_then(Value::as_str) != Some("orderStatus") {
+            return Err("keel-sim serves the orderStatus info request only".into());
+        }
+        let user = req
+            .get("user")
+            .and_then(Value::as_str)
+            .ok_or("user must be an address")
+            .and_then(|u| parse_agent(u).map_err(|_| "user must be an address"))?;
+        let st = self.lock();
+        let found = match req.get("oid") {
+            Some(Value::Number(n)) => n.as_u64().and_then(|o| st.by_oid.get(&(user, o))),
+            Some(Value::String(c)) => st.by_cloid.get(&(user, c.to_ascii_lowercase())),
+            _ => return Err("oid must be an order id or a client order id".into()),
+        };
+        Ok(match found {
+            Some(order) => json!({"status": "order", "order": order}),
+            None => json!({"status": "unknownOid"}),
+        })
+    }
+
     /// A WebSocket message on `/hyperliquid/ws`: `{"method":"post","id":N,"request":{"type":
     /// "action","payload":BODY}}` → `{"channel":"post","data":{"id":N,"response":..}}`;
     /// `{"method":"ping"}` → `{"channel":"pong"}`.
@@ -261,9 +308,18 @@ impl HyperliquidDesk {
         }
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let request = &req["request"];
-        let response = if request["type"] != "action" {
+        let response = if request["type"] == "info" {
+            let payload = &request["payload"];
+            let r = match self.info(payload) {
+                Ok(data) => {
+                    json!({"type": "info", "payload": {"type": payload["type"], "data": data}})
+                }
+                Err(why) => json!({"type": "error", "payload": why}),
+            };
+            (r, ApiOutcome::default())
+        } else if request["type"] != "action" {
             (
-                json!({"type": "error", "payload": "keel-sim serves action posts only"}),
+                json!({"type": "error", "payload": "keel-sim serves action and info posts"}),
                 ApiOutcome::default(),
             )
         } else {
@@ -340,12 +396,21 @@ pub(crate) fn serve_http(mut tcp: TcpStream, ctx: &HttpContext<'_>) {
                 let body: Vec<u8> = buf[end + 4..end + 4 + length].to_vec();
                 buf.drain(..end + 4 + length);
                 ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
+                let info = path.trim_end_matches('/') == "/info";
                 let (status, ctype, mut answer) = if method != "POST" {
                     (
                         405,
                         "text/plain",
-                        b"keel-sim serves POST /exchange".to_vec(),
+                        b"keel-sim serves POST /exchange and /info".to_vec(),
                     )
+                } else if info {
+                    let parsed = serde_json::from_slice::<Value>(&body)
+                        .map_err(|e| format!("Failed to deserialize the JSON body: {e}"))
+                        .and_then(|v| ctx.desk.info(&v));
+                    match parsed {
+                        Ok(v) => (200, "application/json", v.to_string().into_bytes()),
+                        Err(why) => (422, "text/plain", why.into_bytes()),
+                    }
                 } else if path.trim_end_matches('/') != "/exchange" {
                     (
                         404,
@@ -513,6 +578,49 @@ mod tests {
                 .unwrap()
                 .contains("Post only")
         );
+    }
+
+    #[test]
+    fn order_status_by_client_order_id_and_oid() {
+        let s = signer();
+        let d = HyperliquidDesk::new(vec![s.address()]);
+        let mut o = order("100100", Tif::Ioc);
+        o.c = Some("0x000000000000000000000000000000AB".into());
+        let p = presign(&s, o, NOW, Network::Mainnet).unwrap();
+        let r = answer(&d, &p.order.body);
+        let oid = r["response"]["data"]["statuses"][0]["filled"]["oid"]
+            .as_u64()
+            .unwrap();
+        let user = format!("{:#x}", s.address());
+        let q = d
+            .info(&json!({"type": "orderStatus", "user": user, "oid": "0x000000000000000000000000000000ab"}))
+            .unwrap();
+        assert_eq!(q["status"], "order");
+        assert_eq!(q["order"]["status"], "filled");
+        assert_eq!(
+            (
+                q["order"]["order"]["sz"].clone(),
+                q["order"]["order"]["origSz"].clone()
+            ),
+            (json!("0.0"), json!("0.01"))
+        );
+        let q = d
+            .info(&json!({"type": "orderStatus", "user": user, "oid": oid}))
+            .unwrap();
+        assert_eq!(q["order"]["order"]["oid"], oid);
+        let other = format!("{:#x}", Address::repeat_byte(7));
+        let q = d
+            .info(&json!({"type": "orderStatus", "user": other, "oid": oid}))
+            .unwrap();
+        assert_eq!(q["status"], "unknownOid");
+        assert!(d.info(&json!({"type": "l2Book"})).is_err());
+        let (r, _) = d.ws_message(
+            &json!({"method": "post", "id": 9, "request": {"type": "info", "payload": {"type": "orderStatus", "user": user, "oid": oid}}}).to_string(),
+            &snap(),
+            NOW,
+        );
+        assert_eq!(r["data"]["response"]["type"], "info");
+        assert_eq!(r["data"]["response"]["payload"]["data"]["status"], "order");
     }
 
     #[test]

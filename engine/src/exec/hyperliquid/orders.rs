@@ -13,8 +13,13 @@
 //!    [`ERR_NONCE`] when the venue refused the nonce (the race's duplicate).
 //! 4. An order without a reply by its deadline is voided (its noop sent): a noop that lands
 //!    resolves it as [`FillStatus::NotFound`] (it never executed and never will); a noop refused
-//!    for its nonce means the order landed, and it stays in flight (its exposure counted) until
-//!    its reply comes (`landed_unknown`).
+//!    for its nonce means the nonce was spent first (`landed_unknown`): with status queries
+//!    enabled ([`HyperliquidOrders::with_status_queries`]) and a client order id in the order,
+//!    an info `orderStatus` by that id is posted (again after each timeout) and settles it —
+//!    `filled`/`canceled` with the executed size (`origSz − sz`; priced at the order's limit, the
+//!    bound the venue could not cross: orderStatus carries no average price), `unknownOid` as
+//!    [`FillStatus::NotFound`] (the nonce went to another action); otherwise the order stays in
+//!    flight, its exposure counted.
 //!
 //! Owns the ladder and the ids in flight. Never allocates after start-up (the ladder's bytes
 //! are rendered in [`HyperliquidOrders::new`]), never panics on a reply (malformed ones are
@@ -37,6 +42,8 @@ pub const ERR_NONCE: i32 = -7001;
 pub const ERR_VENUE: i32 = -7002;
 /// Error code of an order-status `error` (e.g. an IOC that found no liquidity).
 pub const ERR_ORDER: i32 = -7003;
+/// Request ids at or above this are `orderStatus` queries (entry k: this + k).
+const QUERY_ID: u64 = 1 << 62;
 
 /// What to do with a ladder entry. Fixed size, `Copy`, for a ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +77,8 @@ pub struct HlCounters {
     pub unmatched: u64,
     /// Commands for an entry outside the ladder.
     pub bad_commands: u64,
+    /// `orderStatus` queries posted.
+    pub queries: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,8 +97,14 @@ struct Entry {
     intent: HedgeIntent,
     order_post: Vec<u8>,
     noop_post: Vec<u8>,
+    /// The `orderStatus` post by client order id (empty: no query possible).
+    query_post: Vec<u8>,
+    /// The order's client order id (`0x` + 32 hex digits), if it has one.
+    cloid: Option<String>,
     order: OrderState,
     noop_pending: bool,
+    /// The noop was refused: the order landed; ask for it instead of voiding again.
+    landed: bool,
 }
 
 /// The Hyperliquid order session.
@@ -116,12 +131,21 @@ impl HyperliquidOrders {
         let ladder = ladder
             .into_iter()
             .enumerate()
-            .map(|(k, (intent, pair))| Entry {
-                intent,
-                order_post: pair.order.ws_post(2 * k as u64),
-                noop_post: pair.noop.ws_post(2 * k as u64 + 1),
-                order: OrderState::Armed,
-                noop_pending: false,
+            .map(|(k, (intent, pair))| {
+                // Start-up: the client order id is read back from the signed body.
+                let cloid = serde_json::from_slice::<serde_json::Value>(&pair.order.body)
+                    .ok()
+                    .and_then(|v| v["action"]["orders"][0]["c"].as_str().map(str::to_string));
+                Entry {
+                    intent,
+                    order_post: pair.order.ws_post(2 * k as u64),
+                    noop_post: pair.noop.ws_post(2 * k as u64 + 1),
+                    query_post: Vec::new(),
+                    cloid,
+                    order: OrderState::Armed,
+                    noop_pending: false,
+                    landed: false,
+                }
             })
             .collect();
         Self {
@@ -133,6 +157,21 @@ impl HyperliquidOrders {
             timeout_ns,
             counters: HlCounters::default(),
         }
+    }
+
+    /// Asks `orderStatus` (as `user`, the account that owns the orders) for orders that landed
+    /// without a reply; renders every query now.
+    pub fn with_status_queries(mut self, user: alloy_primitives::Address) -> Self {
+        for (k, e) in self.ladder.iter_mut().enumerate() {
+            if let Some(c) = &e.cloid {
+                e.query_post = format!(
+                    r#"{{"method":"post","id":{},"request":{{"type":"info","payload":{{"type":"orderStatus","user":"{user:#x}","oid":"{c}"}}}}}}"#,
+                    QUERY_ID + k as u64
+                )
+                .into_bytes();
+            }
+        }
+        self
     }
 
     /// Counters so far.
@@ -225,6 +264,33 @@ impl HyperliquidOrders {
         });
     }
 
+    fn on_status(&mut self, k: usize, status: InfoStatus) {
+        let Some(e) = self.ladder.get(k) else {
+            self.counters.unmatched += 1;
+            return;
+        };
+        if !matches!(e.order, OrderState::InFlight { .. }) {
+            self.counters.unmatched += 1;
+            return;
+        }
+        match status {
+            InfoStatus::Final { executed, limit_px } => {
+                let st = if executed <= 0.0 {
+                    FillStatus::Rejected
+                } else if executed + 1e-12 >= e.intent.amount {
+                    FillStatus::Filled
+                } else {
+                    FillStatus::Partial
+                };
+                let code = if executed > 0.0 { 0 } else { ERR_ORDER };
+                self.resolve(k, executed, limit_px, st, code);
+            }
+            InfoStatus::Unknown => self.resolve(k, 0.0, f64::NAN, FillStatus::NotFound, 0),
+            // Still open (or the query failed): ask again after the next timeout.
+            InfoStatus::Open => {}
+        }
+    }
+
     fn on_reply(&mut self, id: u64, outcome: PostOutcome) {
         let k = (id / 2) as usize;
         let is_noop = id % 2 == 1;
@@ -251,9 +317,20 @@ impl HyperliquidOrders {
                     self.counters.void_refused += 1;
                     if in_flight {
                         self.counters.landed_unknown += 1;
+                        e.landed = true;
+                        // Ask for it at once (the deadline re-arms the query).
+                        if let OrderState::InFlight { sent_ns, .. } = e.order
+                            && !e.query_post.is_empty()
+                        {
+                            e.order = OrderState::InFlight {
+                                sent_ns,
+                                deadline_ns: 0,
+                            };
+                        }
                     }
                 }
                 PostOutcome::Err { nonce: false } => {}
+                PostOutcome::Info(_) => self.counters.unmatched += 1,
             }
             return;
         }
@@ -285,6 +362,7 @@ impl HyperliquidOrders {
                 let code = if nonce { ERR_NONCE } else { ERR_VENUE };
                 self.resolve(k, 0.0, f64::NAN, FillStatus::Rejected, code);
             }
+            PostOutcome::Info(_) => self.counters.unmatched += 1,
         }
     }
 }
@@ -311,6 +389,19 @@ enum PostOutcome {
     Ok { status: Option<OrderStatus> },
     /// `status: err` (or a post `error`); `nonce` when the message is about the nonce.
     Err { nonce: bool },
+    /// An info `orderStatus` answer.
+    Info(InfoStatus),
+}
+
+/// What `orderStatus` says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InfoStatus {
+    /// Filled, cancelled, rejected...: final, with the size executed (`origSz − sz`).
+    Final { executed: f64, limit_px: f64 },
+    /// Still on the book (or a status not known to be final).
+    Open,
+    /// `unknownOid`: no such order.
+    Unknown,
 }
 
 fn mentions_nonce(text: &[u8]) -> bool {
@@ -385,12 +476,66 @@ fn parse_post_data(sc: &mut Scanner<'_>) -> Result<Option<(u64, PostOutcome)>, J
     Ok(id.zip(outcome))
 }
 
+/// The `data` of an info `orderStatus` payload: `{"status":"order","order":{"order":{..,"sz",
+/// "origSz","limitPx"},"status":"filled"}}` or `{"status":"unknownOid"}`.
+fn parse_info_data(sc: &mut Scanner<'_>) -> Result<Option<InfoStatus>, JsonError> {
+    let (mut found, mut unknown) = (false, false);
+    let (mut sz, mut orig, mut px) = (f64::NAN, f64::NAN, f64::NAN);
+    let mut state: &[u8] = b"";
+    let mut d = sc.object()?;
+    while let Some(k) = d.next(sc)? {
+        match k {
+            b"status" => {
+                let s = sc.str()?;
+                found = s == b"order";
+                unknown = s == b"unknownOid";
+            }
+            b"order" if sc.peek()? == b'{' => {
+                let mut o = sc.object()?;
+                while let Some(k) = o.next(sc)? {
+                    match k {
+                        b"status" => state = sc.str()?,
+                        b"order" if sc.peek()? == b'{' => {
+                            let mut inner = sc.object()?;
+                            while let Some(k) = inner.next(sc)? {
+                                match k {
+                                    b"sz" => sz = sc.f64()?,
+                                    b"origSz" => orig = sc.f64()?,
+                                    b"limitPx" => px = sc.f64()?,
+                                    _ => sc.skip()?,
+                                }
+                            }
+                        }
+                        _ => sc.skip()?,
+                    }
+                }
+            }
+            _ => sc.skip()?,
+        }
+    }
+    Ok(if unknown {
+        Some(InfoStatus::Unknown)
+    } else if !found {
+        None
+    } else if state == b"open" || state == b"triggered" || state.is_empty() {
+        Some(InfoStatus::Open)
+    } else if sz.is_finite() && orig.is_finite() {
+        Some(InfoStatus::Final {
+            executed: (orig - sz).max(0.0),
+            limit_px: px,
+        })
+    } else {
+        None
+    })
+}
+
 /// `/exchange`'s answer: `{"status":"ok","response":{"type":"order","data":{"statuses":[..]}}}`,
 /// `{"status":"ok","response":{"type":"default"}}` or `{"status":"err","response":"why"}`.
 fn parse_payload(sc: &mut Scanner<'_>) -> Result<Option<PostOutcome>, JsonError> {
     let mut ok = None;
     let mut nonce = false;
     let mut status = None;
+    let mut info = None;
     let mut m = sc.object()?;
     while let Some(k) = m.next(sc)? {
         match k {
@@ -400,8 +545,13 @@ fn parse_payload(sc: &mut Scanner<'_>) -> Result<Option<PostOutcome>, JsonError>
                 b'{' => status = parse_response(sc)?,
                 _ => sc.skip()?,
             },
+            // An info answer (`{"type":"orderStatus","data":{..}}`).
+            b"data" if sc.peek()? == b'{' => info = parse_info_data(sc)?,
             _ => sc.skip()?,
         }
+    }
+    if let Some(i) = info {
+        return Ok(Some(PostOutcome::Info(i)));
     }
     // A payload without a status is not an answer.
     Ok(ok.map(|ok| {
@@ -487,6 +637,10 @@ impl Session for HyperliquidOrders {
         _emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
         match parse_message(payload) {
+            Ok(Incoming::Post(id, PostOutcome::Info(status))) if id >= QUERY_ID => {
+                self.on_status((id - QUERY_ID) as usize, status)
+            }
+            Ok(Incoming::Post(id, _)) if id >= QUERY_ID => {}
             Ok(Incoming::Post(id, outcome)) => self.on_reply(id, outcome),
             Ok(Incoming::Other) => {}
             Ok(Incoming::BadPost) | Err(_) => self.counters.malformed += 1,
@@ -517,6 +671,19 @@ impl Session for HyperliquidOrders {
                 && now > deadline_ns
                 && !e.noop_pending
             {
+                if e.landed {
+                    // The order landed: ask for it (again at each timeout) if we can.
+                    if !e.query_post.is_empty() {
+                        out.send_text(&e.query_post);
+                        self.counters.queries += 1;
+                        wrote = true;
+                    }
+                    self.ladder[k].order = OrderState::InFlight {
+                        sent_ns,
+                        deadline_ns: now.saturating_add(self.timeout_ns),
+                    };
+                    continue;
+                }
                 self.ladder[k].order = OrderState::InFlight {
                     sent_ns,
                     deadline_ns: u64::MAX,
@@ -763,6 +930,53 @@ mod tests {
             }
             assert!(outcomes <= 1, "{g}: {outcomes} outcomes");
         }
+    }
+
+    #[test]
+    fn a_landed_order_is_asked_for_with_order_status() {
+        let (s, mut cp, mut fc) = session(2);
+        let user = alloy_primitives::Address::repeat_byte(0x11);
+        let mut s = s.with_status_queries(user);
+        // The ladder's orders carry no client order id: nothing to ask by, it stays in flight.
+        cp.push(HlCommand {
+            entry: 0,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        poll(&mut s);
+        reply(
+            &mut s,
+            &post_reply(
+                1,
+                r#"{"status":"err","response":"Invalid nonce: duplicate nonce"}"#,
+            ),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(poll(&mut s).is_empty());
+        assert_eq!((s.counters().landed_unknown, s.in_flight()), (1, 1));
+        assert!(fc.pop().is_none());
+        // The info answers, in the venue's key order and sorted: final, open, unknown.
+        let filled = r#"{"channel":"post","data":{"id":QID,"response":{"type":"info","payload":{"type":"orderStatus","data":{"status":"order","order":{"order":{"coin":"BTC","side":"B","limitPx":"1900.0","sz":"0.0","oid":7,"origSz":"0.02","cloid":null},"status":"filled","statusTimestamp":1}}}}}}"#;
+        let sorted: serde_json::Value = serde_json::from_str(&filled.replace("QID", "1")).unwrap();
+        for text in [filled.replace("QID", "1"), sorted.to_string()] {
+            match parse_message(text.as_bytes()).unwrap() {
+                Incoming::Post(1, PostOutcome::Info(InfoStatus::Final { executed, limit_px })) => {
+                    assert!((executed - 0.02).abs() < 1e-12 && limit_px == 1900.0)
+                }
+                other => panic!("{other:?} from {text}"),
+            }
+        }
+        s.on_status(0, InfoStatus::Open);
+        assert_eq!(s.in_flight(), 1);
+        s.on_status(0, InfoStatus::Unknown);
+        assert_eq!(fc.pop().unwrap().status, FillStatus::NotFound);
+        let unknown = r#"{"channel":"post","data":{"id":3,"response":{"type":"info","payload":{"type":"orderStatus","data":{"status":"unknownOid"}}}}}"#;
+        assert_eq!(
+            parse_message(unknown.as_bytes()).unwrap(),
+            Incoming::Post(3, PostOutcome::Info(InfoStatus::Unknown))
+        );
     }
 
     #[test]

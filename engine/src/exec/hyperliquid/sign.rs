@@ -4,6 +4,9 @@
 //! `Agent {string source, bytes32 connectionId}` (source "a" on mainnet, "b" on testnet) in the
 //! domain {name "Exchange", version "1", chainId 1337, verifyingContract 0x0}, with the
 //! [`EvmSigner`]'s secp256k1 key. The typed-data hash is alloy-sol-types'.
+//!
+//! Owns no key (the signer is lent); allocates a little per signature, so it runs at start-up
+//! or on the signer thread, never on the hot path (orders go out pre-signed).
 
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolStruct, eip712_domain};
