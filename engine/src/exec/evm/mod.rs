@@ -17,7 +17,11 @@
 
 pub mod flashbots;
 pub mod key;
+pub mod ladder;
 pub mod parse;
+pub mod reply;
+pub mod shelf;
+pub mod signer;
 pub mod tx;
 
 pub use alloy_eips::eip2930::{AccessList, AccessListItem};
