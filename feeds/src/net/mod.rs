@@ -1,7 +1,8 @@
 //! The network layer under the venue parsers: a mio event loop per feed thread ([`FeedLoop`]),
 //! TLS with rustls ([`tls`]), Keel's own RFC 6455 WebSocket client codec ([`ws`]), connections
 //! with reconnection and staleness ([`conn`], [`backoff`]), the venue protocol hook
-//! ([`Session`]) and a small blocking HTTP/1.1 client for start-up requests ([`http`]).
+//! ([`Session`]), a small blocking HTTP/1.1 client for start-up requests ([`http`]) and warm
+//! keep-alive HTTP/1.1 connections for orders and transactions ([`keepalive`]).
 //!
 //! Owns sockets, framing and connection life cycles; knows nothing of venues' message formats.
 //! Must never allocate per message after start-up on the streaming path (reused buffers; rustls
@@ -14,6 +15,7 @@ pub mod conn;
 pub mod feed;
 mod head;
 pub mod http;
+pub mod keepalive;
 pub mod rand;
 pub mod session;
 pub mod tls;
@@ -25,6 +27,10 @@ pub use conn::{ConnError, ConnFailure, ConnState, ConnStats, ConnectionConfig, S
 pub use feed::{FeedLoop, MAX_CONNECTIONS};
 pub use head::HeadError;
 pub use http::{HttpError, http_request};
+pub use keepalive::{
+    HttpEvent, HttpPool, KeepAlive, KeepAliveConfig, KeepAliveError, KeepAliveSetupError,
+    KeepAliveState, KeepAliveStats, RequestError, Response, SendError,
+};
 pub use session::{Outbox, Session};
 pub use tls::{TlsError, client_config};
 pub use url::{Scheme, Url, UrlError};
