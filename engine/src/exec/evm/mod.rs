@@ -15,6 +15,7 @@
 //! - [`parse`]: the text forms the CLI accepts (addresses with EIP-55 checksum check, hex data,
 //!   decimal wei, decimal gwei), each error naming the input.
 
+pub mod exec;
 pub mod flashbots;
 pub mod key;
 pub mod ladder;

@@ -181,6 +181,7 @@ pub struct LadderSigner {
     chain: Box<dyn ChainReader>,
     writer: ShelfWriter,
     counters: Arc<SignerCounters>,
+    view: Option<ChainView>,
 }
 
 impl std::fmt::Debug for LadderSigner {
@@ -212,6 +213,7 @@ impl LadderSigner {
                 chain,
                 writer,
                 counters: Arc::default(),
+                view: None,
             },
             shelf,
         ))
@@ -222,13 +224,25 @@ impl LadderSigner {
         self.counters.clone()
     }
 
+    /// The ladder now on the shelf at `nonce`'s slot (it may be at another nonce).
+    pub fn current(&self, nonce: u64) -> Option<Arc<Ladder>> {
+        self.writer.current(nonce)
+    }
+
     /// The funding address.
     pub fn address(&self) -> Address {
         self.key.address()
     }
 
-    /// One round: read, publish, re-sign what is stale. Returns the ladders signed.
+    /// One round: read the chain, publish the view, re-sign what is stale
+    /// ([`resign`](Self::resign)). Returns the ladders signed.
     pub fn step(&mut self) -> Result<usize, ChainReadError> {
+        self.read()?;
+        Ok(self.resign())
+    }
+
+    /// Reads the chain and publishes the view.
+    pub fn read(&mut self) -> Result<ChainView, ChainReadError> {
         let started = clock::now_ns();
         let mut view = match self.chain.read() {
             Ok(v) => v,
@@ -240,6 +254,17 @@ impl LadderSigner {
         view.read_started_ns = started;
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         self.writer.publish_view(view);
+        self.view = Some(view);
+        Ok(view)
+    }
+
+    /// Re-signs, against the last view read, the ladders at the base nonce and the one after
+    /// that are missing, fired, below the base fee or past their target block. Returns the
+    /// ladders signed (0 before the first reading).
+    pub fn resign(&mut self) -> usize {
+        let Some(view) = self.view else {
+            return 0;
+        };
         let exec = self.writer.shelf().exec_next_nonce();
         let base = if exec == NONCE_UNKNOWN {
             view.pending_nonce
@@ -284,11 +309,13 @@ impl LadderSigner {
             }
         }
         self.writer.collect();
-        Ok(signed)
+        signed
     }
 
-    /// Runs [`step`](Self::step) on its own thread every `poll` (sooner when the exec tile asks
-    /// for a reconcile reading) until `stop`; gives the signer back.
+    /// Runs on its own thread until `stop`: a chain reading every `poll` (at once when the
+    /// exec tile asks for a reconcile reading), and a re-sign check every millisecond in
+    /// between (a fired ladder is replaced within about a millisecond plus its signing time).
+    /// Gives the signer back.
     pub fn spawn(mut self, stop: StopFlag) -> std::io::Result<JoinHandle<LadderSigner>> {
         std::thread::Builder::new()
             .name("signer".into())
@@ -302,6 +329,7 @@ impl LadderSigner {
                         if want != 0 && clock::now_ns() >= want {
                             break;
                         }
+                        self.resign();
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
