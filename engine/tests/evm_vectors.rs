@@ -124,6 +124,12 @@ fn flashbots_signature_vector() {
         fb.header_value(body.as_bytes()).unwrap()
     );
     assert_eq!(header, s(v, "header"));
+    // The relay's side: the eth-account header verifies against the body, and not another.
+    let value = s(v, "header")
+        .strip_prefix("X-Flashbots-Signature: ")
+        .unwrap();
+    assert_eq!(evm::verify_header(value, body.as_bytes()), Ok(fb.address()));
+    assert!(evm::verify_header(value, b"{}").is_err());
 }
 
 #[test]

@@ -54,6 +54,7 @@ mod conn;
 pub mod depth;
 pub mod encode;
 pub mod market;
+pub mod node;
 pub mod orders;
 
 use std::net::{SocketAddr, TcpListener};

@@ -11,7 +11,8 @@
 //!   (`0x02 || rlp(...)`) and the transaction hash with alloy (`TxEip1559`,
 //!   `SignableTransaction`, `TxEnvelope`); [`decode`] is the inverse and recovers the sender.
 //! - [`flashbots`]: the `X-Flashbots-Signature` header (`address:0xsig`, an EIP-191 signature of
-//!   the hex keccak of the JSON body) with a separate reputation key.
+//!   the hex keccak of the JSON body) with a separate reputation key, and its verification
+//!   ([`verify_header`], what a relay or keel-sim's builders do).
 //! - [`parse`]: the text forms the CLI accepts (addresses with EIP-55 checksum check, hex data,
 //!   decimal wei, decimal gwei), each error naming the input.
 
@@ -27,7 +28,9 @@ pub mod tx;
 
 pub use alloy_eips::eip2930::{AccessList, AccessListItem};
 pub use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-pub use flashbots::{FLASHBOTS_SIGNATURE_HEADER, FlashbotsSigner};
+pub use flashbots::{
+    FLASHBOTS_SIGNATURE_HEADER, FlashbotsAuthError, FlashbotsSigner, verify_header,
+};
 pub use key::{EvmSigner, KeySource, PasswordSource};
 pub use tx::{DecodedTx, Eip1559Fields, SignedTx, decode, decode_hex};
 

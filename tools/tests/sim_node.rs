@@ -1,0 +1,524 @@
+//! keel-sim's mock JSON-RPC node and builders, driven by Keel's keep-alive HTTP client
+//! (keel_feeds::net::HttpPool) with transactions signed by the independent Python eth-account
+//! library (tests/py/eth_sign.py; .ci/run installs it): acceptance once per (sender, nonce)
+//! across the node and the builders, geth's refusals, the Flashbots signature check, nonce
+//! counts, each injected fault class, determinism for a seed, latency that never blocks
+//! another endpoint, and malformed requests.
+//!
+//! Without eth-account these tests fail, saying how to install it; they never skip.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keel_engine::exec::evm::{EvmSigner, FLASHBOTS_SIGNATURE_HEADER, FlashbotsSigner};
+use keel_feeds::net::{HttpEvent, HttpPool, KeepAliveConfig, RequestError};
+use keel_tools::sim::node::{EndpointBehaviour, LatencyDist, NodeConfig, NodeHandle, NodeSim};
+use serde_json::{Value, json};
+
+const KEY: &str = "0x0123456789012345678901234567890123456789012345678901234567890123";
+const KEY_ADDRESS: &str = "0x14791697260E4c9A71f18484C9f997B308e59325";
+const REPUTATION_KEY: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Signs `(chain_id, nonce)` transfers with eth-account: (raw hex, hash hex) each.
+fn eth_account_sign(cases: &[(u64, u64)]) -> Vec<(String, String)> {
+    let request = json!({"op": "sign", "cases": cases.iter().map(|&(chain_id, nonce)| json!({
+        "key": KEY,
+        "tx": {
+            "chain_id": chain_id, "nonce": nonce,
+            "to": "0xd9e1459a7a482635700cbc20bbaf52d495ab9c96",
+            "value": "1000", "data": "0x", "gas_limit": 21000,
+            "max_fee_per_gas": "30000000000", "max_priority_fee_per_gas": "1000000000",
+        }
+    })).collect::<Vec<_>>()});
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/eth_sign.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the node tests need python3 with eth-account)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the eth-account reference failed (install it: python3 -m pip install eth-account): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["address"], KEY_ADDRESS);
+            (
+                r["raw"].as_str().unwrap().to_owned(),
+                r["hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A blocking JSON-RPC caller over the keep-alive pool (one connection per endpoint).
+struct Rpc {
+    pool: HttpPool,
+    fb: FlashbotsSigner,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Reply(u16, Value),
+    Body(u16, Vec<u8>),
+    Failed(RequestError),
+}
+
+impl Rpc {
+    fn new(urls: &[String]) -> Rpc {
+        let mut pool = HttpPool::new().unwrap();
+        for url in urls {
+            let mut cfg = KeepAliveConfig::new(url).unwrap();
+            cfg.request_timeout = Duration::from_millis(1500);
+            pool.add(cfg).unwrap();
+        }
+        assert!(
+            pool.warm_up(TIMEOUT, &mut |_| {}).unwrap(),
+            "connections warm"
+        );
+        Rpc {
+            pool,
+            fb: FlashbotsSigner::new(EvmSigner::from_hex(REPUTATION_KEY, "test").unwrap()),
+        }
+    }
+
+    fn request(body: &str, auth: Option<&str>) -> Vec<u8> {
+        let auth = auth.map_or(String::new(), |a| {
+            format!("{FLASHBOTS_SIGNATURE_HEADER}: {a}\r\n")
+        });
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Sends `requests` (connection, bytes) at once, then waits for every outcome.
+    fn many(&mut self, requests: &[(usize, Vec<u8>)]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = (0..requests.len()).map(|_| None).collect();
+        let mut keys = Vec::new();
+        let on = |ev: HttpEvent<'_>, keys: &[(usize, u64)], outcomes: &mut [Option<Outcome>]| {
+            let (conn, seq, o) = match ev {
+                HttpEvent::Response(r) => (
+                    r.conn,
+                    r.seq,
+                    match serde_json::from_slice(r.body) {
+                        Ok(v) => Outcome::Reply(r.status, v),
+                        Err(_) => Outcome::Body(r.status, r.body.to_vec()),
+                    },
+                ),
+                HttpEvent::Failed {
+                    conn, seq, error, ..
+                } => (conn, seq, Outcome::Failed(error)),
+                _ => return,
+            };
+            if let Some(i) = keys.iter().position(|&k| k == (conn, seq)) {
+                outcomes[i] = Some(o);
+            }
+        };
+        for (conn, bytes) in requests {
+            let mut sink = |_: HttpEvent<'_>| {};
+            let start = Instant::now();
+            let seq = loop {
+                match self.pool.send(*conn, bytes, &mut sink) {
+                    Ok(seq) => break seq,
+                    Err(e) => {
+                        // Reconnecting after a fault: wait until warm again.
+                        assert!(start.elapsed() < TIMEOUT, "send: {e}");
+                        self.pool
+                            .run_once(Duration::from_millis(10), &mut sink)
+                            .unwrap();
+                    }
+                }
+            };
+            keys.push((*conn, seq));
+        }
+        let start = Instant::now();
+        while outcomes.iter().any(Option::is_none) {
+            assert!(start.elapsed() < TIMEOUT, "no outcome: {outcomes:?}");
+            self.pool
+                .run_once(Duration::from_millis(10), &mut |ev| {
+                    on(ev, &keys, &mut outcomes)
+                })
+                .unwrap();
+        }
+        outcomes.into_iter().map(Option::unwrap).collect()
+    }
+
+    fn call(&mut self, conn: usize, method: &str, params: Value) -> Outcome {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string();
+        let auth = (conn > 0).then(|| self.fb.header_value(body.as_bytes()).unwrap());
+        self.many(&[(conn, Rpc::request(&body, auth.as_deref()))])
+            .pop()
+            .unwrap()
+    }
+
+    fn ok(&mut self, conn: usize, method: &str, params: Value) -> Value {
+        match self.call(conn, method, params) {
+            Outcome::Reply(200, v) if v.get("result").is_some() => v["result"].clone(),
+            o => panic!("{method} on {conn}: {o:?}"),
+        }
+    }
+
+    fn err(&mut self, conn: usize, method: &str, params: Value) -> (u16, i64, String) {
+        match self.call(conn, method, params) {
+            Outcome::Reply(status, v) if v.get("error").is_some() => (
+                status,
+                v["error"]["code"].as_i64().unwrap(),
+                v["error"]["message"].as_str().unwrap().to_owned(),
+            ),
+            o => panic!("{method} on {conn}: expected an error, got {o:?}"),
+        }
+    }
+}
+
+fn start(cfg: NodeConfig) -> (NodeHandle, Rpc) {
+    let node = NodeSim::start(cfg).unwrap();
+    let mut urls = vec![node.node_url()];
+    urls.extend(node.builder_urls());
+    let rpc = Rpc::new(&urls);
+    (node, rpc)
+}
+
+fn quiet() -> NodeConfig {
+    NodeConfig {
+        block_time: Duration::from_secs(600),
+        ..NodeConfig::default()
+    }
+}
+
+#[test]
+fn one_acceptance_per_nonce_across_node_and_builders() {
+    let signed = eth_account_sign(&[(1, 0), (1, 1), (5, 2), (1, 2), (1, 7)]);
+    let (node, mut rpc) = start(quiet());
+    let count =
+        |rpc: &mut Rpc, tag: &str| rpc.ok(0, "eth_getTransactionCount", json!([KEY_ADDRESS, tag]));
+    assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x1");
+    assert_eq!(rpc.ok(1, "eth_blockNumber", json!([])), "0x1312d00");
+    assert_eq!(count(&mut rpc, "pending"), "0x0");
+
+    // Nonce 0 at the node: accepted, its hash is eth-account's.
+    let (raw0, hash0) = &signed[0];
+    assert_eq!(rpc.ok(0, "eth_sendRawTransaction", json!([raw0])), *hash0);
+    assert_eq!(count(&mut rpc, "pending"), "0x1");
+    assert_eq!(count(&mut rpc, "latest"), "0x0");
+    // Its copy in a bundle at builder 1: the nonce is spent.
+    let (_, code, msg) = rpc.err(
+        1,
+        "eth_sendBundle",
+        json!([{"txs": [raw0], "blockNumber": "0x1312d01"}]),
+    );
+    assert_eq!((code, msg.as_str()), (-32000, "already known"));
+    // And at builder 2 as a raw transaction.
+    let (_, code, _) = rpc.err(2, "eth_sendRawTransaction", json!([raw0]));
+    assert_eq!(code, -32000);
+    // A wrong chain id, a nonce gap.
+    let (_, code, msg) = rpc.err(0, "eth_sendRawTransaction", json!([signed[2].0]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (-32000, "invalid chain id for signer: have 5 want 1")
+    );
+    let (_, _, msg) = rpc.err(0, "eth_sendRawTransaction", json!([signed[4].0]));
+    assert!(msg.starts_with("nonce too high"), "{msg}");
+
+    // Bundles: a bad signature and a missing one are refused with 403; a good one lands.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendBundle",
+        "params": [{"txs": [signed[1].0], "blockNumber": "0x1312d01"}]})
+    .to_string();
+    let wrong = rpc.fb.header_value(b"another body").unwrap();
+    let good = rpc.fb.header_value(body.as_bytes()).unwrap();
+    let out = rpc.many(&[
+        (1, Rpc::request(&body, Some(&wrong))),
+        (1, Rpc::request(&body, None)),
+        (2, Rpc::request(&body, Some(&good))),
+    ]);
+    for o in &out[..2] {
+        assert!(
+            matches!(o, Outcome::Reply(403, v) if v["error"]["code"] == -32600),
+            "{o:?}"
+        );
+    }
+    assert!(
+        matches!(&out[2], Outcome::Reply(200, v) if v["result"]["bundleHash"].as_str().is_some_and(|h| h.len() == 66)),
+        "{:?}",
+        out[2]
+    );
+    assert_eq!(count(&mut rpc, "pending"), "0x2");
+
+    // The race: the same bytes at nonce 2 to the node and both builders at once.
+    let raw2 = &signed[3].0;
+    let raw_body =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction", "params": [raw2]})
+            .to_string();
+    let bundle_body = json!({"jsonrpc": "2.0", "id": 3, "method": "eth_sendBundle",
+        "params": [{"txs": [raw2], "blockNumber": "0x1312d01"}]})
+    .to_string();
+    let fb = |b: &str| rpc.fb.header_value(b.as_bytes()).unwrap();
+    let (a1, a2) = (fb(&bundle_body), fb(&raw_body));
+    let out = rpc.many(&[
+        (0, Rpc::request(&raw_body, None)),
+        (1, Rpc::request(&bundle_body, Some(&a1))),
+        (2, Rpc::request(&raw_body, Some(&a2))),
+    ]);
+    let wins = out
+        .iter()
+        .filter(|o| matches!(o, Outcome::Reply(200, v) if v.get("result").is_some()))
+        .count();
+    assert_eq!(wins, 1, "exactly one acceptance: {out:?}");
+    assert_eq!(count(&mut rpc, "pending"), "0x3");
+
+    let t = node.total();
+    assert_eq!(
+        (t.accepted, t.duplicate, t.unauthorized),
+        (3, 4, 2),
+        "{t:?}"
+    );
+    assert_eq!(t.rejected, 2);
+    let n = node.stats(0).unwrap();
+    assert_eq!(
+        n.connections, 1,
+        "the client kept one connection to the node"
+    );
+    drop(rpc);
+}
+
+#[test]
+fn blocks_include_accepted_transactions() {
+    let signed = eth_account_sign(&[(1, 0)]);
+    let (node, mut rpc) = start(NodeConfig {
+        block_time: Duration::from_millis(100),
+        builders: 0,
+        ..NodeConfig::default()
+    });
+    let hash = rpc.ok(0, "eth_sendRawTransaction", json!([signed[0].0]));
+    let start = Instant::now();
+    loop {
+        let r = rpc.ok(0, "eth_getTransactionReceipt", json!([hash]));
+        if !r.is_null() {
+            assert_eq!(r["status"], "0x1");
+            assert_eq!(r["from"], KEY_ADDRESS);
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "never mined");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        rpc.ok(0, "eth_getTransactionCount", json!([KEY_ADDRESS, "latest"])),
+        "0x1"
+    );
+    assert!(node.block_number() > 20_000_000);
+}
+
+fn faulty(b: EndpointBehaviour, seed: u64) -> NodeConfig {
+    let mut cfg = quiet();
+    cfg.builders = 0;
+    cfg.seed = seed;
+    cfg.set_all(b);
+    cfg
+}
+
+#[test]
+fn each_fault_class() {
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).to_string();
+    let req = Rpc::request(&call, None);
+
+    let (node, mut rpc) = start(faulty(
+        EndpointBehaviour {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+        1,
+    ));
+    let o = rpc.many(&[(0, req.clone())]);
+    assert!(
+        matches!(&o[0], Outcome::Reply(503, v) if v["error"]["code"] == -32603),
+        "{o:?}"
+    );
+    assert_eq!(node.stats(0).unwrap().fault_errors, 1);
+
+    let (node, mut rpc) = start(faulty(
+        EndpointBehaviour {
+            timeout_rate: 1.0,
+            ..Default::default()
+        },
+        1,
+    ));
+    let o = rpc.many(&[(0, req.clone())]);
+    assert!(
+        matches!(o[0], Outcome::Failed(RequestError::Timeout)),
+        "{o:?}"
+    );
+    assert_eq!(node.stats(0).unwrap().fault_timeouts, 1);
+
+    let (node, mut rpc) = start(faulty(
+        EndpointBehaviour {
+            reset_rate: 1.0,
+            ..Default::default()
+        },
+        1,
+    ));
+    let o = rpc.many(&[(0, req.clone())]);
+    assert!(
+        matches!(o[0], Outcome::Failed(RequestError::ConnectionLost)),
+        "{o:?}"
+    );
+    assert_eq!(node.stats(0).unwrap().fault_resets, 1);
+
+    let (node, mut rpc) = start(faulty(
+        EndpointBehaviour {
+            malformed_rate: 1.0,
+            ..Default::default()
+        },
+        1,
+    ));
+    let mut kinds = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        match &rpc.many(&[(0, req.clone())])[0] {
+            Outcome::Failed(RequestError::Malformed) => kinds.insert("status line"),
+            Outcome::Body(200, b) => {
+                assert!(serde_json::from_slice::<Value>(b).is_err());
+                kinds.insert("cut JSON")
+            }
+            o => panic!("{o:?}"),
+        };
+    }
+    assert_eq!(kinds.len(), 2, "both malformed shapes: {kinds:?}");
+    assert_eq!(node.stats(0).unwrap().fault_malformed, 12);
+}
+
+#[test]
+fn faults_are_deterministic_for_a_seed() {
+    let behaviour = EndpointBehaviour {
+        error_rate: 0.3,
+        malformed_rate: 0.3,
+        latency: LatencyDist::Uniform(0, 200),
+        ..Default::default()
+    };
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).to_string();
+    let run = |seed| {
+        let (_node, mut rpc) = start(faulty(behaviour, seed));
+        (0..24)
+            .map(|_| match &rpc.many(&[(0, Rpc::request(&call, None))])[0] {
+                Outcome::Reply(s, _) | Outcome::Body(s, _) => format!("{s}"),
+                Outcome::Failed(e) => format!("{e:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = run(42);
+    assert_eq!(a, run(42));
+    assert!(
+        a.iter().any(|s| s == "200") && a.iter().any(|s| s == "503"),
+        "{a:?}"
+    );
+    assert_ne!(a, run(43));
+}
+
+#[test]
+fn a_slow_builder_never_delays_the_node() {
+    let mut cfg = quiet();
+    cfg.builders = 1;
+    cfg.builder = vec![EndpointBehaviour {
+        latency: LatencyDist::Fixed(1_000_000),
+        ..Default::default()
+    }];
+    let (_node, mut rpc) = start(cfg);
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).to_string();
+    let auth = rpc.fb.header_value(body.as_bytes()).unwrap();
+    rpc.pool
+        .send(1, &Rpc::request(&body, Some(&auth)), &mut |_| {})
+        .unwrap();
+    rpc.pool
+        .send(0, &Rpc::request(&body, None), &mut |_| {})
+        .unwrap();
+    let mut order = Vec::new();
+    let start = Instant::now();
+    while order.len() < 2 {
+        assert!(start.elapsed() < TIMEOUT);
+        rpc.pool
+            .run_once(Duration::from_millis(10), &mut |ev| {
+                if let HttpEvent::Response(r) = ev {
+                    order.push(r.conn);
+                }
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        order,
+        [0, 1],
+        "the node answered while the builder held its reply"
+    );
+}
+
+#[test]
+fn malformed_requests_get_errors_not_panics() {
+    let node = NodeSim::start(quiet()).unwrap();
+    let addr = node.addr(0).unwrap();
+    let exchange = |raw: &[u8]| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.write_all(raw).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") || !out.ends_with(b"}") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let r = exchange(b"GARBAGE\x01\x02 / HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("-32700"), "{r}");
+    let r = exchange(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops");
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("-32700"), "{r}");
+    let post = |body: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let r = exchange(post(r#"{"jsonrpc":"2.0","id":1,"method":"eth_nope"}"#).as_bytes());
+    assert!(r.contains("-32601") && r.contains("eth_nope"), "{r}");
+    let r =
+        exchange(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 411"), "{r}");
+    let r = exchange(
+        post(r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":[1]}"#)
+            .as_bytes(),
+    );
+    assert!(r.contains("-32602"), "{r}");
+    // A batch.
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_blockNumber"}]"#;
+    let r = exchange(
+        format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{batch}",
+            batch.len()
+        )
+        .as_bytes(),
+    );
+    let body: Value = serde_json::from_str(r.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body[0]["result"], "0x1");
+    assert_eq!(body[1]["id"], 2);
+    assert!(node.stats(0).unwrap().bad_requests >= 2);
+}
