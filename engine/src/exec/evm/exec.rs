@@ -16,8 +16,10 @@
 //!    [`Refusal::BlockStale`]). A ladder signed at a stale nonce is never sent.
 //! 4. Rung: the nearest size to the intent not above `max_order` ([`Refusal::OverLimit`]).
 //! 5. Fire: the ladder is claimed ([`Ladder::try_fire`]) and the rung's pre-built request is
-//!    written on every route whose connection is up, each independently (a route down or with
-//!    a full pipeline is skipped and counted; none at all: [`Refusal::NoRoute`]).
+//!    written on every route whose connection is up and idle, each independently (a route down
+//!    or still answering an earlier copy is skipped and counted — HTTP/1.1 answers in order, so
+//!    a copy queued behind a slow one would only wait for it; none at all:
+//!    [`Refusal::NoRoute`]).
 //! 6. Replies, in any order: [`classify`] → [`RaceBook::outcome`]. The first acceptance wins:
 //!    a [`FillStatus::Filled`] fill at the rung's size and the intent's reference price, and
 //!    the next nonce is `n + 1` (whose ladder the signer has already signed: the next decision
@@ -49,6 +51,7 @@ use std::time::Duration;
 use alloy_primitives::B256;
 use keel_feeds::clock;
 use keel_feeds::event::Side;
+use keel_feeds::net::BackoffConfig;
 use keel_feeds::net::keepalive::{
     HttpEvent, HttpPool, KeepAliveConfig, KeepAliveSetupError, RequestError,
 };
@@ -171,6 +174,8 @@ pub struct EvmExecConfig {
     pub request_timeout: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
+    /// Reconnection backoff of every route.
+    pub backoff: BackoffConfig,
 }
 
 impl Default for EvmExecConfig {
@@ -180,6 +185,7 @@ impl Default for EvmExecConfig {
             reconcile_grace: Duration::from_millis(200),
             request_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
+            backoff: BackoffConfig::default(),
         }
     }
 }
@@ -257,6 +263,7 @@ impl EvmExec {
             kc.connect_timeout = cfg.connect_timeout;
             kc.max_in_flight = PIPELINE;
             kc.max_response = 64 << 10;
+            kc.backoff = cfg.backoff;
             pool.add(kc)?;
             names.push(r.name());
         }
@@ -425,8 +432,14 @@ impl EvmExec {
         let mut fired = 0u32;
         for route in 0..st.kinds.len() {
             let hash = (st.kinds[route] == RouteKind::Rpc).then_some(rung.tx.hash);
+            // A route still answering an earlier copy is skipped: HTTP/1.1 answers in order,
+            // so a copy queued behind a slow or stalled one would only wait for it.
+            let idle = self
+                .pool
+                .conn(route)
+                .is_some_and(|c| c.is_ready() && c.in_flight() == 0);
             let free = st.copies[route].iter().position(Option::is_none);
-            let Some(free) = free else {
+            let (true, Some(free)) = (idle, free) else {
                 st.counters.skipped_routes.fetch_add(1, Ordering::Relaxed);
                 continue;
             };

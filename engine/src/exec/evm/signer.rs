@@ -229,6 +229,11 @@ impl LadderSigner {
         self.writer.current(nonce)
     }
 
+    /// The shelf it fills.
+    pub fn shelf(&self) -> &Arc<LadderShelf> {
+        self.writer.shelf()
+    }
+
     /// The funding address.
     pub fn address(&self) -> Address {
         self.key.address()
