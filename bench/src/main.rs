@@ -2,6 +2,7 @@
 //! process on the same inputs and prints them side by side (a table, or one JSON object with
 //! `--json`). Later issues add `exec` and `e2e`.
 
+mod exec;
 mod greeks;
 mod parse;
 mod ring;
@@ -34,6 +35,10 @@ enum Bench {
     /// SPSC ring hop between two pinned cores: one-way latency percentiles and throughput of
     /// Keel's ring beside crossbeam's ArrayQueue and channel and std's sync_channel.
     Ring(ring::Args),
+    /// EVM exec: decision -> last byte written for 1, 2 and 4 venues (keel-sim's node and
+    /// builders on loopback), Keel's pre-signed ladders on warm connections beside a reqwest
+    /// client per call joined over the venues.
+    Exec(exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Bench::Greeks(a) => greeks::run(&a),
         Bench::Parse(a) => parse::run(&a),
         Bench::Ring(a) => ring::run(&a),
+        Bench::Exec(a) => exec::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
