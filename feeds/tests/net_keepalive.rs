@@ -146,6 +146,8 @@ fn one_connection_many_requests_pipelined_and_chunked() {
             )
             .unwrap();
         assert_eq!(seq, i);
+        let sent = pool.conn(0).unwrap().sent_ns(seq).unwrap();
+        assert!(sent > 0, "a small request is written at once");
         drive(&mut pool, &mut seen, |s| responses(s) == i as usize);
     }
     // Eight pipelined at once (mixing Content-Length and chunked replies) come back in order.
@@ -430,4 +432,27 @@ fn https_with_a_private_ca() {
         "{seen:?}"
     );
     t.join().unwrap();
+}
+
+#[test]
+fn an_unreachable_endpoint_reports_down_once_and_keeps_trying() {
+    let (listener, port) = bind_loopback();
+    drop(listener); // nothing listens there now
+    let mut pool = HttpPool::new().unwrap();
+    pool.add(config(&format!("http://127.0.0.1:{port}/")))
+        .unwrap();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while pool.conn(0).unwrap().stats().attempts < 4 {
+        assert!(start.elapsed() < TIMEOUT, "{seen:?}");
+        pool.run_once(Duration::from_millis(20), &mut record(&mut seen))
+            .unwrap();
+    }
+    assert_eq!(seen.len(), 1, "one Down per outage: {seen:?}");
+    assert!(
+        matches!(&seen[0], Seen::Down(e) if e.contains("cannot connect") && e.contains(&port.to_string())),
+        "{seen:?}"
+    );
+    assert!(pool.conn(0).unwrap().stats().failures >= 3);
+    assert!(!pool.conn(0).unwrap().is_ready());
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_engine::exec::evm::{EvmSigner, FLASHBOTS_SIGNATURE_HEADER, FlashbotsSigner};
-use keel_feeds::net::{HttpEvent, HttpPool, KeepAliveConfig, RequestError};
+use keel_feeds::net::{BackoffConfig, HttpEvent, HttpPool, Jitter, KeepAliveConfig, RequestError};
 use keel_tools::sim::node::{EndpointBehaviour, LatencyDist, NodeConfig, NodeHandle, NodeSim};
 use serde_json::{Value, json};
 
@@ -87,6 +87,12 @@ impl Rpc {
         for url in urls {
             let mut cfg = KeepAliveConfig::new(url).unwrap();
             cfg.request_timeout = Duration::from_millis(1500);
+            cfg.backoff = BackoffConfig {
+                base: Duration::from_millis(10),
+                cap: Duration::from_millis(50),
+                jitter: Jitter::Full,
+                reset_after: Duration::from_secs(60),
+            };
             pool.add(cfg).unwrap();
         }
         assert!(
@@ -480,7 +486,18 @@ fn malformed_requests_get_errors_not_panics() {
         s.write_all(raw).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") || !out.ends_with(b"}") {
+        // Until the head and its Content-Length body are in (or the server closes).
+        let complete = |out: &[u8]| {
+            let text = String::from_utf8_lossy(out);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                return false;
+            };
+            head.lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .is_some_and(|n| body.len() >= n)
+        };
+        while !complete(&out) {
             match s.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -521,4 +538,190 @@ fn malformed_requests_get_errors_not_panics() {
     assert_eq!(body[0]["result"], "0x1");
     assert_eq!(body[1]["id"], 2);
     assert!(node.stats(0).unwrap().bad_requests >= 2);
+}
+
+#[test]
+fn the_keel_sim_binary_serves_the_node_and_builders() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--options",
+            "20",
+            "--node-port",
+            "0",
+            "--builders",
+            "1",
+            "--chain-id",
+            "5",
+            "--duration",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let mut urls = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("node: ") {
+            urls.push(u.to_owned());
+        }
+        if let Some(u) = line.strip_prefix("builder1: ") {
+            urls.push(u.to_owned());
+            break;
+        }
+    }
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    let mut rpc = Rpc::new(&urls);
+    assert_eq!(rpc.ok(0, "eth_chainId", json!([])), "0x5");
+    assert_eq!(rpc.ok(1, "eth_chainId", json!([])), "0x5");
+}
+
+/// Twenty nonces, each fired at the node and both builders at once (pipelined behind each
+/// other, with random latency on every endpoint): exactly one acceptance per nonce, the other
+/// copies duplicates, and the pending nonce count is twenty.
+#[test]
+fn racing_copies_land_once_per_nonce() {
+    use keel_engine::exec::evm::{Address, Bytes, Eip1559Fields, U256};
+    let mut cfg = quiet();
+    cfg.set_all(EndpointBehaviour {
+        latency: LatencyDist::Uniform(0, 3_000),
+        ..Default::default()
+    });
+    let (node, mut rpc) = start(cfg);
+    let key = EvmSigner::from_hex(KEY, "test").unwrap();
+    let mut requests = Vec::new();
+    for nonce in 0..20u64 {
+        let raw = key
+            .sign_eip1559(&Eip1559Fields {
+                chain_id: 1,
+                nonce,
+                max_priority_fee_per_gas: 1_000_000_000,
+                max_fee_per_gas: 30_000_000_000,
+                gas_limit: 21_000,
+                to: Some(Address::repeat_byte(7)),
+                value: U256::from(nonce),
+                data: Bytes::new(),
+                access_list: Default::default(),
+            })
+            .unwrap()
+            .raw;
+        let hex = Bytes::from(raw).to_string(); // 0x-hex
+        let raw_body = json!({"jsonrpc": "2.0", "id": nonce, "method": "eth_sendRawTransaction", "params": [hex]}).to_string();
+        let bundle = json!({"jsonrpc": "2.0", "id": nonce, "method": "eth_sendBundle",
+            "params": [{"txs": [hex], "blockNumber": "0x1312d01"}]})
+        .to_string();
+        let auth_raw = rpc.fb.header_value(raw_body.as_bytes()).unwrap();
+        let auth_bundle = rpc.fb.header_value(bundle.as_bytes()).unwrap();
+        // Alternate who goes first so every endpoint wins some.
+        let mut three = vec![
+            (0, Rpc::request(&raw_body, None)),
+            (1, Rpc::request(&bundle, Some(&auth_bundle))),
+            (2, Rpc::request(&raw_body, Some(&auth_raw))),
+        ];
+        three.rotate_left(nonce as usize % 3);
+        requests.extend(three);
+    }
+    // Nonces must arrive in order at the chain for all to land: send nonce by nonce.
+    let mut wins = 0;
+    for burst in requests.chunks(3) {
+        let out = rpc.many(burst);
+        let ok = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::Reply(200, v) if v.get("result").is_some()))
+            .count();
+        assert_eq!(ok, 1, "{out:?}");
+        wins += ok;
+    }
+    assert_eq!(wins, 20);
+    assert_eq!(
+        rpc.ok(
+            0,
+            "eth_getTransactionCount",
+            json!([KEY_ADDRESS, "pending"])
+        ),
+        "0x14"
+    );
+    let t = node.total();
+    assert_eq!((t.accepted, t.duplicate, t.rejected), (20, 40, 0), "{t:?}");
+}
+
+/// Under every fault at once, each request sent by the keep-alive client gets exactly one
+/// outcome (a response or a typed failure), and the client keeps reconnecting.
+#[test]
+fn every_request_gets_exactly_one_outcome_under_faults() {
+    let mut cfg = quiet();
+    cfg.builders = 0;
+    cfg.seed = 5;
+    cfg.set_all(EndpointBehaviour {
+        latency: LatencyDist::Uniform(0, 500),
+        error_rate: 0.1,
+        timeout_rate: 0.03,
+        reset_rate: 0.1,
+        malformed_rate: 0.1,
+    });
+    let node = NodeSim::start(cfg).unwrap();
+    let mut pool = HttpPool::new().unwrap();
+    let mut kc = KeepAliveConfig::new(&node.node_url()).unwrap();
+    kc.request_timeout = Duration::from_millis(300);
+    kc.backoff = BackoffConfig {
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(20),
+        jitter: Jitter::Full,
+        reset_after: Duration::from_secs(60),
+    };
+    pool.add(kc).unwrap();
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).to_string();
+    let req = Rpc::request(&body, None);
+    let mut outcomes = std::collections::HashMap::<u64, u32>::new();
+    let (mut responses, mut failures, mut sent) = (0u64, 0u64, 0u64);
+    let mut on = |ev: HttpEvent<'_>| match ev {
+        HttpEvent::Response(r) => {
+            *outcomes.entry(r.seq).or_default() += 1;
+            responses += 1;
+        }
+        HttpEvent::Failed { seq, .. } => {
+            *outcomes.entry(seq).or_default() += 1;
+            failures += 1;
+        }
+        _ => {}
+    };
+    let start = Instant::now();
+    while sent < 150 {
+        assert!(start.elapsed() < Duration::from_secs(60), "stuck at {sent}");
+        // Up to three in flight.
+        if pool.conn(0).unwrap().in_flight() < 3 && pool.send(0, &req, &mut on).is_ok() {
+            sent += 1;
+            continue;
+        }
+        pool.run_once(Duration::from_millis(5), &mut on).unwrap();
+    }
+    while pool.conn(0).unwrap().in_flight() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        pool.run_once(Duration::from_millis(5), &mut on).unwrap();
+    }
+    assert_eq!(responses + failures, 150);
+    assert_eq!(outcomes.len(), 150);
+    assert!(
+        outcomes.values().all(|&n| n == 1),
+        "a request had two outcomes"
+    );
+    let s = node.stats(0).unwrap();
+    assert!(
+        s.fault_errors > 0 && s.fault_resets > 0 && s.fault_malformed > 0 && s.fault_timeouts > 0,
+        "{s:?}"
+    );
+    assert!(pool.conn(0).unwrap().stats().opens > 5);
 }

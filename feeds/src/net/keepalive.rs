@@ -28,6 +28,37 @@
 //! ([`clock::now_ns`]) when the request's last byte was handed to the kernel (for TLS: when
 //! rustls had written every record of it), so `recv_ns - sent_ns` is the send→ack time.
 //!
+//! Requests must expect a body in the response (no `HEAD`, no `Expect: 100-continue` bodies
+//! held back, no upgrades): the client frames responses by their headers only.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use keel_feeds::net::{HttpEvent, HttpPool, KeepAliveConfig};
+//!
+//! let mut pool = HttpPool::new()?;
+//! let node = pool.add(KeepAliveConfig::new("http://127.0.0.1:8545/")?)?;
+//! let mut on = |ev: HttpEvent<'_>| {
+//!     if let HttpEvent::Response(r) = ev {
+//!         println!("#{} {} in {} ns", r.seq, r.status, r.recv_ns - r.sent_ns);
+//!     }
+//! };
+//! pool.warm_up(Duration::from_secs(5), &mut on)?;
+//! // Built once at start-up; on the hot path only these bytes are written.
+//! let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+//! let request = format!(
+//!     "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+//!      Content-Length: {}\r\n\r\n{body}",
+//!     body.len()
+//! );
+//! let seq = pool.send(node, request.as_bytes(), &mut on)?;
+//! let _sent_ns = pool.conn(node).and_then(|c| c.sent_ns(seq));
+//! loop {
+//!     pool.run_once(Duration::from_millis(1), &mut on)?;
+//! #   break;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Failures
 //!
 //! 1. A request outstanding past [`KeepAliveConfig::request_timeout`] fails with
@@ -38,6 +69,8 @@
 //!    with a [`RequestError`] (the first with the cause, the others with
 //!    [`RequestError::ConnectionLost`]), then [`HttpEvent::Down`] carries the full
 //!    [`KeepAliveError`].
+//!    A request written just as the server closes an idle connection fails the same way:
+//!    whether the server saw it is unknown, which a racing caller must treat as such.
 //! 3. A dropped connection reconnects in the background after a jittered [`Backoff`] (at once
 //!    after an orderly close by a server that had answered), and reports [`HttpEvent::Up`]
 //!    when warm again (TCP up and, for TLS, the handshake done).
@@ -315,8 +348,9 @@ pub enum HttpEvent<'a> {
         /// Why.
         error: RequestError,
     },
-    /// The connection went down (after its outstanding requests' `Failed` events); it
-    /// reconnects by itself unless stopped.
+    /// The connection went down (after its outstanding requests' `Failed` events), or its
+    /// first attempt failed; once per outage (see [`KeepAlive::last_error`] and
+    /// [`KeepAliveStats::failures`] for later attempts). It reconnects by itself unless stopped.
     Down {
         /// The connection.
         conn: usize,
@@ -439,15 +473,19 @@ enum Framing {
     UntilClose,
 }
 
-/// A response found complete in the read buffer.
-struct Parsed {
-    status: u16,
-    /// Body range in the buffer (after de-chunking).
-    body: (usize, usize),
-    /// Bytes of the buffer the response occupied.
-    consumed: usize,
-    close: bool,
-    interim: bool,
+/// A response framed at the start of a buffer by [`frame_response`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramedResponse {
+    /// Status code.
+    pub status: u16,
+    /// The body's (start, end) in the buffer, after de-chunking.
+    pub body: (usize, usize),
+    /// Bytes of the buffer the response occupied (the next response starts there).
+    pub consumed: usize,
+    /// The server will close after it (`Connection: close`, or a body framed by the close).
+    pub close: bool,
+    /// A 1xx interim response (to skip).
+    pub interim: bool,
 }
 
 /// One keep-alive HTTP/1.1 connection (see the module docs).
@@ -476,6 +514,8 @@ pub struct KeepAlive {
     epoch: Instant,
     served_since_up: bool,
     up_at: Instant,
+    /// `Down` was reported and no `Up` since.
+    in_outage: bool,
     /// The server announced `Connection: close` or ended the stream after a response.
     closing: bool,
     last_error: Option<KeepAliveError>,
@@ -536,6 +576,7 @@ impl KeepAlive {
             epoch: now,
             served_since_up: false,
             up_at: now,
+            in_outage: false,
             closing: false,
             last_error: None,
             stats: KeepAliveStats::default(),
@@ -561,6 +602,17 @@ impl KeepAlive {
     /// Requests outstanding.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len
+    }
+
+    /// When request `seq`'s last byte was written (ns, [`clock::now_ns`]): `Some(0)` while
+    /// part of it waits for writable readiness, `None` once it is no longer outstanding. Right
+    /// after [`send`](Self::send) it is the send timestamp for the race table.
+    pub fn sent_ns(&self, seq: u64) -> Option<u64> {
+        let ring = &self.in_flight;
+        (0..ring.len)
+            .map(|i| &ring.slots[(ring.head + i) % ring.slots.len()])
+            .find(|r| r.seq == seq)
+            .map(|r| r.sent_ns)
     }
 
     /// Counters.
@@ -840,6 +892,7 @@ impl KeepAlive {
         self.backoff.note_up(self.up_at);
         self.stats.opens += 1;
         self.served_since_up = false;
+        self.in_outage = false;
         on(HttpEvent::Up {
             conn: self.conn(),
             opens: self.stats.opens,
@@ -968,7 +1021,7 @@ impl KeepAlive {
             if self.in_flight.len == 0 {
                 return Err(KeepAliveError::Unsolicited(self.rend - self.rpos));
             }
-            let Some(p) = parse_response(&mut self.inbuf[self.rpos..self.rend], at_eof)? else {
+            let Some(p) = frame_response(&mut self.inbuf[self.rpos..self.rend], at_eof)? else {
                 if self.rpos == 0 && self.rend == self.inbuf.len() {
                     return Err(KeepAliveError::TooLarge {
                         limit: self.inbuf.len(),
@@ -1129,7 +1182,9 @@ impl KeepAlive {
             now + self.backoff.next_delay(now)
         };
         self.state = KeepAliveState::Waiting;
-        if was_up || !matches!(error, KeepAliveError::Shutdown) {
+        // Once per outage: failed reconnection attempts are counted, not reported again.
+        if !self.in_outage {
+            self.in_outage = true;
             on(HttpEvent::Down {
                 conn: self.conn(),
                 error: &error,
@@ -1139,9 +1194,14 @@ impl KeepAlive {
     }
 }
 
-/// Parses one response at the start of `buf`. `Ok(None)`: incomplete. Chunked bodies are
-/// de-chunked in place (the data moves toward the start of the buffer).
-fn parse_response(buf: &mut [u8], at_eof: bool) -> Result<Option<Parsed>, KeepAliveError> {
+/// Frames one response at the start of `buf` (the connection's parser, public for fuzzing
+/// and for callers that frame responses themselves). `Ok(None)`: incomplete; `at_eof`: no
+/// more bytes will come. Chunked bodies are de-chunked in place (the data moves toward the
+/// start of the buffer). Never allocates except to describe an error.
+pub fn frame_response(
+    buf: &mut [u8],
+    at_eof: bool,
+) -> Result<Option<FramedResponse>, KeepAliveError> {
     let Some(head_end) = find_head_end(&buf[..buf.len().min(MAX_RESPONSE_HEAD)]) else {
         if buf.len() >= MAX_RESPONSE_HEAD {
             return Err(KeepAliveError::Framing("response head over 16 KiB"));
@@ -1175,7 +1235,7 @@ fn parse_response(buf: &mut [u8], at_eof: bool) -> Result<Option<Parsed>, KeepAl
     };
     let body = &mut buf[head_end..];
     match framing {
-        Framing::None => Ok(Some(Parsed {
+        Framing::None => Ok(Some(FramedResponse {
             status,
             body: (head_end, head_end),
             consumed: head_end,
@@ -1192,7 +1252,7 @@ fn parse_response(buf: &mut [u8], at_eof: bool) -> Result<Option<Parsed>, KeepAl
                 }
                 return Ok(None);
             }
-            Ok(Some(Parsed {
+            Ok(Some(FramedResponse {
                 status,
                 body: (head_end, head_end + n),
                 consumed: head_end + n,
@@ -1204,7 +1264,7 @@ fn parse_response(buf: &mut [u8], at_eof: bool) -> Result<Option<Parsed>, KeepAl
             if !at_eof {
                 return Ok(None);
             }
-            Ok(Some(Parsed {
+            Ok(Some(FramedResponse {
                 status,
                 body: (head_end, head_end + body.len()),
                 consumed: head_end + body.len(),
@@ -1215,7 +1275,7 @@ fn parse_response(buf: &mut [u8], at_eof: bool) -> Result<Option<Parsed>, KeepAl
         Framing::Chunked => match dechunk(body)? {
             None if at_eof => Err(KeepAliveError::Framing("truncated chunked body")),
             None => Ok(None),
-            Some((len, used)) => Ok(Some(Parsed {
+            Some((len, used)) => Ok(Some(FramedResponse {
                 status,
                 body: (head_end, head_end + len),
                 consumed: head_end + used,
@@ -1442,7 +1502,7 @@ mod tests {
 
     fn parse(raw: &[u8], eof: bool) -> Result<Outcome, KeepAliveError> {
         let mut buf = raw.to_vec();
-        Ok(parse_response(&mut buf, eof)?.map(|p| {
+        Ok(frame_response(&mut buf, eof)?.map(|p| {
             (
                 p.status,
                 buf[p.body.0..p.body.1].to_vec(),
@@ -1523,6 +1583,49 @@ mod tests {
             });
             let seqs: Vec<u64> = std::iter::from_fn(|| r.pop().map(|x| x.seq)).collect();
             assert_eq!(seqs, [1, 2, 3].map(|i| round * 10 + i));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the server sends, parsing returns a response, "incomplete" or an error,
+        /// and a response never claims more bytes than it was given.
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300), eof: bool) {
+            let mut buf = raw.clone();
+            if let Ok(Some(p)) = frame_response(&mut buf, eof) {
+                proptest::prop_assert!(p.consumed <= raw.len());
+                proptest::prop_assert!(p.body.0 <= p.body.1 && p.body.1 <= raw.len());
+            }
+        }
+
+        /// A valid chunked response cut anywhere is incomplete (never a wrong body); chunk
+        /// sizes chosen at random de-chunk to the original data.
+        #[test]
+        fn chunked_bodies_round_trip(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            sizes in proptest::collection::vec(1usize..40, 1..10),
+            cut in 0usize..400,
+        ) {
+            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut rest = &data[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = sizes[i % sizes.len()].min(rest.len());
+                raw.extend_from_slice(format!("{n:X}\r\n").as_bytes());
+                raw.extend_from_slice(&rest[..n]);
+                raw.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+                i += 1;
+            }
+            raw.extend_from_slice(b"0\r\n\r\n");
+            let mut full = raw.clone();
+            let p = frame_response(&mut full, false).unwrap().unwrap();
+            proptest::prop_assert_eq!(&full[p.body.0..p.body.1], &data[..]);
+            proptest::prop_assert_eq!(p.consumed, raw.len());
+            if cut < raw.len() {
+                let mut part = raw[..cut].to_vec();
+                proptest::prop_assert!(frame_response(&mut part, false).unwrap().is_none());
+            }
         }
     }
 

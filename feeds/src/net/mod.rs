@@ -28,8 +28,9 @@ pub use feed::{FeedLoop, MAX_CONNECTIONS};
 pub use head::HeadError;
 pub use http::{HttpError, http_request};
 pub use keepalive::{
-    HttpEvent, HttpPool, KeepAlive, KeepAliveConfig, KeepAliveError, KeepAliveSetupError,
-    KeepAliveState, KeepAliveStats, RequestError, Response, SendError,
+    FramedResponse, HttpEvent, HttpPool, KeepAlive, KeepAliveConfig, KeepAliveError,
+    KeepAliveSetupError, KeepAliveState, KeepAliveStats, RequestError, Response, SendError,
+    frame_response,
 };
 pub use session::{Outbox, Session};
 pub use tls::{TlsError, client_config};
