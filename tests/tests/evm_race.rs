@@ -63,9 +63,9 @@ fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faul
             malformed_rate: malformed,
         }
     };
-    cfg.node = flaky(LatencyDist::Uniform(0, 400), 0.02, 0.0005, 0.005, 0.005);
+    cfg.node = flaky(LatencyDist::Uniform(0, 100), 0.02, 0.0005, 0.005, 0.005);
     cfg.builder = vec![
-        flaky(LatencyDist::Uniform(0, 300), 0.03, 0.0005, 0.005, 0.005),
+        flaky(LatencyDist::Uniform(0, 80), 0.03, 0.0005, 0.005, 0.005),
         flaky(
             LatencyDist::LogNormal {
                 median: 150.0,
@@ -76,7 +76,7 @@ fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faul
             0.01,
             0.01,
         ),
-        flaky(LatencyDist::Fixed(50), 0.05, 0.0005, 0.0, 0.01),
+        flaky(LatencyDist::Fixed(20), 0.05, 0.0005, 0.0, 0.01),
     ];
     let node = node(cfg);
     let routes = routes(&node);
@@ -302,4 +302,71 @@ fn bad_replies_are_counted_and_mark_the_venue_degraded_never_losing_a_fill() {
     assert!(stats[0].count(CopyOutcome::Error) >= 3);
     assert_eq!(stats[0].health, Health::Degraded);
     assert!(stats[1].count(CopyOutcome::Timeout) + stats[1].count(CopyOutcome::Error) >= 1);
+}
+
+#[test]
+fn the_exec_tile_turns_intents_into_fills_over_rings() {
+    use keel_engine::exec::evm::exec::EvmExecTile;
+    use keel_engine::pipeline::{StopFlag, Tile, ring};
+
+    let node = node(NodeConfig {
+        builders: 1,
+        block_time: Duration::from_secs(3_600),
+        ..NodeConfig::default()
+    });
+    let routes = routes(&node);
+    let (mut signer, shelf) = signer(&routes, 4);
+    first_step(&mut signer);
+    let stop = StopFlag::new();
+    let signer_thread = signer.spawn(stop.clone()).unwrap();
+    let exec = keel_engine::exec::evm::exec::EvmExec::new(
+        &routes,
+        shelf.clone(),
+        &exec_config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let (mut intent_tx, intent_rx) = ring(64).unwrap();
+    let (fill_tx, mut fill_rx) = ring(64).unwrap();
+    let mut tile = EvmExecTile::new(exec, intent_rx, fill_tx, Duration::from_secs(5));
+    tile.init().unwrap();
+    let start = pending_nonce(&node);
+    let mut total = 0.0;
+    for id in 1..=30u64 {
+        // Wait for a fresh ladder at the next nonce (the signer thread re-signs).
+        let t0 = std::time::Instant::now();
+        loop {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no fresh ladder");
+            tile.step();
+            let n = tile.exec().next_nonce().unwrap_or(start);
+            if shelf
+                .ladder(n)
+                .as_ref()
+                .is_some_and(|l| l.nonce == n && !l.is_fired())
+            {
+                break;
+            }
+        }
+        let side = if id % 2 == 0 { Side::Buy } else { Side::Sell };
+        intent_tx.push(intent(id, side, 0.05)).unwrap();
+        let f = loop {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no fill");
+            tile.step();
+            if let Some(f) = fill_rx.pop() {
+                break f;
+            }
+        };
+        assert_eq!(f.intent_id, id);
+        assert_eq!(f.status, FillStatus::Filled, "{f:?}");
+        // 0.05 is nearest to the 0.04 rung (0.01·2^2), never above the 1.0 limit.
+        assert!((f.filled.abs() - 0.04).abs() < 1e-12, "{f:?}");
+        assert_eq!(f.filled > 0.0, side == Side::Buy);
+        total += f.filled;
+    }
+    tile.teardown();
+    stop.stop();
+    signer_thread.join().unwrap();
+    assert!(fill_rx.pop().is_none(), "one fill per intent");
+    assert_eq!(pending_nonce(&node), start + 30);
+    assert_eq!(node.total().accepted, 30);
+    assert!(total.abs() < 1e-9, "15 buys and 15 sells of 0.04");
 }
