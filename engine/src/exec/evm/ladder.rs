@@ -11,7 +11,7 @@
 //!    reputation key (a k256 signature costs ~50 µs: never on the hot path; the signer re-signs
 //!    bundles when the head block advances).
 //!
-//! The hot path only [`Ladder::pick`]s a rung and writes [`Ladder::request`] bytes.
+//! The hot path only [`Ladder::pick`]s a rung and writes [`Rung::request`] bytes.
 //!
 //! # Calldata
 //!
@@ -24,7 +24,7 @@
 //!
 //! # Never
 //!
-//! Nothing here runs on the hot path except [`Ladder::pick`], [`Ladder::request`] and
+//! Nothing here runs on the hot path except [`Ladder::pick`], [`Rung::request`] and
 //! [`Ladder::try_fire`], which neither allocate nor lock. A ladder is immutable once built except
 //! for its `fired` flag: a ladder is fired at most once (one nonce, one decision).
 
