@@ -8,7 +8,8 @@
 //!   `X-Flashbots-Signature`). Timed from just before `decide` to its return, when every
 //!   copy's last byte has been handed to the kernel (a loopback socket takes a request whole).
 //!   Every decision is real: the node accepts the first copy, the builders answer duplicates,
-//!   the fill comes back, and the signer re-signs the next nonce (untimed, between decisions).
+//!   the fill comes back, and the signer thread re-signs the next nonce (the bench waits for a
+//!   fresh ladder before each decision, untimed).
 //!   The time to the first acceptance (fill) is printed beside it.
 //! - Conventional: a new `reqwest::Client` per decision and `futures::future::join_all` over
 //!   one POST per venue (the same bodies and headers, as bytes already built), on a tokio
@@ -22,15 +23,17 @@
 //! formatting and waiting on every venue; Keel's is the write itself.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use keel_engine::exec::evm::exec::{EvmExec, EvmExecConfig};
-use keel_engine::exec::evm::ladder::{CallTemplate, LadderSpec, RouteKind, RouteTarget};
+use keel_engine::exec::evm::ladder::{CallTemplate, Ladder, LadderSpec, RouteKind, RouteTarget};
 use keel_engine::exec::evm::signer::{LadderSigner, RpcChainReader, SignerConfig};
 use keel_engine::exec::evm::{Address, Bytes, EvmSigner, FlashbotsSigner, U256};
 use keel_engine::exec::{FillStatus, HedgeIntent};
+use keel_engine::pipeline::StopFlag;
 use keel_engine::pipeline::telemetry::TickTrace;
 use keel_feeds::clock;
 use keel_feeds::event::{Side, Venue};
@@ -96,6 +99,15 @@ fn realtime() -> &'static str {
         libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) == 0
     };
     if ok { "SCHED_FIFO" } else { "SCHED_OTHER" }
+}
+
+/// Back to the ordinary policy (before spawning threads that must not inherit SCHED_FIFO).
+fn ordinary() {
+    // SAFETY: as in `realtime`; priority 0 is the only valid one for SCHED_OTHER.
+    unsafe {
+        let p = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &p);
+    }
 }
 
 fn cpu_name() -> String {
@@ -209,14 +221,47 @@ fn run_keel(urls: &[(RouteKind, String)], chain_id: u64, args: &Args) -> Result<
         Box::new(reader),
     )?;
     signer.step().context("the signer's first chain reading")?;
-    let mut exec = EvmExec::new(&routes, shelf, &EvmExecConfig::default())?;
+    // The signer on its own thread, as in `keel run` (signing on the measuring thread between
+    // decisions would evict the hot path's data from the caches).
+    let stop = StopFlag::new();
+    ordinary();
+    let signer_thread = signer.spawn(stop.clone())?;
+    realtime();
+    let mut exec = EvmExec::new(&routes, shelf.clone(), &EvmExecConfig::default())?;
     if !exec.warm_up(Duration::from_secs(5))? {
         bail!("the keep-alive connections did not come up within 5 s");
     }
     let mut written = histogram();
     let mut first_ack = histogram();
+    let mut last: Option<Arc<Ladder>> = None;
     let total = args.warmup + args.decisions;
     for i in 0..total {
+        // A fresh ladder at the next nonce first (the signer thread re-signs; untimed).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            exec.poll(Duration::ZERO);
+            let Some(n) = exec.next_nonce() else {
+                break;
+            };
+            // Both ladders the signer keeps (n and n + 1) fresh: it is idle, as it mostly is
+            // between decisions in a run (its signing would otherwise share the other core with
+            // the node's thread that every write wakes).
+            let g = shelf.ladder(n);
+            let g1 = shelf.ladder(n + 1);
+            let fresh = |l: &&Arc<Ladder>, at: u64| l.nonce == at && !l.is_fired();
+            if let (Some(l), Some(_)) = (
+                g.as_ref().filter(|l| fresh(l, n)),
+                g1.as_ref().filter(|l| fresh(l, n + 1)),
+            ) {
+                last = Some(Arc::clone(l));
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("no fresh ladder for decision {} within 5 s", i + 1);
+            }
+            // Busy-wait, as the exec tile's spin strategy does.
+            std::hint::spin_loop();
+        }
         let it = intent(i + 1);
         let t0 = clock::now_ns();
         let r = exec.decide(&it);
@@ -224,8 +269,7 @@ fn run_keel(urls: &[(RouteKind, String)], chain_id: u64, args: &Args) -> Result<
         if let Err(why) = r {
             bail!("decision {} refused: {}", i + 1, why.name());
         }
-        // The fill (first acceptance), then every copy's answer, then a fresh ladder.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // The fill (first acceptance), then every copy's answer.
         let fill = loop {
             if let Some(f) = exec.pop_fill() {
                 break f;
@@ -245,16 +289,13 @@ fn run_keel(urls: &[(RouteKind, String)], chain_id: u64, args: &Args) -> Result<
         while exec.race().in_flight() > 0 && Instant::now() < deadline {
             exec.poll(Duration::from_millis(1));
         }
-        if i + 1 == total {
-            break;
-        }
-        signer.step().context("the signer's chain reading")?;
     }
-    // The last ladder's requests (its nonce is spent: the conventional run gets duplicates).
-    let nonce = exec.next_nonce().unwrap_or(0).saturating_sub(1);
-    let ladder = signer
-        .current(nonce)
-        .ok_or_else(|| anyhow!("the last ladder is gone"))?;
+    stop.stop();
+    signer_thread
+        .join()
+        .map_err(|_| anyhow!("the signer thread panicked"))?;
+    // The last ladder fired (its nonce is spent: the conventional run gets duplicates).
+    let ladder = last.ok_or_else(|| anyhow!("no ladder was fired"))?;
     let rung = &ladder.rungs(Side::Buy)[1];
     let last_requests = urls
         .iter()
