@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use super::node::{
-    EndpointBehaviour, EndpointStats, LatencyDist, NodeConfig, NodeSim, endpoint_name,
-};
 use super::{Faults, SimConfig, SimStats, SimVenue};
 
 /// keel-sim: a simulated options venue speaking Deribit's and Binance's WebSocket protocols on
@@ -47,6 +44,9 @@ pub struct SimArgs {
     /// Address to listen on (port 0 picks a free port, printed on start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     pub listen: SocketAddr,
+    /// The mock JSON-RPC node and builders (see [`super::node::cli`]).
+    #[command(flatten)]
+    pub node: super::node::cli::NodeArgs,
     /// Seed of the simulated market and of the faults' randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -130,145 +130,6 @@ pub struct SimArgs {
     /// so the next event's pu does not match: a sequence gap the client must resnapshot).
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     pub gap_every_msgs: Option<u64>,
-
-    #[command(flatten)]
-    pub node: NodeArgs,
-}
-
-/// The mock JSON-RPC node and builders (started only with `--node-port`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct NodeArgs {
-    /// Start the mock Ethereum JSON-RPC node on this port of --listen's IP (0 picks a free
-    /// one); builders listen on free ports of the same IP. URLs are printed on start.
-    #[arg(long, value_name = "PORT", help_heading = "JSON-RPC node and builders")]
-    pub node_port: Option<u16>,
-    /// Number of block builders (eth_sendBundle with X-Flashbots-Signature).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 2,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub builders: usize,
-    /// Chain id the node accepts.
-    #[arg(
-        long,
-        value_name = "ID",
-        default_value_t = 1,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub chain_id: u64,
-    /// Milliseconds between blocks (accepted transactions are included in the next one).
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 12_000,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub block_time_ms: u64,
-    /// Base fee per gas, gwei (decimal); a fee cap below it is refused.
-    #[arg(
-        long,
-        value_name = "GWEI",
-        default_value = "10",
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub base_fee_gwei: String,
-    /// Reply latency of every endpoint, µs: fixed:US, uniform:LO..HI or lognormal:MEDIAN_US,SIGMA.
-    #[arg(long, value_name = "DIST", help_heading = "JSON-RPC node and builders")]
-    pub rpc_latency_us: Option<String>,
-    /// Fault: fraction of requests answered HTTP 503 with JSON-RPC error -32603 (every endpoint).
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.0,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub rpc_error_rate: f64,
-    /// Fault: fraction of requests never answered; the connection stalls (every endpoint).
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.0,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub rpc_timeout_rate: f64,
-    /// Fault: fraction of requests answered by a TCP reset (every endpoint).
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.0,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub rpc_reset_rate: f64,
-    /// Fault: fraction of requests answered malformed: a bad status line or cut JSON (every
-    /// endpoint).
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.0,
-        help_heading = "JSON-RPC node and builders"
-    )]
-    pub rpc_malformed_rate: f64,
-    /// Per-endpoint override, repeatable: NAME:KEY=VALUE[,KEY=VALUE...] with NAME node or
-    /// builderK and KEY latency, error, timeout, reset or malformed
-    /// (e.g. builder2:latency=uniform:200..900,reset=0.05).
-    #[arg(long, value_name = "SPEC", help_heading = "JSON-RPC node and builders")]
-    pub rpc_endpoint: Vec<String>,
-}
-
-impl NodeArgs {
-    /// The node configuration these flags describe (None without `--node-port`).
-    pub fn config(&self, ip: std::net::IpAddr, seed: u64) -> anyhow::Result<Option<NodeConfig>> {
-        let Some(port) = self.node_port else {
-            return Ok(None);
-        };
-        let mut all = EndpointBehaviour {
-            error_rate: self.rpc_error_rate,
-            timeout_rate: self.rpc_timeout_rate,
-            reset_rate: self.rpc_reset_rate,
-            malformed_rate: self.rpc_malformed_rate,
-            ..Default::default()
-        };
-        if let Some(d) = &self.rpc_latency_us {
-            all.latency =
-                LatencyDist::parse(d).map_err(|e| anyhow::anyhow!("--rpc-latency-us: {e}"))?;
-        }
-        let mut cfg = NodeConfig {
-            listen: SocketAddr::new(ip, port),
-            builders: self.builders,
-            chain_id: self.chain_id,
-            block_time: Duration::from_millis(self.block_time_ms),
-            base_fee: keel_engine::exec::evm::parse::gwei("--base-fee-gwei", &self.base_fee_gwei)?,
-            seed,
-            ..NodeConfig::default()
-        };
-        cfg.set_all(all);
-        for spec in &self.rpc_endpoint {
-            let bad = |why: String| anyhow::anyhow!("--rpc-endpoint {spec:?}: {why}");
-            let (name, settings) = spec
-                .split_once(':')
-                .ok_or_else(|| bad("expected NAME:KEY=VALUE[,KEY=VALUE...]".into()))?;
-            let behaviour = if name == "node" {
-                &mut cfg.node
-            } else {
-                let k: usize = name
-                    .strip_prefix("builder")
-                    .and_then(|k| k.parse().ok())
-                    .filter(|&k| k >= 1 && k <= self.builders)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "unknown endpoint {name:?} (node, builder1..builder{})",
-                            self.builders
-                        ))
-                    })?;
-                &mut cfg.builder[k - 1]
-            };
-            behaviour.apply(settings).map_err(bad)?;
-        }
-        cfg.validate()?;
-        Ok(Some(cfg))
-    }
 }
 
 fn secs(field: &str, v: f64) -> anyhow::Result<Duration> {
@@ -340,24 +201,6 @@ fn stats_line(s: &SimStats, elapsed: Duration) -> String {
     )
 }
 
-fn node_line(s: &EndpointStats) -> String {
-    format!(
-        "keel-sim node: connections {}, requests {}, accepted {}, duplicate {}, rejected {}, \
-         unauthorized {}, bad requests {}, faults: errors {}, timeouts {}, resets {}, malformed {}",
-        s.connections,
-        s.requests,
-        s.accepted,
-        s.duplicate,
-        s.rejected,
-        s.unauthorized,
-        s.bad_requests,
-        s.fault_errors,
-        s.fault_timeouts,
-        s.fault_resets,
-        s.fault_malformed
-    )
-}
-
 /// Runs `keel-sim` with parsed flags.
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let config = args.config()?;
@@ -368,7 +211,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let duration = args.duration.map(|v| secs("duration", v)).transpose()?;
     let node_config = args.node.config(args.listen.ip(), args.seed)?;
     let mut sim = SimVenue::start(config)?;
-    let mut node = node_config.map(NodeSim::start).transpose()?;
+    let mut node = node_config.map(super::node::NodeSim::start).transpose()?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "keel-sim listening on {}", sim.addr())?;
@@ -401,7 +244,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         {
             eprintln!("{}", stats_line(&sim.stats(), now.duration_since(start)));
             if let Some(node) = &node {
-                eprintln!("{}", node_line(&node.total()));
+                eprintln!("{}", super::node::cli::node_line(&node.total()));
             }
             next_stats = Some(at + every.max(Duration::from_millis(100)));
         }
@@ -413,7 +256,11 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         node.stop();
         for k in 0..=args.node.builders {
             if let Some(s) = node.stats(k) {
-                eprintln!("{}: {}", endpoint_name(k), node_line(&s));
+                eprintln!(
+                    "{}: {}",
+                    super::node::endpoint_name(k),
+                    super::node::cli::node_line(&s)
+                );
             }
         }
     }
@@ -500,56 +347,5 @@ mod tests {
         assert!(c.validate().is_ok());
         let bad = SimArgs::parse_from(["keel-sim", "--silent-after", "NaN"]);
         assert!(bad.config().is_err());
-    }
-
-    #[test]
-    fn node_flags_map_to_node_config() {
-        let ip = "127.0.0.1".parse().unwrap();
-        let a = SimArgs::parse_from(["keel-sim"]);
-        assert!(
-            a.node.config(ip, 1).unwrap().is_none(),
-            "no node without --node-port"
-        );
-        let a = SimArgs::parse_from([
-            "keel-sim",
-            "--node-port",
-            "0",
-            "--builders",
-            "3",
-            "--chain-id",
-            "11155111",
-            "--block-time-ms",
-            "500",
-            "--base-fee-gwei",
-            "2.5",
-            "--rpc-latency-us",
-            "uniform:20..200",
-            "--rpc-error-rate",
-            "0.1",
-            "--rpc-endpoint",
-            "builder2:latency=fixed:900,reset=0.05",
-            "--rpc-endpoint",
-            "node:error=0",
-        ]);
-        let c = a.node.config(ip, 9).unwrap().unwrap();
-        assert_eq!((c.builders, c.chain_id, c.seed), (3, 11_155_111, 9));
-        assert_eq!(c.block_time, Duration::from_millis(500));
-        assert_eq!(c.base_fee, 2_500_000_000);
-        assert_eq!(c.node.error_rate, 0.0);
-        assert_eq!(c.node.latency, LatencyDist::Uniform(20, 200));
-        assert_eq!(c.builder[0].error_rate, 0.1);
-        assert_eq!(c.builder[1].latency, LatencyDist::Fixed(900));
-        assert_eq!(c.builder[1].reset_rate, 0.05);
-        for (flag, value, needle) in [
-            ("--rpc-endpoint", "builder4:error=0.1", "builder4"),
-            ("--rpc-endpoint", "node:bogus=1", "bogus"),
-            ("--rpc-latency-us", "gauss:5", "gauss:5"),
-            ("--rpc-error-rate", "1.5", "rpc-error-rate"),
-            ("--base-fee-gwei", "ten", "ten"),
-        ] {
-            let a = SimArgs::parse_from(["keel-sim", "--node-port", "0", flag, value]);
-            let e = format!("{:#}", a.node.config(ip, 1).unwrap_err());
-            assert!(e.contains(needle), "{flag} {value}: {e}");
-        }
     }
 }

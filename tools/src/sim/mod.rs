@@ -3,6 +3,8 @@
 //! `/ws/<stream>[/<stream>...]` and `/stream?streams=a/b`), driven by a simulated market
 //! (Merton jump-diffusion underlying, SVI smile per expiry, about 1,000 listed options), with
 //! fault injection. Started in-process with [`SimVenue::start`] or as the `keel-sim` binary.
+//! The mock Ethereum JSON-RPC node and block builders are a separate server ([`node`],
+//! started with [`node::NodeSim::start`] or `keel-sim --node-port`).
 //!
 //! Owns the listener, one thread per connection, the market thread and their shutdown. It
 //! never panics on client input (malformed JSON, unknown methods and protocol errors get

@@ -158,7 +158,7 @@ impl ChainState {
             if let Some(r) = self.txs.get_mut(&hash) {
                 r.block = Some(self.block);
                 let n = self.latest_nonce.entry(r.from).or_insert(0);
-                *n = (*n).max(r.nonce + 1);
+                *n = (*n).max(r.nonce.saturating_add(1));
             }
         }
     }
@@ -213,7 +213,8 @@ impl ChainState {
     }
 
     fn accept(&mut self, tx: &DecodedTx, endpoint: usize) {
-        self.pending_nonce.insert(tx.from, tx.fields.nonce + 1);
+        self.pending_nonce
+            .insert(tx.from, tx.fields.nonce.saturating_add(1));
         self.txs.insert(
             tx.hash,
             TxRecord {

@@ -28,6 +28,7 @@
 //! HTTP gets 400 and a close, malformed JSON -32700, unknown methods -32601).
 
 pub mod chain;
+pub mod cli;
 mod server;
 
 use std::net::SocketAddr;
@@ -182,6 +183,20 @@ impl EndpointBehaviour {
     }
 
     fn validate(&self, name: &str) -> Result<(), SimError> {
+        let latency_ok = match self.latency {
+            LatencyDist::Fixed(v) => v <= 60_000_000,
+            LatencyDist::Uniform(lo, hi) => lo <= hi && hi <= 60_000_000,
+            LatencyDist::LogNormal { median, sigma } => {
+                median.is_finite() && median >= 0.0 && sigma.is_finite() && sigma >= 0.0
+            }
+        };
+        if !latency_ok {
+            return Err(super::invalid(
+                "rpc-latency-us",
+                format!("{:?}", self.latency),
+                format!("{name}: a range LO <= HI within 60 s, finite non-negative log-normal"),
+            ));
+        }
         let rates = [
             ("rpc-error-rate", self.error_rate),
             ("rpc-timeout-rate", self.timeout_rate),
@@ -549,6 +564,12 @@ mod tests {
         });
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("node") && e.contains("more than 1"), "{e}");
+        cfg.set_all(EndpointBehaviour {
+            latency: LatencyDist::Uniform(9, 1),
+            ..Default::default()
+        });
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("rpc-latency-us"), "{e}");
         cfg.set_all(EndpointBehaviour::default());
         cfg.chain_id = 0;
         assert!(cfg.validate().unwrap_err().to_string().contains("chain-id"));

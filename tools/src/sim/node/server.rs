@@ -347,7 +347,7 @@ impl Server {
                 );
                 return;
             }
-            if head_len + content_length > self.max_request {
+            if head_len.saturating_add(content_length) > self.max_request {
                 self.bad_request(c, 413, "request too large");
                 return;
             }
@@ -440,7 +440,13 @@ impl Server {
         if self.endpoints[ep].builder {
             let verdict = match auth {
                 None => Err("missing X-Flashbots-Signature header".to_string()),
-                Some(v) => evm::verify_header(v, body).map_err(|e| e.to_string()),
+                // The relay's wording for a signature that does not match its address.
+                Some(v) => evm::verify_header(v, body).map_err(|e| match e {
+                    evm::FlashbotsAuthError::Mismatch { claimed, .. } => {
+                        format!("error in signature check {}", claimed.to_checksum(None))
+                    }
+                    other => other.to_string(),
+                }),
             };
             if let Err(why) = verdict {
                 Counters::bump(&counters.unauthorized);
