@@ -1,8 +1,9 @@
 //! `keel-bench`: Keel's benchmark harness. Each bench runs the competing implementations in one
 //! process on the same inputs and prints them side by side (a table, or one JSON object with
-//! `--json`). A later issue adds `exec`.
+//! `--json`).
 
 mod e2e;
+mod exec;
 mod greeks;
 mod parse;
 mod ring;
@@ -40,6 +41,10 @@ enum Bench {
     /// the same keel-sim stream; percentiles, per-stage breakdown, .hgrm files, an SVG plot,
     /// and sweeps over book size and tick rate.
     E2e(e2e::Args),
+    /// EVM exec: decision -> last byte written for 1, 2 and 4 venues (keel-sim's node and
+    /// builders on loopback), Keel's pre-signed ladders on warm connections beside a reqwest
+    /// client per call joined over the venues.
+    Exec(exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Bench::Parse(a) => parse::run(&a),
         Bench::Ring(a) => ring::run(&a),
         Bench::E2e(a) => e2e::run(&a),
+        Bench::Exec(a) => exec::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,11 @@
 //!
 //! Warm-up: until the first fill has come back and 20k ticks went through (read buffers grow to
 //! the largest message, the order connection is open). Then counting is armed for 100k ticks.
+//!
+//! The EVM exec path (decision → pre-signed rung → requests on four warm keep-alive
+//! connections → replies raced → fill) is counted the same way on its own thread, against
+//! keel-sim's node and builders, with the ladder signer on its own (uncounted) thread. The two
+//! tests take turns (one global counter).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -25,6 +30,8 @@ thread_local! {
     static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// The tests share the counter: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
@@ -93,6 +100,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn feed_pricer_exec_do_not_allocate_after_start_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The counter counts: an allocation on a marked thread while armed is seen.
     ON_TILE.with(|c| c.set(true));
     ARMED.store(true, Ordering::SeqCst);
@@ -354,4 +362,88 @@ mod venues {
         }
         assert_eq!(s.counters().voided, 1);
     }
+}
+
+mod evm_common;
+
+#[test]
+fn evm_exec_path_does_not_allocate_after_start_up() {
+    use evm_common::*;
+    use keel_engine::exec::FillStatus;
+    use keel_engine::pipeline::StopFlag;
+    use keel_feeds::event::Side;
+    use keel_tools::sim::node::NodeConfig;
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let node = node(NodeConfig {
+        builders: 3,
+        block_time: Duration::from_secs(3_600),
+        ..NodeConfig::default()
+    });
+    let routes = routes(&node);
+    let (mut signer, shelf) = signer(&routes, 3);
+    first_step(&mut signer);
+    let stop = StopFlag::new();
+    let signer_thread = signer.spawn(stop.clone()).expect("signer thread");
+    let mut exec = exec(&routes, shelf.clone(), &exec_config(Duration::from_secs(2)));
+
+    // One decision, waiting first for a fresh ladder (the signer thread re-signs).
+    let one = |exec: &mut keel_engine::exec::evm::exec::EvmExec, id: u64| -> FillStatus {
+        let t0 = Instant::now();
+        loop {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no fresh ladder");
+            exec.poll(Duration::from_micros(100));
+            let Some(n) = exec.next_nonce() else {
+                break;
+            };
+            let g = shelf.ladder(n);
+            if g.as_ref().is_some_and(|l| l.nonce == n && !l.is_fired()) {
+                break;
+            }
+        }
+        let side = if id.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let _ = exec.decide(&intent(id, side, 0.01 * (1 + id % 4) as f64));
+        loop {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no fill");
+            if let Some(f) = exec.pop_fill() {
+                return f.status;
+            }
+            exec.poll(Duration::from_micros(100));
+        }
+    };
+    for id in 1..=200 {
+        one(&mut exec, id);
+    }
+    ON_TILE.with(|c| c.set(true));
+    ALLOCS.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    drop(std::hint::black_box(vec![1u8; 64]));
+    assert_eq!(
+        ALLOCS.swap(0, Ordering::SeqCst),
+        1,
+        "this thread is counted"
+    );
+    BYTES.store(0, Ordering::SeqCst);
+    let mut filled = 0;
+    for id in 201..=2_200 {
+        if one(&mut exec, id) == FillStatus::Filled {
+            filled += 1;
+        }
+    }
+    ARMED.store(false, Ordering::SeqCst);
+    ON_TILE.with(|c| c.set(false));
+    stop.stop();
+    signer_thread.join().expect("signer thread");
+    let n = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations ({} bytes) on the EVM exec thread over 2,000 decisions",
+        BYTES.load(Ordering::SeqCst)
+    );
+    assert!(filled > 1_900, "{filled} of 2,000 decisions filled");
 }

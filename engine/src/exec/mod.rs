@@ -5,8 +5,8 @@
 //! Deribit-format `private/buy` / `private/sell` market orders over one warm WebSocket
 //! ([`deribit::DeribitOrders`]) — to keel-sim's order endpoint, or to Deribit itself once keys
 //! and `--live` are given — or, in a dry run against real venues, fills on paper at the
-//! intent's reference price ([`PaperExec`]). Pre-signed ladders, several venues and racing
-//! come with the execution issue.
+//! intent's reference price ([`PaperExec`]). On chain, [`evm::exec::EvmExecTile`] races
+//! pre-signed ladders to RPC nodes and block builders ([`race::RaceBook`]).
 //!
 //! Never allocates per order (requests are formatted into a buffer reserved at start-up), never
 //! drops a fill (the fill edge never drops: a full ring is retried, never overwritten), and never

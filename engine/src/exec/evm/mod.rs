@@ -1,5 +1,5 @@
-//! Ethereum execution, first piece (issue #6): keys, EIP-1559 signing and decoding, and the
-//! Flashbots request signature. Offline only; sending comes later.
+//! Ethereum execution (issue #6): keys, EIP-1559 signing and decoding, the Flashbots request
+//! signature, pre-signed ladders, the signer thread and the exec path that races them.
 //!
 //! - [`key`]: an [`EvmSigner`] loaded from an environment variable holding a 0x-hex private key,
 //!   or from an encrypted keystore v3 JSON file with its password from an environment variable
@@ -15,10 +15,21 @@
 //!   ([`verify_header`], what a relay or keel-sim's builders do).
 //! - [`parse`]: the text forms the CLI accepts (addresses with EIP-55 checksum check, hex data,
 //!   decimal wei, decimal gwei), each error naming the input.
+//! - [`ladder`]: pre-signed transactions at one nonce for sizes `lot·2^i` per side, each with its
+//!   finished `eth_sendRawTransaction` / `eth_sendBundle` request per route.
+//! - [`shelf`]: the lock-free hand-over of ladders and chain views from the signer thread to the
+//!   exec thread; [`signer`]: the signer thread (chain reading, re-signing).
+//! - [`exec`]: the exec path and tile (decision → rung → copies on warm keep-alive connections →
+//!   replies raced → one fill); [`reply`]: what a JSON-RPC reply means for the race.
 
+pub mod exec;
 pub mod flashbots;
 pub mod key;
+pub mod ladder;
 pub mod parse;
+pub mod reply;
+pub mod shelf;
+pub mod signer;
 pub mod tx;
 
 pub use alloy_eips::eip2930::{AccessList, AccessListItem};

@@ -496,6 +496,18 @@ impl Server {
                 self.chain.base_fee() + 1_000_000_000
             ))),
             "eth_getTransactionCount" => self.get_transaction_count(params),
+            // The head's number and base fee (what a signer prices its fee cap from); only the
+            // "latest" and "pending" tags, and only those two fields of a block.
+            "eth_getBlockByNumber" => match params.first().and_then(Value::as_str) {
+                Some("latest" | "pending") => Ok(json!({
+                    "number": format!("{:#x}", self.chain.block_number()),
+                    "baseFeePerGas": format!("{:#x}", self.chain.base_fee()),
+                })),
+                _ => Err((
+                    -32602,
+                    "eth_getBlockByNumber: only the \"latest\" and \"pending\" tags".to_string(),
+                )),
+            },
             "eth_getTransactionReceipt" => self.receipt(params),
             "eth_sendRawTransaction" => self.send_raw(ep, params, &counters),
             "eth_sendBundle" if self.endpoints[ep].builder => {
