@@ -132,7 +132,35 @@ fn the_delta_hedge_goes_to_the_cheaper_venue_all_in() {
                     >= p.hedges.load(Ordering::Relaxed)
         });
         std::thread::sleep(Duration::from_millis(300));
+        // The embedded venue's Binance account holds what was hedged there, read back over the
+        // signed REST endpoint start-up reconciliation uses; it started flat.
+        let sim = run.sim().expect("embedded venue");
+        let account = sim.binance_account().expect("an account per run");
+        let creds = keel_engine::exec::binance::BinanceCredentials::new(
+            &account.api_key,
+            &account.secret,
+            "test",
+        )
+        .unwrap();
+        let held = keel_tools::run::reconcile::fetch_binance_position(
+            &format!("http://{}", sim.addr()),
+            &creds,
+            "BTCUSDT",
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("positionRisk answers");
         let summary = run.finish().expect("clean shutdown");
+        assert_eq!(
+            summary.reconciled.as_ref().map(|r| r.alt_positions.clone()),
+            Some(vec![("binance:BTCUSDT".to_string(), 0.0)]),
+            "{summary:?}"
+        );
+        assert_eq!(
+            held != 0.0,
+            expect_alt,
+            "Binance position {held}: {summary:?}"
+        );
         assert!(summary.fills >= 1, "{summary:?}");
         assert_eq!(
             summary.alt_venue_hedges >= 1,

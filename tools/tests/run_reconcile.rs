@@ -220,3 +220,28 @@ fn a_restarted_run_starts_from_the_venues_positions() {
         "the second run starts hedged: {before_second} vs {before_first} (first run)"
     );
 }
+
+#[test]
+fn binance_positions_are_read_with_a_signed_request_and_a_bad_one_is_refused() {
+    use keel_engine::exec::binance::BinanceCredentials;
+    use keel_tools::run::reconcile::fetch_binance_position;
+    use keel_tools::sim::binance_orders::BinanceAccount;
+    let sim = start(|c| {
+        c.order_api.binance_account = Some(BinanceAccount::new("keelTestKey", b"s3cr3tHmacKey"));
+    });
+    let base = format!("http://{}", sim.addr());
+    let good = BinanceCredentials::new("keelTestKey", b"s3cr3tHmacKey", "test").unwrap();
+    let q = fetch_binance_position(&base, &good, "BTCUSDT", None, Duration::from_secs(5))
+        .expect("a signed request is answered");
+    assert_eq!(q, 0.0, "a fresh account is flat");
+    let bad = BinanceCredentials::new("keelTestKey", b"anotherSecret9", "test").unwrap();
+    let e = fetch_binance_position(&base, &bad, "BTCUSDT", None, Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("-1022") && e.contains("positionRisk"), "{e}");
+    let stranger = BinanceCredentials::new("otherKey", b"s3cr3tHmacKey", "test").unwrap();
+    let e = fetch_binance_position(&base, &stranger, "BTCUSDT", None, Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("-2015"), "{e}");
+}

@@ -415,6 +415,7 @@ fn build(
                     positions: acct.positions.len(),
                     open_orders: acct.open_orders.len(),
                     differences: diffs,
+                    alt_positions: Vec::new(),
                 }),
             )
         }
@@ -437,6 +438,35 @@ fn build(
         };
         resolved.push((id, name.clone(), *q));
     }
+    // The alternative hedges' positions, from Binance itself when orders go there.
+    let binance = if alt_ids.is_empty() {
+        None
+    } else {
+        binance_route(cfg, sim)?
+    };
+    let mut alt_positions = Vec::new();
+    if let Some(route) = &binance {
+        for ((_, symbol), &id) in cfg.alt_hedges.iter().zip(&alt_ids) {
+            let q = reconcile::fetch_binance_position(
+                &route.rest_base,
+                &route.creds,
+                symbol,
+                route.ca.clone(),
+                timeout,
+            )?;
+            if q != 0.0 {
+                resolved.push((id, symbol.clone(), q));
+            }
+            alt_positions.push((format!("binance:{symbol}"), q));
+        }
+    }
+    let reconciled = match (reconciled, alt_positions.is_empty()) {
+        (Some(mut r), false) => {
+            r.alt_positions = alt_positions;
+            Some(r)
+        }
+        (r, _) => r,
+    };
     let book = Book::new(
         &market,
         &resolved,
@@ -635,7 +665,13 @@ fn build(
             ],
         );
         exec_extra.push(Box::new(router));
-        exec_extra.push(binance_exec(cfg, sim, &cfg.alt_hedges[0].1, b_irx, b_ftx)?);
+        exec_extra.push(binance_exec(
+            cfg,
+            binance.as_ref(),
+            &cfg.alt_hedges[0].1,
+            b_irx,
+            b_ftx,
+        )?);
         (d_irx, d_ftx)
     };
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
@@ -895,45 +931,67 @@ fn venue_of(name: &str) -> Venue {
 
 /// Binance's USDⓈ-M WebSocket API, where live orders go.
 const BINANCE_WS_API: &str = "wss://ws-fapi.binance.com/ws-fapi/v1";
+/// Binance's USDⓈ-M REST API (start-up reconciliation).
+const BINANCE_REST: &str = "https://fapi.binance.com";
 
-/// The exec tile of the Binance route: the embedded venue's WebSocket API with its account, or
-/// Binance's with `--live` and `--binance-key-env`/`--binance-secret-env`; otherwise paper fills
-/// at the quote.
-fn binance_exec(
-    cfg: &RunConfig,
-    sim: Option<&SimHandle>,
-    symbol: &str,
-    intents: keel_engine::pipeline::ring::Consumer<keel_engine::exec::HedgeIntent>,
-    fills: keel_engine::pipeline::ring::Producer<keel_engine::exec::Fill>,
-) -> Result<Box<dyn Tile>> {
-    let (url, creds, ca) = match sim {
+/// Where Binance orders go, and with which account: the embedded venue's WebSocket API with
+/// its account, or Binance's with `--live` and `--binance-key-env`/`--binance-secret-env`;
+/// `None`: paper fills at the quote.
+struct BinanceRoute {
+    ws_url: String,
+    rest_base: String,
+    creds: BinanceCredentials,
+    ca: Option<std::path::PathBuf>,
+}
+
+fn binance_route(cfg: &RunConfig, sim: Option<&SimHandle>) -> Result<Option<BinanceRoute>> {
+    Ok(match sim {
         Some(s) => match s.binance_account() {
-            Some(a) => (
-                s.binance_api_url(),
-                BinanceCredentials::new(&a.api_key, &a.secret, "the embedded venue's account")
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-                None,
-            ),
-            None => return Ok(Box::new(PaperExec::new(intents, fills).0)),
+            Some(a) => Some(BinanceRoute {
+                ws_url: s.binance_api_url(),
+                rest_base: format!("http://{}", s.addr()),
+                creds: BinanceCredentials::new(
+                    &a.api_key,
+                    &a.secret,
+                    "the embedded venue's account",
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ca: None,
+            }),
+            None => None,
         },
         None if cfg.live && cfg.binance.keys_present() => {
             let (k, s) = (
                 cfg.binance.key_env.as_deref().unwrap_or_default(),
                 cfg.binance.secret_env.as_deref().unwrap_or_default(),
             );
-            (
-                BINANCE_WS_API.to_string(),
-                BinanceCredentials::from_env(k, s)
+            Some(BinanceRoute {
+                ws_url: BINANCE_WS_API.to_string(),
+                rest_base: BINANCE_REST.to_string(),
+                creds: BinanceCredentials::from_env(k, s)
                     .map_err(|e| anyhow::anyhow!("--binance-key-env/--binance-secret-env: {e}"))?,
-                cfg.binance.ca_file.clone(),
-            )
+                ca: cfg.binance.ca_file.clone(),
+            })
         }
-        None => return Ok(Box::new(PaperExec::new(intents, fills).0)),
+        None => None,
+    })
+}
+
+/// The exec tile of the Binance route (paper fills at the quote without one).
+fn binance_exec(
+    cfg: &RunConfig,
+    route: Option<&BinanceRoute>,
+    symbol: &str,
+    intents: keel_engine::pipeline::ring::Consumer<keel_engine::exec::HedgeIntent>,
+    fills: keel_engine::pipeline::ring::Producer<keel_engine::exec::Fill>,
+) -> Result<Box<dyn Tile>> {
+    let Some(route) = route else {
+        return Ok(Box::new(PaperExec::new(intents, fills).0));
     };
     let orders = BinanceOrders::new(
         intents,
         fills,
-        &creds,
+        &route.creds,
         BinanceOrderConfig {
             symbol: symbol.to_string(),
             qty_decimals: 3,
@@ -943,8 +1001,9 @@ fn binance_exec(
         },
     )
     .map_err(|e| anyhow::anyhow!("Binance order session for {symbol}: {e}"))?;
-    let mut c = ConnectionConfig::new(&url).with_context(|| format!("Binance orders at {url}"))?;
-    c.ca_file = ca;
+    let url = &route.ws_url;
+    let mut c = ConnectionConfig::new(url).with_context(|| format!("Binance orders at {url}"))?;
+    c.ca_file = route.ca.clone();
     c.stale_after = Some(Duration::from_secs(30));
     let (t, _) = ExecTile::new(c, orders).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Box::new(t))

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use keel_engine::exec::binance::BinanceCredentials;
 use keel_engine::exec::deribit::{Credentials, http_authorization};
 use keel_feeds::clock;
 use keel_feeds::net::http_request;
@@ -115,6 +116,61 @@ pub fn fetch(
     let positions = get("get_positions")?;
     let orders = get("get_open_orders_by_currency")?;
     parse_account(&positions, &orders).with_context(|| format!("reconciling with {base}"))
+}
+
+/// Binance USDⓈ-M: the signed position of `symbol` (coin), from `GET /fapi/v2/positionRisk`
+/// at `rest_base` (`https://fapi.binance.com`, or the embedded venue's `http://ADDR`), signed
+/// with the account's HMAC secret (`timestamp` and `recvWindow` in the query; the key in the
+/// `X-MBX-APIKEY` header).
+pub fn fetch_binance_position(
+    rest_base: &str,
+    credentials: &BinanceCredentials,
+    symbol: &str,
+    ca_file: Option<PathBuf>,
+    timeout: Duration,
+) -> Result<f64> {
+    let query = format!(
+        "symbol={symbol}&timestamp={}&recvWindow=5000",
+        clock::now_ns() / 1_000_000
+    );
+    let sig = credentials.signer().sign(query.as_bytes());
+    let sig = std::str::from_utf8(&sig).unwrap_or_default();
+    let url = format!("{rest_base}/fapi/v2/positionRisk?{query}&signature={sig}");
+    let shown = format!("{rest_base}/fapi/v2/positionRisk?symbol={symbol}");
+    let (status, body) = http_request(
+        &url,
+        "GET",
+        None,
+        &[("X-MBX-APIKEY", credentials.api_key())],
+        ca_file.as_deref(),
+        timeout,
+    )
+    .with_context(|| format!("reconciling with Binance: GET {shown}"))?;
+    let v: Value = serde_json::from_slice(&body).with_context(|| {
+        format!("reconciling with Binance: GET {shown}: HTTP {status}, the body is not JSON")
+    })?;
+    if status != 200 {
+        bail!("reconciling with Binance: GET {shown}: HTTP {status}: {v}");
+    }
+    let Some(list) = v.as_array() else {
+        bail!("reconciling with Binance: GET {shown}: expected an array, got {v}");
+    };
+    let mut total = 0.0;
+    for p in list {
+        if p.get("symbol").and_then(Value::as_str) != Some(symbol) {
+            continue;
+        }
+        let amt = p
+            .get("positionAmt")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<f64>().ok())
+            .filter(|a| a.is_finite())
+            .with_context(|| {
+                format!("reconciling with Binance: {symbol}: positionAmt is not a number: {p}")
+            })?;
+        total += amt;
+    }
+    Ok(total)
 }
 
 /// The account from the two `result` values (arrays of Deribit position and order objects).

@@ -118,6 +118,8 @@ pub struct Reconciled {
     pub open_orders: usize,
     /// Instruments where the positions file disagreed with the venue.
     pub differences: Vec<super::reconcile::Difference>,
+    /// Alternative hedge venues' positions read at start (`binance:BTCUSDT`, signed coin).
+    pub alt_positions: Vec<(String, f64)>,
 }
 
 impl Summary {
@@ -364,7 +366,13 @@ fn reconciled_json(r: &Reconciled) -> Value {
         .iter()
         .map(|d| json!({"instrument": d.instrument, "file": num(d.file), "venue": num(d.venue)}))
         .collect();
-    json!({"positions": r.positions, "open_orders": r.open_orders, "differences": diffs})
+    let alt: serde_json::Map<String, Value> = r
+        .alt_positions
+        .iter()
+        .map(|(k, q)| (k.clone(), num(*q)))
+        .collect();
+    json!({"positions": r.positions, "open_orders": r.open_orders, "differences": diffs,
+           "alt_positions": alt})
 }
 
 /// An expiry as `YYYY-MM-DD HH:MM` UTC.

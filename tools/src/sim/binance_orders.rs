@@ -128,6 +128,9 @@ struct DeskState {
     by_client_id: HashMap<String, Value>,
     /// Client order id by order id.
     by_order_id: HashMap<u64, String>,
+    /// The account's BTCUSDT position (signed BTC) and its average entry price.
+    position: f64,
+    entry_price: f64,
 }
 
 /// The Binance order desk (shared by every `/ws-fapi/v1` connection).
@@ -253,6 +256,93 @@ impl BinanceDesk {
                 .ok_or_else(|| fail(400, -2013, "Order does not exist."));
         }
         self.place(params, snap, now_ms, outcome)
+    }
+
+    /// `GET /fapi/v2/positionRisk` (REST, signed): `query` is the request's query string
+    /// (`timestamp`, optional `recvWindow` and `symbol`, then `signature`), `api_key` the
+    /// `X-MBX-APIKEY` header. The account's BTCUSDT position in Binance's shape.
+    pub(crate) fn position_risk(
+        &self,
+        query: &str,
+        api_key: Option<&str>,
+        snap: &MarketSnapshot,
+        now_ms: u64,
+    ) -> Result<Value, Failure> {
+        let mut params = serde_json::Map::new();
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            params.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        if let Some(k) = api_key {
+            params.insert("apiKey".into(), Value::String(k.to_string()));
+        }
+        // The signature covers the query as sent (REST), not the sorted parameters.
+        let sig = params
+            .get("signature")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let signed_part = query.rsplit_once("&signature=").map_or(query, |(q, _)| q);
+        let Some(account) = &self.account else {
+            return Err(fail(
+                401,
+                -2015,
+                "Invalid API-key, IP, or permissions for action.",
+            ));
+        };
+        if api_key != Some(account.api_key.as_str()) {
+            return Err(fail(
+                401,
+                -2015,
+                "Invalid API-key, IP, or permissions for action.",
+            ));
+        }
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&account.secret).expect("HMAC takes keys of any length");
+        mac.update(signed_part.as_bytes());
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if sig.as_deref() != Some(want.as_str()) {
+            return Err(fail(400, -1022, "Signature for this request is not valid."));
+        }
+        let ts: u64 = params
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| mandatory("timestamp"))?;
+        let window: u64 = params
+            .get("recvWindow")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(DEFAULT_RECV_WINDOW);
+        if ts > now_ms + 1_000 || now_ms.saturating_sub(ts) > window {
+            return Err(fail(
+                400,
+                -1021,
+                "Timestamp for this request is outside of the recvWindow.",
+            ));
+        }
+        let st = self.lock();
+        let q = &snap.binance;
+        let mark = if q.bid > 0.0 && q.ask >= q.bid {
+            0.5 * (q.bid + q.ask)
+        } else {
+            0.0
+        };
+        Ok(json!([{
+            "symbol": SYMBOL,
+            "positionAmt": format!("{:.3}", st.position),
+            "entryPrice": format!("{:.2}", st.entry_price),
+            "markPrice": format!("{mark:.2}"),
+            "unRealizedProfit": format!("{:.8}", st.position * (mark - st.entry_price)),
+            "positionSide": "BOTH",
+            "marginType": "cross",
+            "leverage": "20",
+            "updateTime": now_ms,
+        }]))
     }
 
     /// Steps 2-4: key, signature, timestamp.
@@ -453,6 +543,20 @@ impl BinanceDesk {
         });
         st.by_client_id.insert(cid.clone(), order.clone());
         st.by_order_id.insert(order_id, cid);
+        if executed > 0.0 {
+            let signed = if buy { executed } else { -executed };
+            let new = st.position + signed;
+            if st.position == 0.0 || st.position.signum() == signed.signum() {
+                st.entry_price = (st.entry_price * st.position.abs() + avg * executed)
+                    / (st.position.abs() + executed);
+            } else if new != 0.0 && new.signum() != st.position.signum() {
+                st.entry_price = avg;
+            }
+            st.position = if new.abs() < 1e-12 { 0.0 } else { new };
+            if st.position == 0.0 {
+                st.entry_price = 0.0;
+            }
+        }
         drop(st);
         outcome.accepted = true;
         outcome.fills = u64::from(executed > 0.0);

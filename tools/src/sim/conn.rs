@@ -497,11 +497,31 @@ fn serve_rest(mut tcp: TcpStream, head: &[u8], shared: &Shared) {
             | "/api/v2/private/get_open_orders_by_currency") => {
                 deribit_rest_private(shared, &text, target, p, &param)
             }
+            "/fapi/v2/positionRisk" => {
+                let api_key = text.split("\r\n").find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("x-mbx-apikey")
+                        .then(|| v.trim().to_string())
+                });
+                let mut snap = MarketSnapshot::default();
+                shared.market.refresh(0, &mut snap);
+                match shared.binance_orders.position_risk(
+                    query,
+                    api_key.as_deref(),
+                    &snap,
+                    now_ms(),
+                ) {
+                    Ok(v) => (200, v.to_string().into_bytes()),
+                    Err((status, code, msg)) => error(status, code, &msg),
+                }
+            }
             _ => error(
                 404,
                 -1000,
                 "no such endpoint: keel-sim serves /fapi/v1/depth, /api/v3/depth, \
-                 /api/v2/private/get_positions and /api/v2/private/get_open_orders_by_currency",
+                 /fapi/v2/positionRisk, /api/v2/private/get_positions and \
+                 /api/v2/private/get_open_orders_by_currency",
             ),
         }
     };
