@@ -29,6 +29,11 @@ const LOG_EVERY_NS: u64 = 1_000_000_000;
 const CLIENT_PING_NS: u64 = 15_000_000_000;
 /// Deribit heartbeat interval asked for with `public/set_heartbeat`, seconds.
 const DERIBIT_HEARTBEAT_S: u32 = 10;
+/// Channels per Deribit `public/subscribe` request at most (a request stays ~20 KB).
+pub const DERIBIT_CHANNELS_PER_REQUEST: usize = 500;
+/// Channels one Deribit connection carries at most; `keel run` spreads a larger chain over
+/// several connections (keel-sim takes at most 20,000 per connection).
+pub const DERIBIT_CHANNELS_PER_CONNECTION: usize = 10_000;
 /// Default silence limit of one subscription ([`crate::freshness`]).
 pub const DEFAULT_SUBSCRIPTION_STALE: Duration = Duration::from_secs(5);
 
@@ -316,13 +321,22 @@ impl VenueSession {
         let mut heartbeat = Vec::new();
         venues::deribit::set_heartbeat(&mut heartbeat, 1, DERIBIT_HEARTBEAT_S);
         let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
-        let mut subscribe = Vec::new();
-        venues::deribit::subscribe(&mut subscribe, 2, &refs);
+        // At most DERIBIT_CHANNELS_PER_REQUEST channels per `public/subscribe` (ids 2, 3, ...):
+        // a whole chain in one request would be megabytes, over venues' message limits.
+        let mut requests = vec![heartbeat];
+        let mut ids = vec![1];
+        for (k, chunk) in refs.chunks(DERIBIT_CHANNELS_PER_REQUEST).enumerate() {
+            let mut subscribe = Vec::new();
+            let id = 2 + k as u64;
+            venues::deribit::subscribe(&mut subscribe, id, chunk);
+            requests.push(subscribe);
+            ids.push(id);
+        }
         Self::new(
             Venue::Deribit,
             Box::new(DeribitParser::new(instruments)),
-            vec![heartbeat, subscribe],
-            vec![1, 2],
+            requests,
+            ids,
             book_resubscribe,
             None,
         )
@@ -791,6 +805,43 @@ mod tests {
         let replies = parse_client_frames(&buf).unwrap();
         assert_eq!(replies.len(), 1);
         assert!(String::from_utf8_lossy(&replies[0].2).contains("public/test"));
+    }
+
+    #[test]
+    fn a_large_deribit_chain_is_subscribed_in_requests_of_bounded_size() {
+        let mut reg = Instruments::new();
+        let n = 2 * DERIBIT_CHANNELS_PER_REQUEST + 7;
+        for k in 0..n {
+            register(
+                &mut reg,
+                Venue::Deribit,
+                &format!("BTC-27DEC24-{}-C", 1000 + k),
+                false,
+            );
+        }
+        let mut s = VenueSession::deribit(&reg, false);
+        let sent = opened(&mut s);
+        assert_eq!(sent.len(), 4, "heartbeat + 3 subscribe requests");
+        let mut total = 0;
+        for (k, req) in sent[1..].iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(req).unwrap();
+            assert_eq!(v["method"], "public/subscribe");
+            assert_eq!(v["id"], 2 + k as u64);
+            let chans = v["params"]["channels"].as_array().unwrap().len();
+            assert!(chans <= DERIBIT_CHANNELS_PER_REQUEST, "{chans}");
+            total += chans;
+        }
+        assert_eq!(total, n);
+        // A refused chunk is a refused subscription: the connection is dropped and retried.
+        let mut enc = FrameEncoder::with_seed(3);
+        let mut buf = Vec::new();
+        let mut out = Outbox::new(&mut enc, &mut buf);
+        let err =
+            br#"{"jsonrpc":"2.0","id":4,"error":{"code":10028,"message":"too_many_requests"}}"#;
+        assert_eq!(
+            s.on_message(err, 1, &mut out, &mut |_| {}),
+            Err(DisconnectReason::Rejected)
+        );
     }
 
     #[test]

@@ -586,19 +586,37 @@ fn build(
                 .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id)),
         )
         .collect();
-    let deribit_session = VenueSession::deribit_only(&instruments, false, &|id, i| {
+    let subscribed = |id: InstrumentId, i: &keel_feeds::instrument::Instrument| {
         wanted.is_empty()
             || wanted.contains(&i.name.as_str())
             || needed.contains(&id)
             || i.kind == InstrumentKind::Index
-    });
-    add_conn(
-        deribit_pin,
-        "deribit",
-        &deribit_url,
-        ca.clone(),
-        deribit_session,
-    )?;
+    };
+    // A large chain is spread over several connections, DERIBIT_CHANNELS_PER_CONNECTION each,
+    // in listing order (the index and the hedge instrument on the first).
+    let mut part = vec![u16::MAX; instruments.len()];
+    let mut n = 0usize;
+    for (id, i) in instruments.iter() {
+        if i.venue == Venue::Deribit && subscribed(id, i) {
+            let first = i.kind == InstrumentKind::Index || id == hedge_id;
+            part[id.0 as usize] = if first {
+                0
+            } else {
+                let p = n / keel_feeds::session::DERIBIT_CHANNELS_PER_CONNECTION;
+                n += 1;
+                u16::try_from(p).context("more than 65,535 Deribit connections")?
+            };
+        }
+    }
+    let parts = n
+        .div_ceil(keel_feeds::session::DERIBIT_CHANNELS_PER_CONNECTION)
+        .max(1);
+    for k in 0..parts {
+        let session = VenueSession::deribit_only(&instruments, false, &|id, _| {
+            part[id.0 as usize] == k as u16
+        });
+        add_conn(deribit_pin, "deribit", &deribit_url, ca.clone(), session)?;
+    }
     if let (Some(s), false) = (sim, alt_ids.is_empty() || binance_enabled) {
         // The embedded venue's Binance streams carry the alternative hedges' quotes.
         add_conn(
@@ -634,7 +652,11 @@ fn build(
         feed_tiles.push((pin, tile));
         feed_counters.push(counters);
         feed_rx.push(rx);
-        venues.extend(names);
+        for n in names {
+            if !venues.contains(&n) {
+                venues.push(n);
+            }
+        }
     }
 
     // With alternative hedge venues, a router on the exec thread sends each intent to its
