@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 fn registry() -> &'static Instruments {
     static REG: OnceLock<Instruments> = OnceLock::new();
     REG.get_or_init(|| {
-        let mut reg = Instruments::new();
+        let reg = Instruments::new();
         let _ = (VENUE, NAMES, register);
         reg
     })
