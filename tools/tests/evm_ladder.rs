@@ -4,8 +4,7 @@
 //! Python eth-account library (.ci/run installs it). Without eth-account the test fails, saying
 //! how to install it; it never skips.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod py_common;
 
 use keel_engine::exec::evm::ladder::{CallTemplate, Ladder, LadderSpec, RouteKind, RouteTarget};
 use keel_engine::exec::evm::{Address, Bytes, EvmSigner, FlashbotsSigner, U256};
@@ -17,27 +16,11 @@ const KEY_ADDRESS: &str = "0x14791697260E4c9A71f18484C9f997B308e59325";
 const FB_KEY: &str = "0x00000000000000000000000000000000000000000000000000000000000000f1";
 
 fn eth_ladder(requests: &[String]) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/eth_ladder.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (the ladder test needs python3 with eth-account)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json!({ "requests": requests }).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the eth-account reference failed (install it: python3 -m pip install eth-account): {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = py_common::python_json(
+        "eth_ladder.py",
+        &json!({ "requests": requests }),
+        "eth-account",
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("the helper prints JSON");
     v["results"].as_array().expect("results").clone()
 }
 

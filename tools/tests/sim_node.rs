@@ -7,6 +7,8 @@
 //!
 //! Without eth-account these tests fail, saying how to install it; they never skip.
 
+mod py_common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -33,27 +35,7 @@ fn eth_account_sign(cases: &[(u64, u64)]) -> Vec<(String, String)> {
             "max_fee_per_gas": "30000000000", "max_priority_fee_per_gas": "1000000000",
         }
     })).collect::<Vec<_>>()});
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/eth_sign.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (the node tests need python3 with eth-account)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the eth-account reference failed (install it: python3 -m pip install eth-account): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = py_common::python_json("eth_sign.py", &request, "eth-account");
     v["results"]
         .as_array()
         .unwrap()

@@ -2,8 +2,9 @@
 //! implementation: the Python eth-account library (tests/py/eth_sign.py; .ci/run installs it).
 //! Without eth-account these tests fail, saying how to install it; they never skip.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod py_common;
+
+use std::process::{Command, Output};
 
 use keel_engine::exec::evm::U256;
 use serde_json::{Value, json};
@@ -33,27 +34,7 @@ fn stderr(o: &Output) -> String {
 
 /// Asks the eth-account helper; the request (with keys) goes on standard input.
 fn eth_account(request: &Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/eth_sign.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (the tx tests need python3 with eth-account)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the eth-account reference failed (install it: python3 -m pip install eth-account): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the helper prints JSON")
+    py_common::python_json("eth_sign.py", request, "eth-account")
 }
 
 /// splitmix64: reproducible random fields; the seed is printed with any failure.

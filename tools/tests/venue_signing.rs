@@ -3,8 +3,7 @@
 //! `hmac` for Binance). Without those packages these tests fail, saying how to install them
 //! (.ci/run does); they never skip.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod py_common;
 
 use keel_engine::exec::binance::{Fields, HmacSigner, RequestTemplate};
 use keel_engine::exec::evm::EvmSigner;
@@ -16,27 +15,7 @@ use keel_feeds::event::Side;
 use serde_json::{Value, json};
 
 fn reference(request: &Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/venue_sign.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (these tests need python3 with eth-account and msgpack)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the Python reference failed (python3 -m pip install eth-account msgpack): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the helper prints JSON")
+    py_common::python_json("venue_sign.py", request, "eth-account msgpack")
 }
 
 /// splitmix64: reproducible random fields; the seed is printed with any failure.

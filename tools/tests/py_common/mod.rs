@@ -1,7 +1,11 @@
-//! The independent WebSocket server for the CLI tests: feeds/tests/py/ws_server.py (Python
-//! `websockets`, installed by .ci/run) playing a script; killed when dropped.
+//! The independent Python implementations the tests compare with: the WebSocket server
+//! (feeds/tests/py/ws_server.py, Python `websockets`) playing a script, killed when dropped; and
+//! the one-shot reference helpers of tools/tests/py/ (eth-account, msgpack), JSON in, JSON out.
+//! .ci/run installs the packages; a missing one fails the test saying how to install it.
 
-use std::io::{BufRead, BufReader};
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -45,4 +49,31 @@ pub fn python_server(script: &serde_json::Value, tls: Option<(&Path, &Path)>) ->
         }
     };
     (Proc(child), port)
+}
+
+/// Runs tools/tests/py/`script` with `request` as JSON on standard input (keys travel there,
+/// never in argv) and returns the JSON it prints. `packages` names what the helper imports, for
+/// the failure message.
+pub fn python_json(script: &str, request: &serde_json::Value, packages: &str) -> serde_json::Value {
+    let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs {path} (needs {packages}): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("the helper reads its request");
+    let out = child.wait_with_output().expect("the helper ends");
+    assert!(
+        out.status.success(),
+        "{script} failed (python3 -m pip install {packages}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the helper prints JSON")
 }
