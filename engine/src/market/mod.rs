@@ -24,6 +24,10 @@ use keel_feeds::event::{EventBody, MarketEvent, OptionTicker, VenueGreeks};
 use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments, OptionRight};
 
 use crate::greeks::{OptionKind, OptionRow, iv::implied_vol};
+use crate::policy::cost::Level;
+
+pub mod depth;
+pub use depth::{DEFAULT_DEPTH_LEVELS, DepthBook, DepthCounters, DepthState};
 
 /// True for a positive number (false for NaN): the test every price and vol must pass.
 #[inline]
@@ -272,6 +276,8 @@ pub struct MarketState {
     /// Other instruments the delta may be hedged with (other venues' perpetuals), and their
     /// quotes; the policy picks the cheapest usable one per decision.
     alt_hedges: Vec<(InstrumentId, HedgeQuote)>,
+    /// Order books of hedge instruments whose depth is streamed ([`Self::track_depth`]).
+    depth: Vec<(InstrumentId, DepthBook)>,
     now_ms: u64,
     /// Connections down, as a bit set of `MarketEvent::conn` (up to 128 per feed thread).
     down: u128,
@@ -424,6 +430,7 @@ impl MarketState {
             hedge,
             hedge_quote: HedgeQuote::EMPTY,
             alt_hedges: Vec::new(),
+            depth: Vec::new(),
             now_ms: 0,
             down: 0,
             counters: MarketCounters::default(),
@@ -464,6 +471,37 @@ impl MarketState {
     /// Tracks the quotes of other instruments the delta may be hedged with (start-up only).
     pub fn set_alt_hedges(&mut self, ids: &[InstrumentId]) {
         self.alt_hedges = ids.iter().map(|&id| (id, HedgeQuote::EMPTY)).collect();
+    }
+    /// Keeps the order books of these hedge instruments from their book streams, `levels` per
+    /// side at most (start-up only; the only allocation of depth).
+    pub fn track_depth(&mut self, ids: &[InstrumentId], levels: usize) {
+        self.depth = ids.iter().map(|&id| (id, DepthBook::new(levels))).collect();
+    }
+    /// Tracked books in the `Ready` state, and snapshots applied over all of them.
+    pub fn depth_summary(&self) -> (u64, u64) {
+        self.depth.iter().fold((0, 0), |(r, n), (_, b)| {
+            (
+                r + u64::from(b.state() == DepthState::Ready),
+                n + b.counters().snapshots,
+            )
+        })
+    }
+    /// The book of a tracked instrument, whatever its state.
+    pub fn depth_book(&self, id: InstrumentId) -> Option<&DepthBook> {
+        self.depth.iter().find(|(i, _)| *i == id).map(|(_, b)| b)
+    }
+    /// The levels an order on `side` takes on instrument `id`, best first, and whether the
+    /// side was truncated — `None` if its depth is not tracked or not usable now (no snapshot,
+    /// broken by a gap or a disconnection, mid-message, crossed, or its subscription stale).
+    pub fn depth_levels(
+        &self,
+        id: InstrumentId,
+        side: keel_feeds::event::Side,
+    ) -> Option<(&[Level], bool)> {
+        if self.is_stale(id) {
+            return None;
+        }
+        self.depth_book(id)?.levels_for(side)
     }
     /// The latest quote of a hedge instrument (the main one or an alternative).
     pub fn quote_of(&self, id: InstrumentId) -> Option<HedgeQuote> {
@@ -601,6 +639,7 @@ impl MarketState {
             EventBody::Disconnected { .. } => {
                 self.counters.disconnects += 1;
                 self.down |= 1u128 << (ev.conn & 127);
+                self.invalidate_depth_of(ev.conn);
                 Change::CONNECTION
             }
             EventBody::Connected | EventBody::Reconnected { .. } => {
@@ -633,6 +672,38 @@ impl MarketState {
             EventBody::Index { price } if self.index_ids.contains(&id) => {
                 self.set_index(price, ev.recv_ts_ns)
             }
+            EventBody::BookLevel {
+                price,
+                size,
+                side,
+                snapshot,
+                first,
+                last,
+                seq,
+            } => match self.depth.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, b)) => {
+                    b.apply(
+                        price,
+                        size,
+                        side,
+                        snapshot,
+                        first,
+                        last,
+                        seq,
+                        ev.conn,
+                        ev.recv_ts_ns,
+                    );
+                    Change::NONE
+                }
+                None => self.ignore(),
+            },
+            EventBody::SequenceGap { .. } => match self.depth.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, b)) => {
+                    b.invalidate();
+                    Change::NONE
+                }
+                None => self.ignore(),
+            },
             EventBody::OptionTicker(t) => match self.row_of(id) {
                 Some(row) => self.option_ticker(row, &t, ev.recv_ts_ns),
                 None => self.ignore(),
@@ -689,6 +760,14 @@ impl MarketState {
                 if c.is_none() { self.ignore() } else { c }
             }
             _ => self.ignore(),
+        }
+    }
+
+    fn invalidate_depth_of(&mut self, conn: u8) {
+        for (_, b) in &mut self.depth {
+            if b.conn() == conn {
+                b.invalidate();
+            }
         }
     }
 

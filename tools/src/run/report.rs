@@ -41,6 +41,18 @@ pub struct Summary {
     pub option_hedges: u64,
     /// Delta hedges sent to an alternative venue (`--alt-hedge`) because it was cheaper all-in.
     pub alt_venue_hedges: u64,
+    /// Delta-hedge venue choices costed by walking a live book / at the touch, and venues
+    /// passed over because their visible book could not fill the size.
+    pub depth_costed: u64,
+    /// See `depth_costed`.
+    pub touch_costed: u64,
+    /// See `depth_costed`.
+    pub depth_short: u64,
+    /// Delta-hedge books tracked, usable at the end, and snapshots applied.
+    pub depth_books: (usize, u64, u64),
+    /// Estimated cost of the delta hedges sent (cost model, before fills), USD: fees,
+    /// slippage against the mid, latency charge.
+    pub est_cost_usd: [f64; 3],
     /// Risk state at the end (`active`, `reducing`, `halted`).
     pub risk_state: &'static str,
     /// Intents the risk gate refused, and the last limit that refused one.
@@ -138,6 +150,11 @@ impl Summary {
             hedges: 0,
             option_hedges: 0,
             alt_venue_hedges: 0,
+            depth_costed: 0,
+            touch_costed: 0,
+            depth_short: 0,
+            depth_books: (0, 0, 0),
+            est_cost_usd: [0.0; 3],
             risk_state: "active",
             vetoes: 0,
             last_veto: None,
@@ -190,6 +207,16 @@ impl Summary {
         self.hedges = l(&p.hedges);
         self.option_hedges = l(&p.option_hedges);
         self.alt_venue_hedges = l(&p.alt_venue_hedges);
+        self.depth_costed = l(&p.depth_costed);
+        self.touch_costed = l(&p.touch_costed);
+        self.depth_short = l(&p.depth_short);
+        self.depth_books.1 = l(&p.depth_books_ready);
+        self.depth_books.2 = l(&p.depth_snapshots);
+        self.est_cost_usd = [
+            p.est_fees_usd.get(),
+            p.est_slippage_usd.get(),
+            p.est_latency_usd.get(),
+        ];
         self.risk_state = super::risk_state(p).name();
         self.vetoes = l(&p.vetoes);
         self.pnl_usd = p.pnl_usd.get();
@@ -342,6 +369,7 @@ pub fn summary_json(s: &Summary) -> Value {
             pct(&s.latency.get(Stage::TickToTrade)),
         );
         m.insert("stage_ns".into(), Value::Object(stages));
+        m.insert("hedge_costing".into(), hedge_costing(s));
         m.insert(
             "reconciled".into(),
             s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
@@ -393,6 +421,16 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
+/// How the delta hedges' venues were costed, as JSON.
+fn hedge_costing(s: &Summary) -> Value {
+    json!({"books_tracked": s.depth_books.0, "books_ready": s.depth_books.1,
+           "book_snapshots": s.depth_books.2, "depth_walked": s.depth_costed, "touch": s.touch_costed,
+           "venues_short_of_depth": s.depth_short,
+           "est_fees_usd": num(s.est_cost_usd[0]),
+           "est_slippage_usd": num(s.est_cost_usd[1]),
+           "est_latency_usd": num(s.est_cost_usd[2])})
+}
+
 /// The summary as a table.
 pub fn summary_table(s: &Summary) -> String {
     use std::fmt::Write as _;
@@ -434,6 +472,22 @@ pub fn summary_table(s: &Summary) -> String {
         format!(
             "{} sent ({} gamma/vega decisions), {} filled, {} without fill",
             s.hedges, s.option_hedges, s.fills, s.rejects
+        ),
+    );
+    row(
+        &mut o,
+        "delta hedge costing",
+        format!(
+            "books {}/{} ready ({} snapshots); {} on live depth, {} at the touch, {} venues short of depth; est. fees ${:.2}, slippage ${:.2}, latency ${:.2}",
+            s.depth_books.1,
+            s.depth_books.0,
+            s.depth_books.2,
+            s.depth_costed,
+            s.touch_costed,
+            s.depth_short,
+            s.est_cost_usd[0],
+            s.est_cost_usd[1],
+            s.est_cost_usd[2]
         ),
     );
     row(
