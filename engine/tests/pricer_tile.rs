@@ -80,16 +80,34 @@ impl Rig {
     }
 
     fn with_limits(limits: keel_engine::risk::RiskLimits) -> Self {
-        Self::build(limits, None)
+        Self::build(limits, None, None)
     }
 
     /// With Binance's linear perpetual (instrument 3) as an alternative delta hedge at
     /// `alt_fee` (fraction of notional; Deribit's is 5 bp), both books' depth tracked.
     fn with_alt(alt_fee: f64) -> Self {
-        Self::build(keel_engine::risk::RiskLimits::default(), Some(alt_fee))
+        Self::build(
+            keel_engine::risk::RiskLimits::default(),
+            Some(alt_fee),
+            None,
+        )
     }
 
-    fn build(limits: keel_engine::risk::RiskLimits, alt_fee: Option<f64>) -> Self {
+    /// With gamma hedging (`options`, its liquid rows 0 = "C" and 1 = "D", a 104,000 call of
+    /// the same expiry, instrument 3), the perpetual's and both options' books tracked.
+    fn with_options(options: keel_engine::pipeline::pricer::OptionHedging) -> Self {
+        Self::build(
+            keel_engine::risk::RiskLimits::default(),
+            None,
+            Some(options),
+        )
+    }
+
+    fn build(
+        limits: keel_engine::risk::RiskLimits,
+        alt_fee: Option<f64>,
+        options: Option<keel_engine::pipeline::pricer::OptionHedging>,
+    ) -> Self {
         let now_ms = now_ns() / 1_000_000;
         let exp = now_ms + 30 * DAY_MS;
         let mut v = Instruments::new();
@@ -108,6 +126,15 @@ impl Rig {
             exp,
             Some(OptionRight::Call),
         )); // 2
+        if options.is_some() {
+            v.insert(inst(
+                "D",
+                InstrumentKind::Option,
+                104_000.0,
+                exp,
+                Some(OptionRight::Call),
+            )); // 3
+        }
         if alt_fee.is_some() {
             let mut b = inst("BTCUSDT", InstrumentKind::Perpetual, f64::NAN, 0, None);
             b.venue = Venue::Binance;
@@ -121,6 +148,9 @@ impl Rig {
         if alt_fee.is_some() {
             market.set_alt_hedges(&[InstrumentId(3)]);
             market.track_depth(&[InstrumentId(0), InstrumentId(3)], 64);
+        }
+        if options.is_some() {
+            market.track_depth(&[InstrumentId(0), InstrumentId(2), InstrumentId(3)], 64);
         }
         // Short 10 at-the-money calls: about −5 BTC of delta.
         let book = Book::new(
@@ -143,7 +173,7 @@ impl Rig {
             index_guard: keel_engine::risk::IndexConfig::default(),
             index_stale_ns: 2_000_000_000,
             iv_guard: keel_engine::risk::IvLimits::default(),
-            options: None,
+            options,
             triggers: None,
             kappa: 0.0005,
             policy: DeltaBand {
@@ -406,6 +436,101 @@ fn a_venue_slow_to_answer_pays_a_latency_charge_learnt_from_its_fills() {
     r.tile.step();
     let i = r.intents.pop().expect("the rest of the exposure");
     assert_eq!(i.venue, Venue::Binance, "{i:?}");
+}
+
+fn gamma_hedging(half_width: f64) -> keel_engine::pipeline::pricer::OptionHedging {
+    keel_engine::pipeline::pricer::OptionHedging {
+        gamma: Some(keel_engine::policy::construct::Band {
+            target: 0.0,
+            half_width,
+        }),
+        vega: None,
+        bucket_vega: None,
+        liquid: vec![0, 1],
+        max_contracts: 20.0,
+        fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
+    }
+}
+
+impl Rig {
+    /// The market with "C" quoted 0.001 coin wide and "D" 0.003, and their books: "C" deep or
+    /// thin (0.5 contracts at its ask, then 0.06), "D" deep.
+    fn options_market(&mut self, c_thin: bool) {
+        self.market(100_000.0);
+        let ticker = |mark: f64, half: f64| {
+            EventBody::OptionTicker(OptionTicker {
+                bid: mark - half,
+                bid_size: 100.0,
+                ask: mark + half,
+                ask_size: 100.0,
+                mark,
+                mark_iv: 0.5,
+                bid_iv: f64::NAN,
+                ask_iv: f64::NAN,
+                underlying: 100_000.0,
+                index: 100_000.0,
+            })
+        };
+        // "C" again with a two-sided quote (the rig's own ticker for it has none).
+        self.send(2, ticker(0.05, 0.0005));
+        self.send(3, ticker(0.03, 0.0015));
+        let c_asks: &[(f64, f64, Side)] = if c_thin {
+            &[(0.0505, 0.5, Side::Sell), (0.06, 100.0, Side::Sell)]
+        } else {
+            &[(0.0505, 100.0, Side::Sell)]
+        };
+        let mut c = vec![(0.0495, 100.0, Side::Buy)];
+        c.extend_from_slice(c_asks);
+        self.book(Venue::Deribit, 0, 2, true, &c);
+        self.book(
+            Venue::Deribit,
+            0,
+            3,
+            true,
+            &[(0.0285, 100.0, Side::Buy), (0.0315, 100.0, Side::Sell)],
+        );
+        self.book(
+            Venue::Deribit,
+            0,
+            0,
+            true,
+            &[(99_999.5, 1e7, Side::Buy), (100_000.5, 1e7, Side::Sell)],
+        );
+    }
+}
+
+#[test]
+fn gamma_legs_are_recosted_on_their_books_and_a_thin_one_loses() {
+    // The book's gamma, from a rig whose band is too wide to trade.
+    let mut r = Rig::with_options(gamma_hedging(1e9));
+    r.options_market(false);
+    r.tile.step();
+    let gamma = r.stats.gamma_coin.get();
+    assert!(gamma < 0.0, "short calls: {gamma}");
+    // Deep books: the at-the-money call "C" fixes the gamma in fewest contracts.
+    let mut r = Rig::with_options(gamma_hedging(0.3 * gamma.abs()));
+    r.options_market(false);
+    r.tile.step();
+    let leg = r.intents.pop().expect("a gamma leg");
+    assert_eq!(
+        (leg.instrument, leg.side),
+        (InstrumentId(2), Side::Buy),
+        "{leg:?}"
+    );
+    assert!(r.count(&r.stats.option_legs_walked) >= 1);
+    assert_eq!(r.count(&r.stats.option_depth_resolves), 0);
+    // "C" has 0.5 contracts at its ask and the rest 0.0095 coin higher: walked, its leg costs
+    // ~0.009 a contract instead of 0.0008 (D: 0.0018); the solve runs again and buys "D".
+    let mut r = Rig::with_options(gamma_hedging(0.3 * gamma.abs()));
+    r.options_market(true);
+    r.tile.step();
+    let leg = r.intents.pop().expect("a gamma leg");
+    assert_eq!(
+        (leg.instrument, leg.side),
+        (InstrumentId(3), Side::Buy),
+        "{leg:?}"
+    );
+    assert!(r.count(&r.stats.option_depth_resolves) >= 1);
 }
 
 #[test]

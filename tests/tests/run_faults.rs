@@ -106,9 +106,17 @@ fn gamma_and_vega_bands_are_held_with_options() {
             && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
                 >= p.hedges.load(Ordering::Relaxed)
     });
+    // The perpetual's and every liquid option's book stream and become usable.
+    wait_for("the hedge books usable", Duration::from_secs(30), || {
+        p.depth_books_ready.load(Ordering::Relaxed) >= 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     let summary = run.finish().expect("clean shutdown");
     assert!(summary.option_hedges >= 1, "{summary:?}");
+    assert!(
+        summary.depth_books.0 >= 2,
+        "perpetual + liquid options: {summary:?}"
+    );
     assert!(
         summary.vega_coin.abs() <= 1.0,
         "vega brought back towards its ±0.5 band: {summary:?}"

@@ -87,6 +87,10 @@ pub struct PricerStats {
     pub touch_costed: AtomicU64,
     /// Venues passed over because their visible book could not fill the size.
     pub depth_short: AtomicU64,
+    /// Gamma/vega legs walked through their option's live book.
+    pub option_legs_walked: AtomicU64,
+    /// Gamma/vega solves run again because a book was thinner than its touch.
+    pub option_depth_resolves: AtomicU64,
     /// Tracked hedge books usable now (snapshot applied, not broken).
     pub depth_books_ready: AtomicU64,
     /// Book snapshots applied, all tracked books.
@@ -705,7 +709,60 @@ impl PricerTile {
             });
             self.cand_bucket.push(meta.expiry);
         }
-        let sol = match (o.bucket_vega, self.lp.as_deref_mut()) {
+        let bucket_vega = o.bucket_vega;
+        // Costed at the touch first; then each chosen leg is walked through its live book and,
+        // where the book is thinner than the touch suggested, the solve runs again with the
+        // walked cost per contract (or the size the book can fill) — at most twice more.
+        let mut sol = None;
+        for _ in 0..3 {
+            sol = self.solve_options(p, &gb, &vb, bucket_vega);
+            match sol {
+                Some(s) if self.recost_on_depth(&s) => {
+                    self.stats
+                        .option_depth_resolves
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                _ => break,
+            }
+        }
+        let Some(sol) = sol else {
+            return false;
+        };
+        let mut any = false;
+        for l in &sol.legs[..sol.n] {
+            let c = self.candidates[l.candidate];
+            let r = self.market.row_of(c.id).unwrap_or(0);
+            let (bid, ask) = self.market.quote(r);
+            let intent = HedgeIntent {
+                trace,
+                id: 0,
+                amount: l.qty.abs(),
+                ref_price: if l.qty > 0.0 { ask } else { bid },
+                coin_delta: l.qty * c.delta,
+                instrument: c.id,
+                side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
+                venue: self.config.hedge_venue,
+            };
+            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
+            any |= self.emit(intent, exposure, now);
+        }
+        if any {
+            self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
+        }
+        any
+    }
+
+    /// One gamma/vega solve over `self.candidates`: the per-bucket LP with `bucket_vega`, else
+    /// the one-or-two-option search.
+    fn solve_options(
+        &mut self,
+        p: &PortfolioGreeks,
+        gb: &Band,
+        vb: &Band,
+        bucket_vega: Option<Band>,
+    ) -> Option<construct::Solution> {
+        let (gb, vb) = (*gb, *vb);
+        match (bucket_vega, self.lp.as_deref_mut()) {
             (Some(band), Some(lp)) => {
                 // Every bucket the liquid set can trade in (a bucket without a candidate cannot
                 // be moved: it is reported, not solved for); out-of-band ones first, then by
@@ -752,32 +809,78 @@ impl PricerTile {
                 &vb,
                 &self.candidates,
             ),
-        };
-        let Some(sol) = sol else {
-            return false;
-        };
-        let mut any = false;
+        }
+    }
+
+    /// Walks each leg of `sol` through its option's live book (when tracked and usable): a
+    /// leg the touch under-costs gets the walked cost per contract (average fill against the
+    /// mid, plus the fee), a leg larger than the visible side gets that side's size as its
+    /// candidate's limit. True if a candidate changed (solve again).
+    fn recost_on_depth(&mut self, sol: &construct::Solution) -> bool {
+        use crate::policy::cost::walk_book;
+        let mut changed = false;
         for l in &sol.legs[..sol.n] {
-            let c = self.candidates[l.candidate];
-            let r = self.market.row_of(c.id).unwrap_or(0);
-            let (bid, ask) = self.market.quote(r);
-            let intent = HedgeIntent {
-                trace,
-                id: 0,
-                amount: l.qty.abs(),
-                ref_price: if l.qty > 0.0 { ask } else { bid },
-                coin_delta: l.qty * c.delta,
-                instrument: c.id,
-                side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
-                venue: self.config.hedge_venue,
+            let Some(c) = self.candidates.get(l.candidate).copied() else {
+                continue;
             };
-            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
-            any |= self.emit(intent, exposure, now);
+            let side = if l.qty > 0.0 { Side::Buy } else { Side::Sell };
+            let Some((levels, _)) = self.market.depth_levels(c.id, side) else {
+                continue;
+            };
+            let Some(r) = self.market.row_of(c.id) else {
+                continue;
+            };
+            let (bid, ask) = self.market.quote(r);
+            if !(bid > 0.0 && ask >= bid) {
+                continue;
+            }
+            let mid = 0.5 * (bid + ask);
+            let (touch, assumed) = match side {
+                Side::Buy => (ask - mid, c.cost_buy),
+                Side::Sell => (mid - bid, c.cost_sell),
+            };
+            let fee = assumed - touch;
+            self.stats
+                .option_legs_walked
+                .fetch_add(1, Ordering::Relaxed);
+            let qty = l.qty.abs();
+            let walked = walk_book(
+                side,
+                Contract::Linear { multiplier: 1.0 },
+                qty,
+                levels,
+                mid,
+                1.0,
+            );
+            let cand = &mut self.candidates[l.candidate];
+            match walked {
+                Ok(w) => {
+                    let per_contract = (w.avg_price - mid).abs() + fee;
+                    if per_contract > assumed * (1.0 + 1e-9) + 1e-15 {
+                        match side {
+                            Side::Buy => cand.cost_buy = per_contract,
+                            Side::Sell => cand.cost_sell = per_contract,
+                        }
+                        changed = true;
+                    }
+                }
+                Err(crate::policy::cost::CostError::NotEnoughDepth { available, .. }) => {
+                    let lot = cand.lot.max(f64::MIN_POSITIVE);
+                    let fits = (available / lot + 1e-9).floor() * lot;
+                    if fits < cand.min_size {
+                        match side {
+                            Side::Buy => cand.cost_buy = f64::INFINITY,
+                            Side::Sell => cand.cost_sell = f64::INFINITY,
+                        }
+                    } else {
+                        cand.max_size = cand.max_size.min(fits);
+                    }
+                    changed = true;
+                }
+                Err(_) => {}
+            }
         }
-        if any {
-            self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
-        }
-        any
+        changed
     }
 
     /// The venue for a delta hedge of `order.coin_delta`: the main hedge instrument or an

@@ -379,12 +379,6 @@ fn build(
     )
     .with_context(|| format!("--underlying {underlying}"))?;
     market.set_alt_hedges(&alt_ids);
-    // The delta-hedge instruments' books (Deribit `book.*.100ms`, Binance depth on its REST
-    // snapshot), walked by the cost model to pick the venue for each hedge's size.
-    let depth_ids: Vec<InstrumentId> = std::iter::once(hedge_id)
-        .chain(alt_ids.iter().copied())
-        .collect();
-    market.track_depth(&depth_ids, keel_engine::market::DEFAULT_DEPTH_LEVELS);
 
     // Positions: the file (or, on the simulated venue, the sample book the simulated account
     // is given); then, whenever orders go to a venue with credentials, the venue's own account
@@ -610,6 +604,18 @@ fn build(
                 .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id)),
         )
         .collect();
+    // The hedge instruments' books (Deribit `book.*.100ms` for the perpetual and the liquid
+    // options, Binance depth on its REST snapshot), walked by the cost model: the delta venue
+    // for each hedge's size, and the gamma/vega legs' cost for theirs.
+    let liquid_ids: Vec<InstrumentId> = options
+        .iter()
+        .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id))
+        .collect();
+    let depth_ids: Vec<InstrumentId> = std::iter::once(hedge_id)
+        .chain(alt_ids.iter().copied())
+        .chain(liquid_ids.iter().copied())
+        .collect();
+    market.track_depth(&depth_ids, keel_engine::market::DEFAULT_DEPTH_LEVELS);
     let subscribed = |id: InstrumentId, i: &keel_feeds::instrument::Instrument| {
         wanted.is_empty()
             || wanted.contains(&i.name.as_str())
@@ -639,7 +645,7 @@ fn build(
         let session = VenueSession::deribit_select(
             &instruments,
             &|id, _| part[id.0 as usize] == k as u16,
-            &|id, _| id == hedge_id,
+            &|id, _| id == hedge_id || liquid_ids.contains(&id),
         );
         add_conn(deribit_pin, "deribit", &deribit_url, ca.clone(), session)?;
     }

@@ -48,8 +48,12 @@ pub struct Summary {
     pub touch_costed: u64,
     /// See `depth_costed`.
     pub depth_short: u64,
-    /// Delta-hedge books tracked, usable at the end, and snapshots applied.
+    /// Hedge books tracked (perpetual, alternatives, liquid options), usable at the end, and
+    /// snapshots applied.
     pub depth_books: (usize, u64, u64),
+    /// Gamma/vega legs walked through their option's book, and solves run again because a
+    /// book was thinner than its touch.
+    pub option_walks: (u64, u64),
     /// Estimated cost of the delta hedges sent (cost model, before fills), USD: fees,
     /// slippage against the mid, latency charge.
     pub est_cost_usd: [f64; 3],
@@ -154,6 +158,7 @@ impl Summary {
             touch_costed: 0,
             depth_short: 0,
             depth_books: (0, 0, 0),
+            option_walks: (0, 0),
             est_cost_usd: [0.0; 3],
             risk_state: "active",
             vetoes: 0,
@@ -212,6 +217,7 @@ impl Summary {
         self.depth_short = l(&p.depth_short);
         self.depth_books.1 = l(&p.depth_books_ready);
         self.depth_books.2 = l(&p.depth_snapshots);
+        self.option_walks = (l(&p.option_legs_walked), l(&p.option_depth_resolves));
         self.est_cost_usd = [
             p.est_fees_usd.get(),
             p.est_slippage_usd.get(),
@@ -424,7 +430,8 @@ pub fn fmt_ns(ns: u64) -> String {
 /// How the delta hedges' venues were costed, as JSON.
 fn hedge_costing(s: &Summary) -> Value {
     json!({"books_tracked": s.depth_books.0, "books_ready": s.depth_books.1,
-           "book_snapshots": s.depth_books.2, "depth_walked": s.depth_costed, "touch": s.touch_costed,
+           "book_snapshots": s.depth_books.2, "depth_walked": s.depth_costed,
+           "option_legs_walked": s.option_walks.0, "option_resolves": s.option_walks.1, "touch": s.touch_costed,
            "venues_short_of_depth": s.depth_short,
            "est_fees_usd": num(s.est_cost_usd[0]),
            "est_slippage_usd": num(s.est_cost_usd[1]),
@@ -478,7 +485,7 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "delta hedge costing",
         format!(
-            "books {}/{} ready ({} snapshots); {} on live depth, {} at the touch, {} venues short of depth; est. fees ${:.2}, slippage ${:.2}, latency ${:.2}",
+            "books {}/{} ready ({} snapshots); delta: {} on live depth, {} at the touch, {} venues short of depth; est. fees ${:.2}, slippage ${:.2}, latency ${:.2}; option legs walked {}, solved again {}",
             s.depth_books.1,
             s.depth_books.0,
             s.depth_books.2,
@@ -487,7 +494,9 @@ pub fn summary_table(s: &Summary) -> String {
             s.depth_short,
             s.est_cost_usd[0],
             s.est_cost_usd[1],
-            s.est_cost_usd[2]
+            s.est_cost_usd[2],
+            s.option_walks.0,
+            s.option_walks.1
         ),
     );
     row(
