@@ -12,7 +12,7 @@
 //! panics on feed values, and never shows a book mid-message or before its snapshot.
 
 use crate::policy::cost::Level;
-use keel_feeds::event::Side;
+use keel_feeds::event::{EventBody, MarketEvent, Side};
 
 /// Levels kept per side by default: far more than a hedge walks, few enough to shift cheaply.
 pub const DEFAULT_DEPTH_LEVELS: usize = 256;
@@ -140,6 +140,34 @@ impl DepthBook {
     /// The connection the book's levels came from (`u8::MAX` before any).
     pub fn conn(&self) -> u8 {
         self.conn
+    }
+
+    /// Applies a book event of its instrument: a level (`BookLevel`), or a gap
+    /// (`SequenceGap`, which breaks the book until the next snapshot); others are ignored.
+    pub fn on_event(&mut self, ev: &MarketEvent) {
+        match ev.body {
+            EventBody::BookLevel {
+                price,
+                size,
+                side,
+                snapshot,
+                first,
+                last,
+                seq,
+            } => self.apply(
+                price,
+                size,
+                side,
+                snapshot,
+                first,
+                last,
+                seq,
+                ev.conn,
+                ev.recv_ts_ns,
+            ),
+            EventBody::SequenceGap { .. } => self.invalidate(),
+            _ => {}
+        }
     }
 
     /// Applies one level event (fields of `EventBody::BookLevel`).

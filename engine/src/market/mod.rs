@@ -672,38 +672,15 @@ impl MarketState {
             EventBody::Index { price } if self.index_ids.contains(&id) => {
                 self.set_index(price, ev.recv_ts_ns)
             }
-            EventBody::BookLevel {
-                price,
-                size,
-                side,
-                snapshot,
-                first,
-                last,
-                seq,
-            } => match self.depth.iter_mut().find(|(i, _)| *i == id) {
-                Some((_, b)) => {
-                    b.apply(
-                        price,
-                        size,
-                        side,
-                        snapshot,
-                        first,
-                        last,
-                        seq,
-                        ev.conn,
-                        ev.recv_ts_ns,
-                    );
-                    Change::NONE
+            EventBody::BookLevel { .. } | EventBody::SequenceGap { .. } => {
+                match self.depth.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, b)) => {
+                        b.on_event(ev);
+                        Change::NONE
+                    }
+                    None => self.ignore(),
                 }
-                None => self.ignore(),
-            },
-            EventBody::SequenceGap { .. } => match self.depth.iter_mut().find(|(i, _)| *i == id) {
-                Some((_, b)) => {
-                    b.invalidate();
-                    Change::NONE
-                }
-                None => self.ignore(),
-            },
+            }
             EventBody::OptionTicker(t) => match self.row_of(id) {
                 Some(row) => self.option_ticker(row, &t, ev.recv_ts_ns),
                 None => self.ignore(),
