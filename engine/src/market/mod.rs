@@ -672,6 +672,14 @@ impl MarketState {
             EventBody::Index { price } if self.index_ids.contains(&id) => {
                 self.set_index(price, ev.recv_ts_ns)
             }
+            // A gap for no instrument: the feed dropped book deltas of more books than it
+            // could name — every book waits for its next snapshot.
+            EventBody::SequenceGap { .. } if id == InstrumentId::NONE => {
+                for (_, b) in &mut self.depth {
+                    b.invalidate();
+                }
+                Change::NONE
+            }
             EventBody::BookLevel { .. } | EventBody::SequenceGap { .. } => {
                 match self.depth.iter_mut().find(|(i, _)| *i == id) {
                     Some((_, b)) => {
@@ -992,6 +1000,69 @@ pub(crate) mod tests {
             underlying,
             index: f64::NAN,
         })
+    }
+
+    #[test]
+    fn books_follow_their_events_and_a_gap_for_no_instrument_breaks_them_all() {
+        use keel_feeds::event::{DisconnectReason, Side};
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap();
+        m.track_depth(&[InstrumentId(0), InstrumentId(4)], 8);
+        let level = |price: f64, side: Side, first: bool, last: bool| EventBody::BookLevel {
+            price,
+            size: 10.0,
+            side,
+            snapshot: true,
+            first,
+            last,
+            seq: 5,
+        };
+        for id in [0, 4] {
+            m.apply(&ev(id, level(99.0, Side::Buy, true, false)));
+            m.apply(&ev(id, level(101.0, Side::Sell, false, true)));
+        }
+        assert_eq!(m.depth_summary(), (2, 2));
+        let (asks, _) = m.depth_levels(InstrumentId(0), Side::Buy).unwrap();
+        assert_eq!(asks[0].price, 101.0);
+        // An untracked instrument's book is ignored (counted).
+        let ignored = m.counters.ignored;
+        m.apply(&ev(3, level(1.0, Side::Buy, true, true)));
+        assert_eq!(m.counters.ignored, ignored + 1);
+        // A gap for one book breaks that one.
+        m.apply(&ev(
+            4,
+            EventBody::SequenceGap {
+                expected: 5,
+                got: 7,
+            },
+        ));
+        assert!(m.depth_levels(InstrumentId(4), Side::Buy).is_none());
+        assert!(m.depth_levels(InstrumentId(0), Side::Buy).is_some());
+        // A gap for no instrument (the feed tile dropped deltas of too many books): all.
+        m.apply(&ev(
+            u32::MAX,
+            EventBody::SequenceGap {
+                expected: 0,
+                got: 0,
+            },
+        ));
+        assert_eq!(m.depth_summary().0, 0);
+        // A snapshot brings one back; its connection dropping breaks it again.
+        m.apply(&ev(0, level(99.0, Side::Buy, true, false)));
+        m.apply(&ev(0, level(101.0, Side::Sell, false, true)));
+        assert_eq!(m.depth_summary().0, 1);
+        m.apply(&ev(
+            0,
+            EventBody::Disconnected {
+                reason: DisconnectReason::PeerClosed,
+            },
+        ));
+        assert_eq!(m.depth_summary().0, 0);
     }
 
     #[test]

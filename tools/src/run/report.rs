@@ -83,6 +83,8 @@ pub struct Summary {
     pub conflated: u64,
     /// Events dropped from a full conflation table.
     pub conflation_dropped: u64,
+    /// Book deltas the feed edge had to drop (each book then waits for a snapshot).
+    pub book_levels_lost: u64,
     /// Parsed events.
     pub feed_events: u64,
     /// Coin delta at the first complete reprice.
@@ -173,6 +175,7 @@ impl Summary {
             trace_drops: 0,
             conflated: 0,
             conflation_dropped: 0,
+            book_levels_lost: 0,
             feed_events: 0,
             delta_before: f64::NAN,
             delta_after: f64::NAN,
@@ -240,6 +243,7 @@ impl Summary {
             self.ring_full_feed += l(&f.ring_full);
             self.conflated += l(&f.conflated);
             self.conflation_dropped += l(&f.dropped);
+            self.book_levels_lost += l(&f.book_levels_lost);
             self.feed_events += l(&f.events);
         }
         self.delta_before = p.delta_before.get();
@@ -376,6 +380,7 @@ pub fn summary_json(s: &Summary) -> Value {
         );
         m.insert("stage_ns".into(), Value::Object(stages));
         m.insert("hedge_costing".into(), hedge_costing(s));
+        m.insert("book_levels_lost".into(), s.book_levels_lost.into());
         m.insert(
             "reconciled".into(),
             s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
@@ -549,8 +554,13 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "rings",
         format!(
-            "feed full {} (conflated {}, dropped {}), intents full {}, traces dropped {}",
-            s.ring_full_feed, s.conflated, s.conflation_dropped, s.ring_full_intents, s.trace_drops
+            "feed full {} (conflated {}, dropped {}, book deltas lost {}), intents full {}, traces dropped {}",
+            s.ring_full_feed,
+            s.conflated,
+            s.conflation_dropped,
+            s.book_levels_lost,
+            s.ring_full_intents,
+            s.trace_drops
         ),
     );
     row(
