@@ -459,6 +459,9 @@ struct Shape {
     count: usize,
     /// Bit `id` set for each field present.
     present: u32,
+    /// The number fields present (prices, sizes, IVs, Greeks), by id.
+    numbers: [u8; field::COUNT],
+    number_count: usize,
     greeks: GreeksShape,
 }
 
@@ -598,6 +601,8 @@ impl TickerPath {
             fields: [0; field::COUNT],
             count: 0,
             present: 0,
+            numbers: [0; field::COUNT],
+            number_count: 0,
             greeks: GreeksShape::Absent,
         };
         Self {
@@ -674,6 +679,13 @@ impl TickerPath {
             shape.present |= 1 << id;
         }
         shape.count = count;
+        shape.number_count = 0;
+        for id in field::BID..=field::RHO {
+            if id != field::GREEKS && shape.present & (1 << id) != 0 {
+                shape.numbers[shape.number_count] = id;
+                shape.number_count += 1;
+            }
+        }
         shape.greeks = greeks;
         self.next = (self.next + 1) % SHAPES;
         self.learned = (self.learned + 1).min(SHAPES);
@@ -682,6 +694,75 @@ impl TickerPath {
 
 /// Number slots, [`field::COUNT`] rounded up to whole vectors.
 const LANES: usize = 24;
+
+/// The number fields of `shape` (their `:`s in `at`, by field id), by id.
+#[inline(always)]
+fn numbers(
+    ix: &ShapeIndex,
+    shape: &Shape,
+    at: &[usize; field::COUNT],
+    buf: &[u8],
+) -> Option<[f64; LANES]> {
+    let mut num = [f64::NAN; LANES];
+    let ids = shape.numbers.get(..shape.number_count)?;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    ))]
+    {
+        use super::super::json::decimal::decimal_x4;
+        // Four at a time, one per 128-bit lane: the tokens' ends come from the index (0, a
+        // lane that cannot answer, when a token runs past what it looks at).
+        for group in ids.chunks(4) {
+            let (mut start, mut end) = ([0usize; 4], [0usize; 4]);
+            for (k, &id) in group.iter().enumerate() {
+                start[k] = at[usize::from(id)] + 1;
+                end[k] = ix.end_from(start[k]).unwrap_or(0);
+            }
+            let (values, answered) = decimal_x4(buf, &start, &end);
+            for (k, &id) in group.iter().enumerate() {
+                num[usize::from(id)] = if answered & (1 << k) != 0 {
+                    values[k]
+                } else {
+                    let p = number_at(ix, buf, start[k] - 1)?;
+                    p.m * p.mul / p.div
+                };
+            }
+        }
+        Some(num)
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    )))]
+    {
+        // The numbers as (mantissa, power of ten) pairs, then every value in one pass of
+        // multiplications and divisions that the compiler turns into vector instructions
+        // (each lane rounds exactly as the scalar operation would).
+        let (mut m, mut mul, mut div) = ([f64::NAN; LANES], [1.0; LANES], [1.0; LANES]);
+        for &id in ids {
+            let p = number_at(ix, buf, at[usize::from(id)])?;
+            let i = usize::from(id);
+            (m[i], mul[i], div[i]) = (p.m, p.mul, p.div);
+        }
+        for i in 0..LANES {
+            num[i] = m[i] * mul[i] / div[i];
+        }
+        Some(num)
+    }
+}
 
 /// Stage 1: reads every field of a message whose skeleton is `shape`'s.
 #[inline(always)]
@@ -714,21 +795,7 @@ fn read_by_shape<'a>(ix: &ShapeIndex, shape: &Shape, buf: &'a [u8]) -> Option<Ti
     if has(field::SIM_SEND) {
         f.send_ns = Some(integer_at(ix, buf, at[usize::from(field::SIM_SEND)])?);
     }
-    // The numbers as (mantissa, power of ten) pairs, then every value in one pass of
-    // multiplications and divisions that the compiler turns into a few vector instructions
-    // (each lane rounds exactly as the scalar operation would).
-    let (mut m, mut mul, mut div) = ([f64::NAN; LANES], [1.0; LANES], [1.0; LANES]);
-    for id in field::BID..=field::RHO {
-        if has(id) && id != field::GREEKS {
-            let p = number_at(ix, buf, at[usize::from(id)])?;
-            let i = usize::from(id);
-            (m[i], mul[i], div[i]) = (p.m, p.mul, p.div);
-        }
-    }
-    let mut num = [0.0; LANES];
-    for i in 0..LANES {
-        num[i] = m[i] * mul[i] / div[i];
-    }
+    let num = numbers(ix, shape, &at, buf)?;
     for id in field::BID..=field::FUNDING {
         if let Some(s) = number_slot(&mut f, id) {
             *s = num[usize::from(id)];

@@ -85,6 +85,147 @@ pub(crate) fn decimal_parts(buf: &[u8], start: usize, end: usize) -> Option<Part
     })
 }
 
+/// Four numbers at once, one per 128-bit lane of an AVX-512 register: `buf[start[k]..end[k]]`
+/// (each a whole token: `end[k]` is the delimiter after it) as
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?` of at most 16 bytes, sign included. Returns the values and a
+/// mask of the lanes that answered (bit k); a lane that did not (any other spelling, an
+/// exponent, a token longer than 16 bytes or with fewer than 16 bytes of `buf` before its
+/// end, a mantissa above 2^53) is for the caller's one-number path. Where a lane answers, its
+/// value is [`decimal_parts`]'s, and so `str::parse::<f64>`'s, bit for bit: the digits are
+/// combined exactly, and one vector division rounds each lane as the scalar one would.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vl",
+    target_feature = "avx512dq",
+    target_feature = "avx512cd",
+    target_feature = "avx512bitalg",
+    target_feature = "avx512vbmi"
+))]
+#[inline(always)]
+pub(crate) fn decimal_x4(buf: &[u8], start: &[usize; 4], end: &[usize; 4]) -> ([f64; 4], u8) {
+    use core::arch::x86_64::*;
+    let mut out = [0.0; 4];
+    if buf.len() < 16 {
+        return (out, 0);
+    }
+    // Per lane: the token's length (1 for a lane that cannot answer) and where its 16-byte
+    // window starts (the window ends at the token's end, so that the token is right-aligned).
+    let mut lens = [1u32; 4];
+    let mut offs = [0usize; 4];
+    let mut usable = 0u8;
+    for k in 0..4 {
+        let len = end[k].wrapping_sub(start[k]);
+        let good = (len.wrapping_sub(1) < 16) & (end[k] >= 16) & (end[k] <= buf.len());
+        usable |= u8::from(good) << k;
+        lens[k] = if good { len as u32 } else { 1 };
+        offs[k] = if good { end[k] - 16 } else { 0 };
+    }
+    // SAFETY: every intrinsic here needs only features the `cfg` on this function guarantees
+    // the build enables. The four loads read `buf[offs[k]..offs[k] + 16]`, inside `buf`:
+    // `offs[k] + 16` is `end[k] <= buf.len()` for a usable lane, else 16 <= `buf.len()`. The
+    // table loads read the 16 entries of `POW10`.
+    unsafe {
+        let p = buf.as_ptr();
+        let load = |k: usize| _mm_loadu_si128(p.add(offs[k]).cast::<__m128i>());
+        let v = _mm512_inserti32x4::<3>(
+            _mm512_inserti32x4::<2>(
+                _mm512_inserti32x4::<1>(_mm512_castsi128_si512(load(0)), load(1)),
+                load(2),
+            ),
+            load(3),
+        );
+        // Each lane's length in all its 16 bytes; the token is the bytes at or after 16 - len.
+        let lens_x = _mm512_zextsi128_si512(_mm_loadu_si128(lens.as_ptr().cast::<__m128i>()));
+        let spread = _mm512_set_epi8(
+            12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 8, 8, 8, 8, 8, 8, 8, 8,
+            8, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        );
+        let first = _mm512_sub_epi8(
+            _mm512_set1_epi8(16),
+            _mm512_permutexvar_epi8(spread, lens_x),
+        );
+        let iota = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        ));
+        let tok = _mm512_cmpge_epu8_mask(iota, first);
+        let first_byte = _mm512_cmpeq_epi8_mask(iota, first);
+        let minus = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'-' as i8)) & first_byte;
+        let d = _mm512_sub_epi8(v, _mm512_set1_epi8(b'0' as i8));
+        let digit = _mm512_cmplt_epu8_mask(d, _mm512_set1_epi8(10)) & tok;
+        let dot = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'.' as i8)) & tok;
+        let zero = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'0' as i8));
+        // The lane masks (16 bits each) as four 16-bit lanes, checked together.
+        let w = |m: u64| _mm_cvtsi64_si128(m as i64);
+        let (tok16, digit16, dot16, zero16, minus16) =
+            (w(tok), w(digit), w(dot), w(zero), w(minus));
+        let one = _mm_set1_epi16(1);
+        let body = _mm_andnot_si128(minus16, tok16); // the bytes after the sign
+        let lead = _mm_and_si128(body, _mm_sub_epi16(_mm_setzero_si128(), body)); // its first
+        let bad = _mm_or_si128(
+            _mm_or_si128(
+                // Only digits and dots after the sign.
+                _mm_xor_si128(_mm_or_si128(digit16, dot16), body),
+                // At most one dot ...
+                _mm_and_si128(dot16, _mm_sub_epi16(dot16, one)),
+            ),
+            _mm_or_si128(
+                // ... neither first nor last.
+                _mm_and_si128(dot16, _mm_or_si128(lead, _mm_set1_epi16(i16::MIN))),
+                // No leading zero unless the integer part is exactly `0`.
+                _mm_and_si128(_mm_and_si128(zero16, lead), _mm_srli_epi16::<1>(digit16)),
+            ),
+        );
+        let lanes_bad = (_mm_cmpneq_epi16_mask(bad, _mm_setzero_si128())
+            | _mm_cmpeq_epi16_mask(body, _mm_setzero_si128()))
+            & 0xF;
+        // Squeeze the dot out of each lane: the bytes before it move up one place; then
+        // everything left of the digits is cleared.
+        let has_dot = _mm_cmpneq_epi16_mask(dot16, _mm_setzero_si128());
+        let up16 = _mm_maskz_mov_epi16(
+            has_dot,
+            _mm_and_si128(_mm_or_si128(dot16, _mm_sub_epi16(dot16, one)), body),
+        );
+        let digits_n = _mm_popcnt_epi16(digit16);
+        let keep16 = _mm_sllv_epi16(
+            _mm_set1_epi16(-1),
+            _mm_sub_epi16(_mm_set1_epi16(16), digits_n),
+        );
+        let up = _mm_cvtsi128_si64(up16) as u64;
+        let keep = _mm_cvtsi128_si64(keep16) as u64;
+        let merged = _mm512_mask_blend_epi8(up, d, _mm512_bslli_epi128::<1>(d));
+        let digits = _mm512_maskz_mov_epi8(keep, merged);
+        // 16 digits per lane -> 8 two-digit -> 4 four-digit -> 2 eight-digit -> one u64.
+        let t1 = _mm512_maddubs_epi16(digits, _mm512_set1_epi16(0x010A));
+        let t2 = _mm512_madd_epi16(t1, _mm512_set1_epi32(0x0001_0064));
+        let t3 = _mm512_packus_epi32(t2, t2);
+        let t4 = _mm512_madd_epi16(t3, _mm512_set1_epi32(0x0001_2710));
+        let m = _mm512_add_epi64(
+            _mm512_mul_epu32(t4, _mm512_set1_epi64(100_000_000)),
+            _mm512_srli_epi64::<32>(t4),
+        );
+        let m = _mm512_castsi512_si256(_mm512_maskz_compress_epi64(0x55, m));
+        let too_big = _mm256_cmpgt_epu64_mask(m, _mm256_set1_epi64x(1 << 53));
+        // Decimals: 15 - the dot's place (lzcnt of the 16-bit mask as 32 bits, minus 16).
+        let lz = _mm_lzcnt_epi32(_mm_cvtepu16_epi32(dot16));
+        let decimals = _mm_maskz_sub_epi32(has_dot, lz, _mm_set1_epi32(16));
+        let pow_lo = _mm512_loadu_pd(POW10.as_ptr());
+        let pow_hi = _mm512_loadu_pd(POW10.as_ptr().add(8));
+        let scale = _mm512_castpd512_pd256(_mm512_permutex2var_pd(
+            pow_lo,
+            _mm512_zextsi256_si512(_mm256_cvtepu32_epi64(decimals)),
+            pow_hi,
+        ));
+        let value = _mm256_div_pd(_mm256_cvtepu64_pd(m), scale);
+        let negative = _mm_cmpneq_epi16_mask(minus16, _mm_setzero_si128());
+        let value = _mm256_mask_xor_pd(value, negative, value, _mm256_set1_pd(-0.0));
+        _mm256_storeu_pd(out.as_mut_ptr(), value);
+        (out, usable & !lanes_bad & !too_big)
+    }
+}
+
 /// `buf[s..end]` as `(0|[1-9][0-9]*)(\.[0-9]+)?` of 1 to 16 bytes: (the digits as an integer,
 /// the number of decimals).
 #[cfg(all(
@@ -291,6 +432,133 @@ mod tests {
         }
     }
 
+    /// `decimal_x4` on four tokens laid out in one buffer: each lane that answers agrees with
+    /// std; lanes of the venue's usual spellings answer.
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    ))]
+    fn check_x4(texts: [&str; 4], must_answer: [bool; 4]) {
+        let mut buf = vec![b'x'; 16];
+        let (mut start, mut end) = ([0; 4], [0; 4]);
+        for (k, t) in texts.iter().enumerate() {
+            start[k] = buf.len();
+            buf.extend_from_slice(t.as_bytes());
+            end[k] = buf.len();
+            buf.push(b',');
+        }
+        let (values, answered) = decimal_x4(&buf, &start, &end);
+        for k in 0..4 {
+            let want = texts[k].parse::<f64>().ok().filter(|v| v.is_finite());
+            if answered & (1 << k) != 0 {
+                assert_eq!(
+                    Some(values[k].to_bits()),
+                    want.map(f64::to_bits),
+                    "{} in {texts:?}",
+                    texts[k]
+                );
+                assert_eq!(
+                    Some(values[k].to_bits()),
+                    decimal_f64(&buf, start[k], end[k]).map(f64::to_bits),
+                    "{}",
+                    texts[k]
+                );
+            } else {
+                assert!(!must_answer[k], "{} declined in {texts:?}", texts[k]);
+            }
+        }
+    }
+
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    ))]
+    #[test]
+    fn four_at_once_agree_with_std() {
+        let yes = [true; 4];
+        check_x4(["0", "2", "0.2425", "-25.13021"], yes);
+        check_x4(["116086.34", "0.24231149", "-0", "1234567890123456"], yes);
+        check_x4(["-123456789012345", "0.0", "9", "10"], yes);
+        check_x4(["1e-05", "00", ".5", "1."], [false; 4]);
+        check_x4(["-", "1-", "--1", "1..2"], [false; 4]);
+        check_x4(
+            ["12345678901234567", "9007199254740993", "-1.5", "x"],
+            [false, false, true, false],
+        );
+        // Every alignment of the windows and every length, against std.
+        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let alphabet = b"0123456789.-e+ ";
+        for _ in 0..50_000 {
+            let mut texts = [const { String::new() }; 4];
+            for t in &mut texts {
+                let len = 1 + next(18) as usize;
+                *t = (0..len)
+                    .map(|_| {
+                        if next(4) == 0 {
+                            alphabet[next(alphabet.len() as u64) as usize] as char
+                        } else {
+                            (b'0' + next(10) as u8) as char
+                        }
+                    })
+                    .collect();
+            }
+            check_x4([&texts[0], &texts[1], &texts[2], &texts[3]], [false; 4]);
+        }
+    }
+
+    /// `text` in every lane of [`decimal_x4`] (where the build has it), beside other numbers.
+    fn x4(text: &str, must_answer: bool) {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512dq",
+            target_feature = "avx512cd",
+            target_feature = "avx512bitalg",
+            target_feature = "avx512vbmi"
+        ))]
+        {
+            check_x4(
+                [text, "0.5", text, "-7"],
+                [must_answer, true, must_answer, true],
+            );
+            check_x4(
+                ["12", text, "3.25", text],
+                [true, must_answer, true, must_answer],
+            );
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512dq",
+            target_feature = "avx512cd",
+            target_feature = "avx512bitalg",
+            target_feature = "avx512vbmi"
+        )))]
+        let _ = (text, must_answer);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
 
@@ -317,7 +585,9 @@ mod tests {
             check(&text);
             // The venue's usual spellings (no exponent, at most 15 digits) never decline.
             let body = int.len() + frac.as_ref().map_or(0, |f| f.len() + 1);
-            if exp.is_none() && body <= 15 {
+            let usual = exp.is_none() && body <= 15;
+            x4(&text, usual);
+            if usual {
                 let mut buf = vec![b' '; 16];
                 buf.extend_from_slice(text.as_bytes());
                 let got = decimal_f64(&buf, 16, buf.len());
