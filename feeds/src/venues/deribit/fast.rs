@@ -717,15 +717,14 @@ fn numbers(
     ))]
     {
         use super::super::json::decimal::decimal_x4;
-        // Four at a time, one per 128-bit lane: the tokens' ends come from the index (0, a
-        // lane that cannot answer, when a token runs past what it looks at).
+        // Four at a time, one per 128-bit lane.
         for group in ids.chunks(4) {
-            let (mut start, mut end) = ([0usize; 4], [0usize; 4]);
+            let mut start = [0usize; 4];
             for (k, &id) in group.iter().enumerate() {
                 start[k] = at[usize::from(id)] + 1;
-                end[k] = ix.end_from(start[k]).unwrap_or(0);
             }
-            let (values, answered) = decimal_x4(buf, &start, &end);
+            let lanes = (1u8 << group.len()) - 1;
+            let (values, answered) = decimal_x4(buf, &start, lanes);
             for (k, &id) in group.iter().enumerate() {
                 num[usize::from(id)] = if answered & (1 << k) != 0 {
                     values[k]
