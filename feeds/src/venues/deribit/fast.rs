@@ -695,6 +695,27 @@ impl TickerPath {
 /// Number slots, [`field::COUNT`] rounded up to whole vectors.
 const LANES: usize = 24;
 
+/// The lanes of a [`decimal_x4`](super::super::json::decimal::decimal_x4) group that it
+/// declined (bits of `lanes`), by the one-number path.
+#[cold]
+#[inline(never)]
+fn declined(
+    ix: &ShapeIndex,
+    buf: &[u8],
+    group: &[u8],
+    start: &[usize; 4],
+    lanes: u8,
+    num: &mut [f64; LANES],
+) -> Option<()> {
+    for (k, &id) in group.iter().enumerate() {
+        if lanes & (1 << k) != 0 {
+            let p = number_at(ix, buf, start[k] - 1)?;
+            *num.get_mut(usize::from(id))? = p.m * p.mul / p.div;
+        }
+    }
+    Some(())
+}
+
 /// The number fields of `shape` (their `:`s in `at`, by field id), by id.
 #[inline(always)]
 fn numbers(
@@ -726,12 +747,10 @@ fn numbers(
             let lanes = (1u8 << group.len()) - 1;
             let (values, answered) = decimal_x4(buf, &start, lanes);
             for (k, &id) in group.iter().enumerate() {
-                num[usize::from(id)] = if answered & (1 << k) != 0 {
-                    values[k]
-                } else {
-                    let p = number_at(ix, buf, start[k] - 1)?;
-                    p.m * p.mul / p.div
-                };
+                num[usize::from(id)] = values[k];
+            }
+            if answered != lanes {
+                declined(ix, buf, group, &start, lanes & !answered, &mut num)?;
             }
         }
         Some(num)

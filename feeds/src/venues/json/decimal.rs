@@ -214,7 +214,10 @@ pub(crate) fn decimal_x4(buf: &[u8], start: &[usize; 4], lanes: u8) -> ([f64; 4]
             _mm512_mul_epu32(t4, _mm512_set1_epi64(100_000_000)),
             _mm512_srli_epi64::<32>(t4),
         );
-        let m = _mm512_castsi512_si256(_mm512_maskz_compress_epi64(0x55, m));
+        let m = _mm512_castsi512_si256(_mm512_permutexvar_epi64(
+            _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6),
+            m,
+        ));
         let too_big = _mm256_cmpgt_epu64_mask(m, _mm256_set1_epi64x(1 << 53));
         // Decimals: 15 - the dot's place (lzcnt of the 16-bit mask as 32 bits, minus 16).
         let lz = _mm_lzcnt_epi32(_mm_cvtepu16_epi32(dot16));
