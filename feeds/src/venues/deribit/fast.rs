@@ -856,4 +856,61 @@ mod tests {
         let by_shape = read_by_shape(&path.index, &shape, TICKER).expect("by shape");
         assert_eq!(format!("{walked:?}"), format!("{by_shape:?}"));
     }
+
+    #[test]
+    fn tickers_with_other_values_are_read_by_the_learned_shape() {
+        // A stream of tickers whose every number (and so every field's place) changes: each
+        // matches the learned skeleton, stage 1 reads it, and reads what the walk reads.
+        let mut path = TickerPath::new();
+        path.parse(TICKER).expect("walk");
+        if path.learned == 0 {
+            return; // no AVX-512 here: stage 1 never runs
+        }
+        let text = std::str::from_utf8(TICKER).unwrap();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for i in 0..2_000 {
+            let mut t = text.to_string();
+            for (key, old) in [
+                ("mark_price", "0.2425"),
+                ("best_bid_price", "0.2395"),
+                ("best_ask_price", "0.245"),
+                ("mark_iv", "45.43"),
+                ("underlying_price", "116086.34"),
+                ("index_price", "108827.5"),
+                ("delta", "0.71138"),
+                ("gamma", "1e-05"),
+                ("theta", "-25.13021"),
+                ("best_bid_amount", "2"),
+            ] {
+                let value = match next(6) {
+                    0 => format!("{}", next(1_000_000)),
+                    1 => format!("-{}.{}", next(100), next(100_000)),
+                    2 => format!("{}e-0{}", 1 + next(9), 4 + next(5)),
+                    3 => format!("0.{:08}", next(100_000_000)),
+                    _ => format!("{}.{}", next(200_000), next(100)),
+                };
+                t = t.replacen(
+                    &format!("\"{key}\":{old}"),
+                    &format!("\"{key}\":{value}"),
+                    1,
+                );
+            }
+            let t = t.replace("1752057345721", &(1_752_057_345_721_u64 + i).to_string());
+            let buf = t.as_bytes();
+            assert!(path.index.build(buf), "{t}");
+            assert_eq!(path.shapes[0].skeleton(), path.index.skeleton(), "{t}");
+            let shape = path.shapes[0].clone();
+            let by_shape = read_by_shape(&path.index, &shape, buf).expect("stage 1 reads it");
+            let mut slots = Slots::NONE;
+            let walked = walk(buf, &mut slots).expect("walk");
+            assert_eq!(format!("{walked:?}"), format!("{by_shape:?}"), "{t}");
+            assert_eq!(path.learned, 1, "no new shape for new values");
+        }
+    }
 }
