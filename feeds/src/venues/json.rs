@@ -5,9 +5,11 @@
 //! Owns JSON syntax and number conversion. Must never allocate, never recurse (nesting is
 //! tracked in a bit stack, at most [`MAX_DEPTH`] levels) and never panic, whatever the bytes: it
 //! is fed straight from the network. No `unsafe` in this file: the SIMD goes through `wide`.
-//! Two helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
-//! scanner at anything unusual, and `shape`, the skeleton index of a message (AVX-512
-//! intrinsics chosen at run time, its `unsafe` blocks each with a `SAFETY:` line).
+//! Three helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
+//! scanner at anything unusual; `shape`, the skeleton index of a message (AVX-512 intrinsics
+//! chosen at run time, its `unsafe` blocks each with a `SAFETY:` line); and `decimal`, number
+//! conversion with SSE/AVX-512 when the build enables them (one number, or four at once), which
+//! agrees bit for bit with the converter here and declines what it does not handle.
 //!
 //! How it is fast: a structural index in the manner of simdjson's first stage, built lazily 64
 //! bytes at a time as the cursor advances (SIMD compares for quotes, backslashes, brackets, `,`
