@@ -706,6 +706,16 @@ const LANES: usize = 24;
 
 /// The lanes of a [`decimal_x4`](super::super::json::decimal::decimal_x4) group that it
 /// declined (bits of `lanes`), by the one-number path.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vl",
+    target_feature = "avx512dq",
+    target_feature = "avx512cd",
+    target_feature = "avx512bitalg",
+    target_feature = "avx512vbmi"
+))]
 #[cold]
 #[inline(never)]
 fn declined(
