@@ -804,18 +804,8 @@ fn numbers(
 /// Stage 1: reads every field of a message whose skeleton is `shape`'s.
 #[inline(always)]
 fn read_by_shape<'a>(ix: &ShapeIndex, shape: &Shape, buf: &'a [u8]) -> Option<TickerFields<'a>> {
-    let n = shape.count;
-    let mut colons = [0usize; field::COUNT];
-    if !ix.colons_at(shape.ordinals.get(..n)?, colons.get_mut(..n)?) {
-        return None;
-    }
     // The `:` of each field by id (present ones only: `shape.present`).
-    let mut at = [0usize; field::COUNT];
-    for (&id, &colon) in shape.fields.iter().zip(colons.iter()).take(n) {
-        if let Some(a) = at.get_mut(usize::from(id)) {
-            *a = colon;
-        }
-    }
+    let at = ix.colons_by_id(&shape.ordinals, &shape.fields, shape.count)?;
     let has = |id: u8| shape.present & (1 << id) != 0;
     if string_at(ix, buf, at[usize::from(field::METHOD)])? != b"subscription"
         || !string_at(ix, buf, at[usize::from(field::CHANNEL)])?.starts_with(b"ticker.")

@@ -82,19 +82,26 @@ impl ShapeIndex {
         self.skeleton.get(..self.skeleton_len).unwrap_or(&[])
     }
 
-    /// The offsets of the `:`s with the given ordinals, into `out`; false if the text has
-    /// fewer.
+    /// The offsets of the `:`s with the first `n` of `ordinals` (ascending), each stored at
+    /// the index `ids` gives beside it; `None` if the text has fewer.
     #[inline(always)]
-    pub(crate) fn colons_at(&self, ordinals: &[u16], out: &mut [usize]) -> bool {
-        let offsets = self.colon_at.get(..self.colon_count).unwrap_or(&[]);
-        let mut ok = true;
-        for (slot, &ord) in out.iter_mut().zip(ordinals) {
-            match offsets.get(usize::from(ord)) {
-                Some(&at) => *slot = usize::from(at),
-                None => ok = false,
-            }
+    pub(crate) fn colons_by_id<const N: usize>(
+        &self,
+        ordinals: &[u16; N],
+        ids: &[u8; N],
+        n: usize,
+    ) -> Option<[usize; N]> {
+        let mut out = [0usize; N];
+        // Ascending: the last is the largest.
+        let last = usize::from(*ordinals.get(n.checked_sub(1)?)?);
+        if last >= self.colon_count {
+            return None;
         }
-        ok
+        for k in 0..n.min(N) {
+            let at = self.colon_at.get(usize::from(ordinals[k]))?;
+            *out.get_mut(usize::from(ids[k]))? = usize::from(*at);
+        }
+        Some(out)
     }
 
     /// The ordinal of the `:` at offset `at` (how many come before it), if there is one there.
