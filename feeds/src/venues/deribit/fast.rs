@@ -34,7 +34,7 @@
 //! index ~80 ns (12 blocks; three passes, see [`ShapeIndex`]), skeleton compare ~8 ns, `:`
 //! lookups ~14 ns, method/channel/name/timestamp ~14 ns, the 15 numbers ~90–100 ns (four
 //! groups of four, each a long dependency chain ending in a vector division), the rest (event
-//! building, the instrument lookup, the two events handed over) ~30 ns: ~245 ns in all.
+//! building, the instrument lookup, the two events handed over) ~30 ns: ~235 ns in all.
 //! The ≤ 120 ns goal needs the index and the numbers roughly halved again.
 
 use super::super::json::decimal::{Parts, decimal_parts, decimal_u64};

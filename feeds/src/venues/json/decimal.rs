@@ -111,22 +111,32 @@ pub(crate) fn decimal_x4(buf: &[u8], start: &[usize; 4], lanes: u8) -> ([f64; 4]
     use core::arch::x86_64::*;
     let mut out = [0.0; 4];
     // Per lane: the bytes of `buf` from the token's start, at most 16 (none for a lane off).
-    let mut masks = [0u16; 4];
-    let mut offs = [0usize; 4];
-    for k in 0..4 {
-        let avail = buf.len().saturating_sub(start[k]).min(16);
-        let on = lanes & (1 << k) != 0 && avail > 0;
-        masks[k] = if on { ((1u32 << avail) - 1) as u16 } else { 0 };
-        offs[k] = if on { start[k] } else { 0 };
+    // The common case, every lane on with 16 bytes to read, needs no masks.
+    let mut masks = [0xFFFFu16; 4];
+    let mut offs = *start;
+    let whole = lanes == 0xF && start.iter().all(|&s| s.saturating_add(16) <= buf.len());
+    if !whole {
+        for k in 0..4 {
+            let avail = buf.len().saturating_sub(start[k]).min(16);
+            let on = lanes & (1 << k) != 0 && avail > 0;
+            masks[k] = if on { ((1u32 << avail) - 1) as u16 } else { 0 };
+            offs[k] = if on { start[k] } else { 0 };
+        }
     }
     // SAFETY: every intrinsic here needs only features the `cfg` on this function guarantees
-    // the build enables. Each masked load reads `buf[offs[k]..offs[k] + n]` where n, the
-    // number of mask bits, is at most `buf.len() - offs[k]` (masked-off bytes are not read,
-    // and a lane with no bit set reads nothing); the table loads read the first 16 entries of
-    // `POW10`.
+    // the build enables. Each load reads `buf[offs[k]..offs[k] + n]` where n, 16 when `whole`
+    // (then `offs[k] + 16 <= buf.len()`) and else the number of mask bits, is at most
+    // `buf.len() - offs[k]` (masked-off bytes are not read, and a lane with no bit set reads
+    // nothing); the table loads read the first 16 entries of `POW10`.
     unsafe {
         let p = buf.as_ptr();
-        let load = |k: usize| _mm_maskz_loadu_epi8(masks[k], p.add(offs[k]).cast::<i8>());
+        let load = |k: usize| {
+            if whole {
+                _mm_loadu_si128(p.add(offs[k]).cast::<__m128i>())
+            } else {
+                _mm_maskz_loadu_epi8(masks[k], p.add(offs[k]).cast::<i8>())
+            }
+        };
         let raw = _mm512_inserti32x4::<3>(
             _mm512_inserti32x4::<2>(
                 _mm512_inserti32x4::<1>(_mm512_castsi128_si512(load(0)), load(1)),
