@@ -4,12 +4,16 @@
 //!
 //! Fixtures are read at run time from `shared/fixtures/venues` beside the workspace and sent
 //! compact (whitespace outside strings removed), as venues send them. Before timing, every
-//! rival's events are checked equal to Keel's on the same message, so the figures compare the
-//! same work. Book messages run as a sequence of consecutive updates (a snapshot, then
-//! 4,096 changes whose ids chain), so that every message is applied, never skipped. The Deribit
-//! ticker rows also time Keel's general path alone (`keel_general`, `DeribitParser::
-//! parse_general`), so the ticker fast path is measured beside what it replaces; its events
-//! are checked equal too.
+//! rival's events are checked equal to Keel's on the same messages, so the figures compare the
+//! same work. The headline Deribit row (`deribit_ticker`) runs a stream of 256 different option
+//! tickers made from the fixture (other instruments, timestamps, prices, sizes, IVs and
+//! Greeks, with varying numbers of digits, so that every field moves from one message to the
+//! next), each implementation parsing them in turn; `deribit_ticker_one` is the fixture alone,
+//! parsed over and over, for comparison. Book messages run as a sequence of consecutive updates
+//! (a snapshot, then 4,096 changes whose ids chain), so that every message is applied, never
+//! skipped. The Deribit ticker rows also time Keel's general path alone (`keel_general`,
+//! `DeribitParser::parse_general`), so the ticker fast path is measured beside what it
+//! replaces; its events are checked equal too.
 
 use anyhow::{Context, Result, bail, ensure};
 use keel_feeds::venues::{
@@ -155,8 +159,7 @@ fn registry() -> Instruments {
     ] {
         reg.insert(instrument(venue, name, kind));
     }
-    for k in 0..300 {
-        let name = format!("BTC-26JUN26-{}-P", 50_000 + 1_000 * k);
+    for name in put_names() {
         reg.insert(instrument(Venue::Deribit, &name, InstrumentKind::Option));
     }
     reg
@@ -176,6 +179,8 @@ type Step<'a> = Box<StepFn<'a>>;
 struct Case<'a> {
     kind: &'static str,
     bytes: usize,
+    /// Distinct messages each step cycles through (all checked before timing).
+    messages: usize,
     keel: Step<'a>,
     keel_general: Option<Step<'a>>,
     serde_json: Step<'a>,
@@ -183,28 +188,35 @@ struct Case<'a> {
 }
 
 fn run_case(case: &mut Case<'_>, min: Duration) -> Result<Figure> {
-    // Same events from all three on the first message.
-    let first = |f: &mut StepFn<'_>| {
+    // Same events from all three (and Keel's general path) on every message of the case, in
+    // the order the timing loop sees them.
+    let next = |f: &mut StepFn<'_>| {
         let mut evs = Vec::new();
         f(&mut |e| evs.push(e)).map(|()| evs)
     };
-    let keel = first(&mut case.keel)?;
-    let sj = first(&mut case.serde_json)?;
-    let sr = first(&mut case.sonic_rs)?;
-    ensure!(!keel.is_empty(), "{}: keel emitted no event", case.kind);
-    if let Some(general) = case.keel_general.as_mut() {
-        let g = first(general)?;
+    for k in 0..case.messages {
+        let keel = next(&mut case.keel)?;
+        let sj = next(&mut case.serde_json)?;
+        let sr = next(&mut case.sonic_rs)?;
         ensure!(
-            dbg_events(&keel) == dbg_events(&g),
-            "{}: keel's general path differs from its fast path:\nfast {keel:?}\ngeneral {g:?}",
+            !keel.is_empty(),
+            "{} #{k}: keel emitted no event",
+            case.kind
+        );
+        if let Some(general) = case.keel_general.as_mut() {
+            let g = next(general)?;
+            ensure!(
+                dbg_events(&keel) == dbg_events(&g),
+                "{} #{k}: keel's general path differs from its fast path:\nfast {keel:?}\ngeneral {g:?}",
+                case.kind
+            );
+        }
+        ensure!(
+            dbg_events(&keel) == dbg_events(&sj) && dbg_events(&keel) == dbg_events(&sr),
+            "{} #{k}: the rivals' events differ from keel's:\nkeel {keel:?}\nserde_json {sj:?}\nsonic-rs {sr:?}",
             case.kind
         );
     }
-    ensure!(
-        dbg_events(&keel) == dbg_events(&sj) && dbg_events(&keel) == dbg_events(&sr),
-        "{}: the rivals' events differ from keel's:\nkeel {keel:?}\nserde_json {sj:?}\nsonic-rs {sr:?}",
-        case.kind
-    );
     let mut errors = 0u64;
     let mut time = |f: &mut StepFn<'_>| {
         measure(min, || {
@@ -748,6 +760,31 @@ macro_rules! rival {
     }};
 }
 
+/// A rival over a set of messages, one after the other: deserialise with `de`, then build
+/// events with `build`.
+macro_rules! rival_set {
+    ($set:expr, $de:path, $ty:ty, $build:expr) => {{
+        let set: &[Vec<u8>] = $set;
+        let build = $build;
+        let mut i = 0;
+        Box::new(move |emit: &mut dyn FnMut(MarketEvent)| -> Result<()> {
+            let msg = black_box(&set[i][..]);
+            i = (i + 1) % set.len();
+            let m: $ty = $de(msg).map_err(|e| anyhow::anyhow!("{e}"))?;
+            build(&m, emit)
+        }) as Step<'_>
+    }};
+}
+
+/// Tickers in the varying set: 256 of ~775 bytes (~200 KB, which stays in L2, as a socket's
+/// last reads do).
+const TICKER_SET: usize = 256;
+
+/// The put names of the bench registry.
+fn put_names() -> impl Iterator<Item = String> {
+    (0..300).map(|k| format!("BTC-26JUN26-{}-P", 50_000 + 1_000 * k))
+}
+
 /// Consecutive Deribit book changes after a snapshot: (snapshot, changes).
 fn deribit_book_sequence(change: &[u8], snapshot: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
     let text = std::str::from_utf8(change)?;
@@ -785,6 +822,101 @@ fn binance_depth_sequence(update: &[u8]) -> Result<(u64, Vec<Vec<u8>>)> {
     Ok((base + 5, updates))
 }
 
+/// A small xorshift generator (deterministic message sets).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    /// A decimal below `int_max + 1` with up to `decimals` decimals (trailing zeros dropped,
+    /// as venues print them), negative when `neg` and not zero.
+    fn decimal(&mut self, int_max: u64, decimals: u32, neg: bool) -> String {
+        let int = self.below(int_max + 1);
+        let frac = self.below(10u64.pow(decimals));
+        let mut s = format!("{int}.{frac:0w$}", w = decimals as usize)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
+        if neg && s != "0" {
+            s.insert(0, '-');
+        }
+        s
+    }
+}
+
+/// Replaces the value of the first `"key":` number in `text`.
+fn set_number(text: &mut String, key: &str, value: &str) -> Result<()> {
+    let pat = format!("\"{key}\":");
+    let at = text
+        .find(&pat)
+        .with_context(|| format!("no {key} in the ticker fixture"))?
+        + pat.len();
+    let len = text[at..]
+        .find([',', '}'])
+        .with_context(|| format!("{key} has no end"))?;
+    text.replace_range(at..at + len, value);
+    Ok(())
+}
+
+/// `n` Deribit option tickers made from the fixture as a venue's stream varies it: each of
+/// another instrument of `names` (channel and name), with a later timestamp and new prices,
+/// sizes, IVs and Greeks of the magnitudes Deribit sends, printed with varying numbers of
+/// digits (so values and lengths, and where every field sits, change from one to the next);
+/// the gamma now and then in Python's exponent spelling (`3e-05`), as the fixture has it.
+fn deribit_ticker_set(fixture: &[u8], names: &[String], n: usize) -> Result<Vec<Vec<u8>>> {
+    let text = std::str::from_utf8(fixture)?;
+    let fixture_name = "BTC-26JUN26-100000-C";
+    ensure!(
+        text.contains(fixture_name),
+        "the ticker fixture is not {fixture_name}'s"
+    );
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let name = &names[rng.below(names.len() as u64) as usize];
+        let mut t = text.replace(fixture_name, name);
+        let neg = rng.below(2) == 1;
+        let gamma = if rng.below(3) == 0 {
+            format!("{}e-0{}", 1 + rng.below(9), 5 + rng.below(3))
+        } else {
+            rng.decimal(0, 5, false)
+        };
+        let index = rng.decimal(120_000, 2, false);
+        let fields = [
+            ("timestamp", (1_752_057_345_721 + 100 * i).to_string()),
+            ("delta", rng.decimal(0, 5, neg)),
+            ("gamma", gamma),
+            ("vega", rng.decimal(999, 5, false)),
+            ("theta", rng.decimal(99, 5, true)),
+            ("rho", rng.decimal(999, 5, neg)),
+            ("index_price", index.clone()),
+            ("estimated_delivery_price", index),
+            ("last_price", rng.decimal(0, 4, false)),
+            ("settlement_price", rng.decimal(0, 8, false)),
+            ("mark_price", rng.decimal(1, 8, false)),
+            ("best_bid_price", rng.decimal(0, 4, false)),
+            ("best_ask_price", rng.decimal(1, 4, false)),
+            ("mark_iv", rng.decimal(150, 2, false)),
+            ("bid_iv", rng.decimal(150, 2, false)),
+            ("ask_iv", rng.decimal(150, 2, false)),
+            ("underlying_price", rng.decimal(130_000, 2, false)),
+            ("best_bid_amount", rng.decimal(500, 1, false)),
+            ("best_ask_amount", rng.decimal(500, 1, false)),
+            ("open_interest", rng.decimal(5_000, 1, false)),
+        ];
+        for (key, value) in &fields {
+            set_number(&mut t, key, value)?;
+        }
+        out.push(t.into_bytes());
+    }
+    Ok(out)
+}
+
 /// Runs the bench as the flags say.
 pub fn run(a: &Args) -> Result<()> {
     let dir = fixtures_dir(a)?;
@@ -807,11 +939,55 @@ pub fn run(a: &Args) -> Result<()> {
     let o_summary = load(&dir, "okx/opt_summary.json")?;
     let y_option = load(&dir, "bybit/option_ticker.json")?;
 
+    let names: Vec<String> = std::iter::once("BTC-26JUN26-100000-C".to_string())
+        .chain(put_names())
+        .collect();
+    let d_tickers = deribit_ticker_set(&d_ticker, &names, TICKER_SET)?;
+
     let mut cases: Vec<Case<'_>> = Vec::new();
 
-    // Deribit option and perpetual tickers.
+    // Deribit option tickers, a stream of varying ones: the headline figure.
+    {
+        let set = &d_tickers;
+        let (mut p, mut general) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+        let (mut i, mut j) = (0, 0);
+        let r = &reg;
+        cases.push(Case {
+            kind: "deribit_ticker",
+            bytes: set.iter().map(Vec::len).sum::<usize>() / set.len(),
+            messages: set.len(),
+            keel: Box::new(move |emit| {
+                let res = keel_ok(p.parse(black_box(&set[i]), 0, emit));
+                i = (i + 1) % set.len();
+                res
+            }),
+            keel_general: Some(Box::new(move |emit| {
+                let res = keel_ok(general.parse_general(black_box(&set[j]), 0, emit));
+                j = (j + 1) % set.len();
+                res
+            })),
+            serde_json: rival_set!(
+                set,
+                serde_json::from_slice,
+                Rpc<'_, Sub<'_, DeribitTicker<'_>>>,
+                move |m: &Rpc<'_, Sub<'_, DeribitTicker<'_>>>, e: &mut dyn FnMut(MarketEvent)| {
+                    deribit_ticker_events(r, m, e)
+                }
+            ),
+            sonic_rs: rival_set!(
+                set,
+                sonic_rs::from_slice,
+                Rpc<'_, Sub<'_, DeribitTicker<'_>>>,
+                move |m: &Rpc<'_, Sub<'_, DeribitTicker<'_>>>, e: &mut dyn FnMut(MarketEvent)| {
+                    deribit_ticker_events(r, m, e)
+                }
+            ),
+        });
+    }
+
+    // The fixture tickers, each one buffer parsed over and over.
     for (kind, msg) in [
-        ("deribit_ticker", &d_ticker),
+        ("deribit_ticker_one", &d_ticker),
         ("deribit_perp_ticker", &d_perp),
     ] {
         let mut p = DeribitParser::new(&reg);
@@ -820,6 +996,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind,
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: Some(Box::new(move |emit| {
                 keel_ok(general.parse_general(black_box(msg), 0, emit))
@@ -877,6 +1054,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "deribit_book_change",
             bytes: changes[0].len(),
+            messages: 1,
             keel,
             keel_general: None,
             serde_json: rival_book(true),
@@ -892,6 +1070,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "binance_book_ticker",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -919,6 +1098,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "binance_combined_book_ticker",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -946,6 +1126,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "binance_agg_trade",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -999,6 +1180,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "binance_depth",
             bytes: updates[0].len(),
+            messages: 1,
             keel,
             keel_general: None,
             serde_json: rival_depth(true),
@@ -1014,6 +1196,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "okx_tickers",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -1041,6 +1224,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "okx_opt_summary",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -1070,6 +1254,7 @@ pub fn run(a: &Args) -> Result<()> {
         cases.push(Case {
             kind: "bybit_option_ticker",
             bytes: msg.len(),
+            messages: 1,
             keel: Box::new(move |emit| keel_ok(p.parse(black_box(msg), 0, emit))),
             keel_general: None,
             serde_json: rival!(
@@ -1089,7 +1274,10 @@ pub fn run(a: &Args) -> Result<()> {
 
     let mut report = BTreeMap::new();
     if !a.json {
-        println!("keel-bench parse — ns per message (median), one core, compact fixture messages");
+        println!(
+            "keel-bench parse — ns per message (median), one core, compact fixture messages \
+             (deribit_ticker: {TICKER_SET} varying tickers in turn)"
+        );
         println!(
             "{:<30} {:>6} {:>9} {:>12} {:>11} {:>9}  {:>12} {:>12}",
             "message",

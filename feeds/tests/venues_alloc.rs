@@ -82,8 +82,23 @@ fn parsing_never_allocates() {
         r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"book.BTC-PERPETUAL.100ms","data":{{"type":"snapshot","instrument_name":"BTC-PERPETUAL","timestamp":1,"change_id":123456789,"prev_change_id":null,"bids":[{}],"asks":[]}}}}}}"#,
         levels.join(",")
     );
+    // The option ticker with other values (read by the learned shape: SIMD numbers, four at
+    // a time, and the one-number path for the exponent and the long decimal).
+    let ticker = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let varied = ticker
+        .replace(
+            "\"mark_price\":0.2425",
+            "\"mark_price\":0.123456789012345678",
+        )
+        .replace("\"delta\":0.71138", "\"delta\":-0.5")
+        .replace("\"gamma\":1e-05", "\"gamma\":3e-07")
+        .replace(
+            "\"underlying_price\":116086.34",
+            "\"underlying_price\":99001.5",
+        );
     let deribit_msgs: Vec<Vec<u8>> = vec![
         fixture("deribit/ticker_option.json"),
+        varied.into_bytes(),
         fixture("deribit/ticker_perpetual.json"),
         big_book.into_bytes(),
         fixture("deribit/book_change.json"),

@@ -304,3 +304,180 @@ fn random_mutations_agree_with_the_general_path() {
     }
     assert!(ok > 10_000 && err > 10_000, "{ok} {err}");
 }
+
+/// A number in one of the spellings a ticker field can take: prices and sizes of varying
+/// digit counts, negative Greeks, Python's exponents, zero, `null`, an empty or a numeric
+/// string, and (rarely) tokens too long for the four-at-once conversion or for Clinger's path.
+fn number(rng: &mut Rng) -> String {
+    let digits = |rng: &mut Rng, n: u64| -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + rng.below(10) as u8))
+            .collect()
+    };
+    let int = if rng.below(3) == 0 {
+        "0".to_string()
+    } else {
+        let lead = char::from(b'1' + rng.below(9) as u8);
+        let n = rng.below(6);
+        format!("{lead}{}", digits(rng, n))
+    };
+    let (short, long) = (1 + rng.below(8), 9 + rng.below(12));
+    let body = match rng.below(10) {
+        0 => int,
+        1..=6 => format!("{int}.{}", digits(rng, short)),
+        7 => format!("{}e-0{}", 1 + rng.below(9), 4 + rng.below(5)),
+        8 => format!("{int}.{}", digits(rng, long)),
+        _ => return ["null", "\"\"", "\"0.5\"", "0"][rng.below(4) as usize].to_string(),
+    };
+    if rng.below(4) == 0 {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
+/// The fixture ticker with every number field rewritten (and the timestamp moved on): the
+/// stream a connection sees, where values and lengths, and so where every field sits, change
+/// from one message to the next.
+fn varied_ticker(template: &str, rng: &mut Rng, i: u64) -> String {
+    let mut t = template.to_string();
+    for key in [
+        "delta",
+        "gamma",
+        "vega",
+        "theta",
+        "rho",
+        "index_price",
+        "last_price",
+        "settlement_price",
+        "mark_price",
+        "best_bid_price",
+        "mark_iv",
+        "ask_iv",
+        "bid_iv",
+        "underlying_price",
+        "best_ask_price",
+        "best_ask_amount",
+        "best_bid_amount",
+        "open_interest",
+    ] {
+        let pat = format!("\"{key}\":");
+        let at = t.find(&pat).unwrap() + pat.len();
+        let end = at + t[at..].find([',', '}']).unwrap();
+        t.replace_range(at..end, &number(rng));
+    }
+    t.replace(
+        "\"timestamp\":1752057345721",
+        &format!("\"timestamp\":{}", 1_752_057_345_721 + 100 * i),
+    )
+}
+
+#[test]
+fn varying_tickers_agree_with_the_general_path() {
+    // Thousands of different tickers of the fixture's shape, as a stream: each is read from
+    // the learned shape and must give exactly what the general path gives (values, NaNs,
+    // errors and counters alike); then the same stream with one byte changed here and there.
+    let reg = reg();
+    let template = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut ok, mut err) = (0, 0);
+    let mut lengths = std::collections::BTreeSet::new();
+    for i in 0..5_000 {
+        let msg = varied_ticker(&template, &mut rng, i);
+        lengths.insert(msg.len());
+        if same(&mut f, &mut g, msg.as_bytes()) {
+            ok += 1;
+        } else {
+            err += 1;
+        }
+    }
+    // Mostly accepted (an unparsable number spelling is an error on both paths), and the
+    // lengths really vary.
+    assert!(
+        ok > 4_000 && lengths.len() > 50,
+        "{ok} {err} {}",
+        lengths.len()
+    );
+    let interesting = b"{}[]\":,\\-.0123456789eE+n \n";
+    for i in 0..20_000 {
+        let mut msg = varied_ticker(&template, &mut rng, i).into_bytes();
+        if rng.below(3) != 0 {
+            let at = rng.below(msg.len() as u64) as usize;
+            let byte = interesting[rng.below(interesting.len() as u64) as usize];
+            match rng.below(3) {
+                0 => msg[at] = byte,
+                1 => msg.insert(at, byte),
+                _ => {
+                    msg.remove(at);
+                }
+            }
+        }
+        same(&mut f, &mut g, &msg);
+    }
+}
+
+/// A plain decimal of 1 to 15 significant bytes (the four-at-once conversion's range).
+fn decimal(rng: &mut Rng) -> String {
+    let int = rng.below(1_000_000);
+    let decimals = rng.below(9) as usize;
+    if decimals == 0 {
+        return int.to_string();
+    }
+    let frac = rng.below(10u64.pow(decimals as u32));
+    format!("{int}.{frac:0decimals$}")
+}
+
+#[test]
+fn varying_values_come_out_exact() {
+    // The values of a varied stream, event by event, against `str::parse::<f64>` of the text
+    // that was written (the general path is checked against the fast one above; this checks
+    // both against std).
+    let reg = reg();
+    let template = String::from_utf8(fixture("deribit/ticker_option.json")).unwrap();
+    let mut f = DeribitParser::new(&reg);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut checked = 0;
+    for i in 0..3_000u64 {
+        let mark = decimal(&mut rng);
+        let underlying = decimal(&mut rng);
+        let delta = format!("-{}", decimal(&mut rng));
+        let msg = template
+            .replace("\"mark_price\":0.2425", &format!("\"mark_price\":{mark}"))
+            .replace(
+                "\"underlying_price\":116086.34",
+                &format!("\"underlying_price\":{underlying}"),
+            )
+            .replace("\"delta\":0.71138", &format!("\"delta\":{delta}"))
+            .replace(
+                "\"timestamp\":1752057345721",
+                &format!("\"timestamp\":{}", 1_752_057_345_721 + i),
+            );
+        let mut evs = Vec::new();
+        f.parse(msg.as_bytes(), 1, &mut |e| evs.push(e)).unwrap();
+        let EventBody::OptionTicker(t) = evs[0].body else {
+            panic!("{evs:?}")
+        };
+        let EventBody::VenueGreeks(gr) = evs[1].body else {
+            panic!("{evs:?}")
+        };
+        assert_eq!(
+            t.mark.to_bits(),
+            mark.parse::<f64>().unwrap().to_bits(),
+            "{mark}"
+        );
+        assert_eq!(
+            t.underlying.to_bits(),
+            underlying.parse::<f64>().unwrap().to_bits(),
+            "{underlying}"
+        );
+        assert_eq!(
+            gr.delta.to_bits(),
+            delta.parse::<f64>().unwrap().to_bits(),
+            "{delta}"
+        );
+        assert_eq!(evs[0].exchange_ts_ns, (1_752_057_345_721 + i) * 1_000_000);
+        checked += 1;
+    }
+    assert_eq!(checked, 3_000);
+}

@@ -5,9 +5,11 @@
 //! Owns JSON syntax and number conversion. Must never allocate, never recurse (nesting is
 //! tracked in a bit stack, at most [`MAX_DEPTH`] levels) and never panic, whatever the bytes: it
 //! is fed straight from the network. No `unsafe` in this file: the SIMD goes through `wide`.
-//! Two helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
-//! scanner at anything unusual, and `shape`, the skeleton index of a message (AVX-512
-//! intrinsics chosen at run time, its `unsafe` blocks each with a `SAFETY:` line).
+//! Three helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
+//! scanner at anything unusual; `shape`, the skeleton index of a message (AVX-512 intrinsics
+//! chosen at run time, its `unsafe` blocks each with a `SAFETY:` line); and `decimal`, number
+//! conversion with SSE/AVX-512 when the build enables them (one number, or four at once), which
+//! agrees bit for bit with the converter here and declines what it does not handle.
 //!
 //! How it is fast: a structural index in the manner of simdjson's first stage, built lazily 64
 //! bytes at a time as the cursor advances (SIMD compares for quotes, backslashes, brackets, `,`
@@ -32,6 +34,7 @@
 use core::fmt;
 use wide::u8x64;
 
+pub(crate) mod decimal;
 pub(crate) mod shape;
 pub(crate) mod walk;
 
@@ -1218,39 +1221,6 @@ pub(crate) fn swar_f64(buf: &[u8], start: usize, end: usize) -> Option<f64> {
     swar_word(lo, hi, len, neg)
 }
 
-/// The number starting at `buf[start]` and running to the first byte that is not a digit or
-/// a dot (after an optional `-`), with that offset: the same numbers as [`swar_f64`], for a
-/// caller that does not know where the token ends (it then checks the byte there). `None` if
-/// fewer than 16 bytes follow the sign, the run is 16 bytes or longer, or [`swar_f64`] would
-/// say `None`.
-#[inline(always)]
-pub(crate) fn swar_f64_run(buf: &[u8], start: usize) -> Option<(f64, usize)> {
-    let neg = buf.get(start) == Some(&b'-');
-    let start = start + usize::from(neg);
-    let lo = load8(buf, start)?;
-    let hi = load8(buf, start + 8)?;
-    // Bytes other than digits and dots end the run.
-    let stop = |w: u64| {
-        let x = w ^ 0x3030_3030_3030_3030;
-        non_digits(x) & !zero_bytes(x ^ 0x1E1E_1E1E_1E1E_1E1E)
-    };
-    let (s_lo, s_hi) = (stop(lo), stop(hi));
-    let len = if s_lo != 0 {
-        (s_lo.trailing_zeros() / 8) as usize
-    } else if s_hi != 0 {
-        8 + (s_hi.trailing_zeros() / 8) as usize
-    } else {
-        return None;
-    };
-    Some((swar_word(lo, hi, len, neg)?, start + len))
-}
-
-/// High bit set in each zero byte of `x` (exact: no false positives).
-#[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & 0x7F7F_7F7F_7F7F_7F7F).wrapping_add(0x7F7F_7F7F_7F7F_7F7F)) | x) & HIGHS
-}
-
 /// A mask of the low `n` (0..=8) bytes.
 #[inline(always)]
 fn low_bytes(n: usize) -> u64 {
@@ -1268,6 +1238,44 @@ fn low_bytes(n: usize) -> u64 {
 /// 64-bit shifts (variable 128-bit ones are slow on some cores).
 #[inline(always)]
 fn swar_word(lo: u64, hi: u64, len: usize, neg: bool) -> Option<f64> {
+    let (mantissa, decimals) = swar_digits(lo, hi, len)?;
+    if mantissa > 1 << 53 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10.get(decimals).copied()?;
+    Some(if neg { -v } else { v })
+}
+
+/// `buf[s..end]` (1 to 16 bytes) as `(0|[1-9][0-9]*)(\.[0-9]+)?`: (its digits as an integer,
+/// its number of decimals), by [`swar_digits`].
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl"
+    ),
+    allow(dead_code)
+)]
+#[inline(always)]
+pub(crate) fn swar_mantissa(buf: &[u8], s: usize, end: usize) -> Option<(u64, usize)> {
+    let len = end.checked_sub(s)?;
+    if len == 0 || len > 16 {
+        return None;
+    }
+    let mut a = [0u8; 16];
+    a.get_mut(..len)?.copy_from_slice(buf.get(s..end)?);
+    let (l, h) = a.split_at(8);
+    swar_digits(
+        u64::from_le_bytes(l.try_into().ok()?),
+        u64::from_le_bytes(h.try_into().ok()?),
+        len,
+    )
+}
+
+/// The first `len` (1..=16) bytes of `lo` then `hi` as `(0|[1-9][0-9]*)(\.[0-9]+)?`: (the
+/// digits as an integer, the number of decimals).
+#[inline(always)]
+fn swar_digits(lo: u64, hi: u64, len: usize) -> Option<(u64, usize)> {
     if len == 0 || len > 16 {
         return None;
     }
@@ -1319,11 +1327,7 @@ fn swar_word(lo: u64, hi: u64, len: usize, neg: bool) -> Option<f64> {
             .wrapping_mul(POW10_U64.get(n - 8).copied()?)
             .wrapping_add(eight_digits(d_hi << (8 * (16 - n))))
     };
-    if mantissa > 1 << 53 {
-        return None;
-    }
-    let v = mantissa as f64 / POW10.get(decimals).copied()?;
-    Some(if neg { -v } else { v })
+    Some((mantissa, decimals))
 }
 
 /// A whole token (no surrounding whitespace) as a JSON number, the same value the scanner's
@@ -1763,7 +1767,7 @@ mod tests {
         }
     }
 
-    /// `swar_f64` and `swar_f64_run` against `str::parse::<f64>` on one token, at every
+    /// `swar_f64` against `str::parse::<f64>` on one token, at every
     /// alignment and with the bytes after it varied; when they decline, the scanner's
     /// `token_f64` must still agree.
     fn check_token(text: &str) {
@@ -1778,12 +1782,6 @@ mod tests {
                 // and the value is std's.
                 let json = token_f64(text.as_bytes()).map(f64::to_bits);
                 if let Some(got) = swar_f64(&buf, pad, end) {
-                    assert_eq!(Some(got.to_bits()), want.map(f64::to_bits), "{text}");
-                    assert_eq!(Some(got.to_bits()), json, "{text}");
-                }
-                if let Some((got, stop)) = swar_f64_run(&buf, pad)
-                    && stop == end
-                {
                     assert_eq!(Some(got.to_bits()), want.map(f64::to_bits), "{text}");
                     assert_eq!(Some(got.to_bits()), json, "{text}");
                 }

@@ -5,12 +5,16 @@
 //!    contents, [`ShapeIndex`]) is compared with the skeletons of the last few tickers the walk
 //!    below accepted; on a match, each field is read at the `:` with the ordinal recorded for
 //!    it, a handful of independent reads instead of a walk over ~170 structural characters.
+//!    The numbers (prices, sizes, IVs, Greeks) are converted four at a time, one per 128-bit
+//!    lane of an AVX-512 register ([`decimal_x4`](super::super::json::decimal::decimal_x4));
+//!    a lane it declines (an exponent, a long token, `null`, a string) takes the one-number
+//!    path, with the walk's rules.
 //! 2. **The walk.** Otherwise one walk over the notification
 //!    (`{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker....","data":{...}}}`)
 //!    reads the ticker's fields as it meets them, in any key order and with any whitespace, and
 //!    skips the rest (`stats`, `estimated_delivery_price`, ...). A message it accepts, whose
-//!    fields each appear once and whose `:`s are never followed by whitespace, teaches its
-//!    shape to stage 1.
+//!    fields each appear once and which has no whitespace outside strings (as venues send),
+//!    teaches its shape to stage 1.
 //!
 //! Owns only these two stages. Neither decides a message is bad: anything they do not handle
 //! (another channel or method, `data` before `channel`, escapes, a value of an unexpected type,
@@ -18,19 +22,25 @@
 //! answers `None`, and the general path parses the message from the start and gives the
 //! answer or the error. When they answer `Some`, the general path would have produced the same
 //! fields: stage 1 accepts exactly what the walk would accept for the same skeleton (the values
-//! get the same checks), and the walk is at least as strict as the general scanner (the
-//! differential tests and the `venue_deribit` fuzz target check both). Never allocates after
-//! construction.
+//! get the same checks, and every number is correctly rounded, bit for bit
+//! `str::parse::<f64>`'s), and the walk is at least as strict as the general scanner (the
+//! differential tests, over streams of tickers with rewritten values, and the `venue_deribit`
+//! fuzz target check both). Every message is read whole: nothing is carried over from the
+//! previous ticker. Never allocates after construction.
 //!
-//! Measured (`keel-bench parse`, the 759-byte option ticker, other builds running on the same
-//! two cores): 300–323 ns, against 439–457 ns for the general path and 888–951 ns for
-//! serde_json in the same runs. By stage (a throwaway timing loop): index 65 ns, skeleton
-//! compare 5 ns, field reads ~200 ns, of which the 16 number conversions are ~130 ns (about 100
-//! instructions each): the next thing to make faster for the ≤ 120 ns goal.
+//! Measured (`keel-bench parse`, `deribit_ticker`: 256 different option tickers of ~774 bytes
+//! in turn): see README.md's figures. Where the time goes (stage by stage, by returning early
+//! in a throwaway harness over the same stream, other builds running): mention check and shape
+//! index ~80 ns (12 blocks; three passes, see [`ShapeIndex`]), skeleton compare ~8 ns, `:`
+//! lookups ~14 ns, method/channel/name/timestamp ~14 ns, the 15 numbers ~90–100 ns (four
+//! groups of four, each a long dependency chain ending in a vector division), the rest (event
+//! building, the instrument lookup, the two events handed over) ~30 ns: ~235 ns in all.
+//! The ≤ 120 ns goal needs the index and the numbers roughly halved again.
 
+use super::super::json::decimal::{Parts, decimal_parts, decimal_u64};
 use super::super::json::shape::{MAX_LEN, ShapeIndex};
 use super::super::json::walk::Walker;
-use super::super::json::{swar_f64, swar_f64_run, token_f64};
+use super::super::json::{swar_f64, token_f64};
 use super::{NO_GREEKS, TickerFields};
 use crate::event::VenueGreeks;
 use wide::u8x64;
@@ -458,6 +468,9 @@ struct Shape {
     count: usize,
     /// Bit `id` set for each field present.
     present: u32,
+    /// The number fields present (prices, sizes, IVs, Greeks), by id.
+    numbers: [u8; field::COUNT],
+    number_count: usize,
     greeks: GreeksShape,
 }
 
@@ -508,6 +521,23 @@ fn mentions_ticker(buf: &[u8]) -> bool {
     false
 }
 
+/// Whether `buf` (indexed: no backslash) has no whitespace outside strings, as venues send
+/// JSON. Only such messages teach a shape: the skeleton drops whitespace with the scalar
+/// bytes and marks each run by its first byte's class, so a learned skeleton must have no
+/// run that starts with whitespace.
+#[cold]
+fn compact(buf: &[u8]) -> bool {
+    let mut in_string = false;
+    for &b in buf {
+        if b == b'"' {
+            in_string = !in_string;
+        } else if !in_string && matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            return false;
+        }
+    }
+    true
+}
+
 /// A string value whose `:` is at `colon`: its contents.
 #[inline(always)]
 fn string_at<'a>(ix: &ShapeIndex, buf: &'a [u8], colon: usize) -> Option<&'a [u8]> {
@@ -529,16 +559,36 @@ fn scalar_at<'a>(ix: &ShapeIndex, buf: &'a [u8], colon: usize) -> Option<&'a [u8
         .filter(|t| !t.is_empty())
 }
 
-/// A number field at `colon`, with the walk's [`number`] rules.
+/// A number field at `colon`, with the walk's [`number`] rules, before its last rounding
+/// step ([`Parts`]: the caller divides all the fields at once).
 #[inline(always)]
-fn number_at(ix: &ShapeIndex, buf: &[u8], colon: usize) -> Option<f64> {
-    // The common case: a plain number ending right at the `,` or `}` after it.
-    if let Some((x, end)) = swar_f64_run(buf, colon + 1)
-        && matches!(buf.get(end), Some(b',' | b'}'))
+fn number_at(ix: &ShapeIndex, buf: &[u8], colon: usize) -> Option<Parts> {
+    // The common case: a plain number, whose end the index gives.
+    if let Some(end) = ix.end_from(colon + 1)
+        && let Some(p) = decimal_parts(buf, colon + 1, end)
     {
+        return Some(p);
+    }
+    number_at_slow(ix, buf, colon).map(Parts::value)
+}
+
+/// An integer field (`timestamp`, `sim_send_ns`) at `colon`, with the walk's rules.
+#[inline(always)]
+fn integer_at(ix: &ShapeIndex, buf: &[u8], colon: usize) -> Option<u64> {
+    let start = colon + 1;
+    let end = ix.end_from(start)?;
+    if let Some(x) = decimal_u64(buf, start, end) {
         return Some(x);
     }
-    number_at_slow(ix, buf, colon)
+    integer_at_slow(ix, buf, colon)
+}
+
+#[inline(never)]
+fn integer_at_slow(ix: &ShapeIndex, buf: &[u8], colon: usize) -> Option<u64> {
+    if !buf.get(colon + 1)?.is_ascii_digit() {
+        return None;
+    }
+    digits(scalar_at(ix, buf, colon)?)
 }
 
 #[inline(never)]
@@ -560,6 +610,8 @@ impl TickerPath {
             fields: [0; field::COUNT],
             count: 0,
             present: 0,
+            numbers: [0; field::COUNT],
+            number_count: 0,
             greeks: GreeksShape::Absent,
         };
         Self {
@@ -590,7 +642,7 @@ impl TickerPath {
         }
         let mut slots = Slots::NONE;
         let fields = walk(buf, &mut slots)?;
-        if indexed && !slots.repeated && self.index.compact_after_colons() {
+        if indexed && !slots.repeated && compact(buf) {
             self.learn(buf, &slots);
         }
         Some(fields)
@@ -636,27 +688,124 @@ impl TickerPath {
             shape.present |= 1 << id;
         }
         shape.count = count;
+        shape.number_count = 0;
+        for id in field::BID..=field::RHO {
+            if id != field::GREEKS && shape.present & (1 << id) != 0 {
+                shape.numbers[shape.number_count] = id;
+                shape.number_count += 1;
+            }
+        }
         shape.greeks = greeks;
         self.next = (self.next + 1) % SHAPES;
         self.learned = (self.learned + 1).min(SHAPES);
     }
 }
 
+/// Number slots, [`field::COUNT`] rounded up to whole vectors.
+const LANES: usize = 24;
+
+/// The lanes of a [`decimal_x4`](super::super::json::decimal::decimal_x4) group that it
+/// declined (bits of `lanes`), by the one-number path.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vl",
+    target_feature = "avx512dq",
+    target_feature = "avx512cd",
+    target_feature = "avx512bitalg",
+    target_feature = "avx512vbmi"
+))]
+#[cold]
+#[inline(never)]
+fn declined(
+    ix: &ShapeIndex,
+    buf: &[u8],
+    group: &[u8],
+    start: &[usize; 4],
+    lanes: u8,
+    num: &mut [f64; LANES],
+) -> Option<()> {
+    for (k, &id) in group.iter().enumerate() {
+        if lanes & (1 << k) != 0 {
+            let p = number_at(ix, buf, start[k] - 1)?;
+            *num.get_mut(usize::from(id))? = p.m * p.mul / p.div;
+        }
+    }
+    Some(())
+}
+
+/// The number fields of `shape` (their `:`s in `at`, by field id), by id.
+#[inline(always)]
+fn numbers(
+    ix: &ShapeIndex,
+    shape: &Shape,
+    at: &[usize; field::COUNT],
+    buf: &[u8],
+) -> Option<[f64; LANES]> {
+    let mut num = [f64::NAN; LANES];
+    let ids = shape.numbers.get(..shape.number_count)?;
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    ))]
+    {
+        use super::super::json::decimal::decimal_x4;
+        // Four at a time, one per 128-bit lane.
+        for group in ids.chunks(4) {
+            let mut start = [0usize; 4];
+            for (k, &id) in group.iter().enumerate() {
+                start[k] = at[usize::from(id)] + 1;
+            }
+            let lanes = (1u8 << group.len()) - 1;
+            let (values, answered) = decimal_x4(buf, &start, lanes);
+            for (k, &id) in group.iter().enumerate() {
+                num[usize::from(id)] = values[k];
+            }
+            if answered != lanes {
+                declined(ix, buf, group, &start, lanes & !answered, &mut num)?;
+            }
+        }
+        Some(num)
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq",
+        target_feature = "avx512cd",
+        target_feature = "avx512bitalg",
+        target_feature = "avx512vbmi"
+    )))]
+    {
+        // The numbers as (mantissa, power of ten) pairs, then every value in one pass of
+        // multiplications and divisions that the compiler turns into vector instructions
+        // (each lane rounds exactly as the scalar operation would).
+        let (mut m, mut mul, mut div) = ([f64::NAN; LANES], [1.0; LANES], [1.0; LANES]);
+        for &id in ids {
+            let p = number_at(ix, buf, at[usize::from(id)])?;
+            let i = usize::from(id);
+            (m[i], mul[i], div[i]) = (p.m, p.mul, p.div);
+        }
+        for i in 0..LANES {
+            num[i] = m[i] * mul[i] / div[i];
+        }
+        Some(num)
+    }
+}
+
 /// Stage 1: reads every field of a message whose skeleton is `shape`'s.
 #[inline(always)]
 fn read_by_shape<'a>(ix: &ShapeIndex, shape: &Shape, buf: &'a [u8]) -> Option<TickerFields<'a>> {
-    let n = shape.count;
-    let mut colons = [0usize; field::COUNT];
-    if !ix.colons_at(shape.ordinals.get(..n)?, colons.get_mut(..n)?) {
-        return None;
-    }
     // The `:` of each field by id (present ones only: `shape.present`).
-    let mut at = [0usize; field::COUNT];
-    for (&id, &colon) in shape.fields.iter().zip(colons.iter()).take(n) {
-        if let Some(a) = at.get_mut(usize::from(id)) {
-            *a = colon;
-        }
-    }
+    let at = ix.colons_by_id(&shape.ordinals, &shape.fields, shape.count)?;
     let has = |id: u8| shape.present & (1 << id) != 0;
     if string_at(ix, buf, at[usize::from(field::METHOD)])? != b"subscription"
         || !string_at(ix, buf, at[usize::from(field::CHANNEL)])?.starts_with(b"ticker.")
@@ -665,28 +814,15 @@ fn read_by_shape<'a>(ix: &ShapeIndex, shape: &Shape, buf: &'a [u8]) -> Option<Ti
     }
     let mut f = TickerFields::EMPTY;
     if has(field::TIMESTAMP) {
-        let colon = at[usize::from(field::TIMESTAMP)];
-        if !buf.get(colon + 1)?.is_ascii_digit() {
-            return None;
-        }
-        f.ts_ms = Some(digits(scalar_at(ix, buf, colon)?)?);
+        f.ts_ms = Some(integer_at(ix, buf, at[usize::from(field::TIMESTAMP)])?);
     }
     if has(field::NAME) {
         f.name = Some(string_at(ix, buf, at[usize::from(field::NAME)])?);
     }
     if has(field::SIM_SEND) {
-        let colon = at[usize::from(field::SIM_SEND)];
-        if !buf.get(colon + 1)?.is_ascii_digit() {
-            return None;
-        }
-        f.send_ns = Some(digits(scalar_at(ix, buf, colon)?)?);
+        f.send_ns = Some(integer_at(ix, buf, at[usize::from(field::SIM_SEND)])?);
     }
-    let mut num = [f64::NAN; field::COUNT];
-    for id in field::BID..=field::RHO {
-        if has(id) && id != field::GREEKS {
-            num[usize::from(id)] = number_at(ix, buf, at[usize::from(id)])?;
-        }
-    }
+    let num = numbers(ix, shape, &at, buf)?;
     for id in field::BID..=field::FUNDING {
         if let Some(s) = number_slot(&mut f, id) {
             *s = num[usize::from(id)];
@@ -728,5 +864,62 @@ mod tests {
         let shape = path.shapes[0].clone();
         let by_shape = read_by_shape(&path.index, &shape, TICKER).expect("by shape");
         assert_eq!(format!("{walked:?}"), format!("{by_shape:?}"));
+    }
+
+    #[test]
+    fn tickers_with_other_values_are_read_by_the_learned_shape() {
+        // A stream of tickers whose every number (and so every field's place) changes: each
+        // matches the learned skeleton, stage 1 reads it, and reads what the walk reads.
+        let mut path = TickerPath::new();
+        path.parse(TICKER).expect("walk");
+        if path.learned == 0 {
+            return; // no AVX-512 here: stage 1 never runs
+        }
+        let text = std::str::from_utf8(TICKER).unwrap();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for i in 0..2_000 {
+            let mut t = text.to_string();
+            for (key, old) in [
+                ("mark_price", "0.2425"),
+                ("best_bid_price", "0.2395"),
+                ("best_ask_price", "0.245"),
+                ("mark_iv", "45.43"),
+                ("underlying_price", "116086.34"),
+                ("index_price", "108827.5"),
+                ("delta", "0.71138"),
+                ("gamma", "1e-05"),
+                ("theta", "-25.13021"),
+                ("best_bid_amount", "2"),
+            ] {
+                let value = match next(6) {
+                    0 => format!("{}", next(1_000_000)),
+                    1 => format!("-{}.{}", next(100), next(100_000)),
+                    2 => format!("{}e-0{}", 1 + next(9), 4 + next(5)),
+                    3 => format!("0.{:08}", next(100_000_000)),
+                    _ => format!("{}.{}", next(200_000), next(100)),
+                };
+                t = t.replacen(
+                    &format!("\"{key}\":{old}"),
+                    &format!("\"{key}\":{value}"),
+                    1,
+                );
+            }
+            let t = t.replace("1752057345721", &(1_752_057_345_721_u64 + i).to_string());
+            let buf = t.as_bytes();
+            assert!(path.index.build(buf), "{t}");
+            assert_eq!(path.shapes[0].skeleton(), path.index.skeleton(), "{t}");
+            let shape = path.shapes[0].clone();
+            let by_shape = read_by_shape(&path.index, &shape, buf).expect("stage 1 reads it");
+            let mut slots = Slots::NONE;
+            let walked = walk(buf, &mut slots).expect("walk");
+            assert_eq!(format!("{walked:?}"), format!("{by_shape:?}"), "{t}");
+            assert_eq!(path.learned, 1, "no new shape for new values");
+        }
     }
 }
