@@ -55,6 +55,10 @@ pub struct Args {
     /// Keel's wait strategies, as `keel run --wait` [default: spin-yield, telemetry park].
     #[arg(long, value_name = "SPEC")]
     wait: Option<String>,
+    /// Keel's `--reprice`: `f32` (hedge Greeks in f32x16, summed in f64) or `f64` (every Greek
+    /// in f64) [default: keel run's, f32].
+    #[arg(long, value_name = "f32|f64")]
+    reprice: Option<String>,
     /// Keel's `--stale-after` (market data older than this holds hedging) [default: keel run's,
     /// 2 s]. Large books at modest rates refresh each option rarely on one round-robin stream:
     /// the book sweep raises it so the guard does not hold every hedge.
@@ -83,6 +87,13 @@ pub struct Args {
     /// Seed of keel-sim's market and of the sample book.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+impl Args {
+    /// The reprice precision Keel runs with (keel run's default when not given).
+    fn reprice_name(&self) -> &str {
+        self.reprice.as_deref().unwrap_or("f32")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -26,7 +26,10 @@ pub use batch::{
     MAX_RATE, MAX_SIGMA, MAX_T, MIN_PRICE, MIN_SIGMA, Model, Num, OptionKind, OptionRow, PAD,
     padded, validate,
 };
-pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, price_row, reprice_full, reprice_spot};
+pub use kernel::{
+    D_BIG, HedgeBook, HedgeColumns, SD_MIN, SpotCache, StaleCache, price_row, reprice_full,
+    reprice_hedge, reprice_spot,
+};
 pub use lanes::Lanes;
 
 /// The widest f64 vector this build can use: `f64x8` where AVX-512F is enabled at compile time
