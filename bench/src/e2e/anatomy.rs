@@ -64,7 +64,11 @@ fn encode(samples: usize) -> Result<(Vec<u64>, Vec<u8>)> {
                 ref_price: 60_000.0,
                 coin_delta: 0.001,
                 instrument: InstrumentId(0),
-                side: if id % 2 == 0 { Side::Buy } else { Side::Sell },
+                side: if id.is_multiple_of(2) {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                },
                 venue: Venue::Deribit,
             };
             id += 1;
