@@ -687,3 +687,107 @@ where
     o.gamma.store(&mut out.gamma.as_mut_slice()[i..]);
     o.vega.store(&mut out.vega.as_mut_slice()[i..]);
 }
+
+#[cfg(test)]
+mod hedge_tests {
+    use super::*;
+    use crate::greeks::{WideF32, validate};
+
+    /// Rows like a crypto chain: calls and puts, BSM and Black-76, a day to a year, strikes
+    /// 0.5–1.6× spot; plus an expired row and a near-zero-vol row (the degenerate limit).
+    fn rows() -> Vec<OptionRow> {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut u = move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut v: Vec<OptionRow> = (0..203)
+            .map(|i| {
+                let s = 60_000.0;
+                let k = (s * (0.5 + 1.1 * u()) / 500.0).round() * 500.0;
+                let t = (1.0 + 364.0 * u() * u()) / 365.0;
+                let sigma = 0.3 + u();
+                let kind = if i % 2 == 0 {
+                    OptionKind::Call
+                } else {
+                    OptionKind::Put
+                };
+                if i % 3 == 0 {
+                    OptionRow::bsm(kind, s, k, t, 0.03, 0.01, sigma)
+                } else {
+                    OptionRow::black76(kind, s * (0.03 * t).exp(), k, t, 0.0, sigma)
+                }
+            })
+            .collect();
+        v.push(OptionRow::black76(
+            OptionKind::Call,
+            61_000.0,
+            60_000.0,
+            -0.01,
+            0.0,
+            0.5,
+        ));
+        v.push(OptionRow::black76(
+            OptionKind::Put,
+            59_000.0,
+            60_000.0,
+            0.5,
+            0.0,
+            1e-8,
+        ));
+        v
+    }
+
+    /// The f32 hedge Greeks of every row against the f64 scalar twin, per unit of underlying:
+    /// |Δ| error ≤ 2e-6, |Γ| ≤ 2e-6·|Γ| + 1e-12, vega ≤ 2e-6·S·√τ, price ≤ 2e-6·S.
+    fn assert_close(terms: &HedgeBook<f32>, rows: &[OptionRow]) {
+        let mut out = HedgeColumns::for_book(terms);
+        reprice_hedge::<WideF32>(terms, &mut out);
+        for (i, r) in rows.iter().enumerate() {
+            let want = price_row(r);
+            let [price, delta, gamma, vega] = out.row(i);
+            let scale = r.s * r.t.max(0.0).sqrt();
+            let ok = (delta - want.delta).abs() <= 2e-6
+                && (gamma - want.gamma).abs() <= 2e-6 * want.gamma.abs() + 1e-12
+                && (vega - want.vega).abs() <= 2e-6 * scale.max(1.0)
+                && (price - want.price).abs() <= 2e-6 * r.s;
+            assert!(
+                ok,
+                "row {i} {r:?}: got {price} {delta} {gamma} {vega}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hedge_path_matches_the_f64_twin_through_moves_and_vol_changes() {
+        let mut rows = rows();
+        for (i, r) in rows.iter().enumerate() {
+            validate(i, r).unwrap();
+        }
+        let mut inputs = BookInputs::<f64>::from_rows(&rows).unwrap();
+        let mut terms = HedgeBook::<f32>::build(&inputs);
+        assert_eq!(terms.len(), rows.len());
+        assert_close(&terms, &rows);
+        // The underlying moves 1.5 %: each row's log-move from its reference.
+        let s_ref: Vec<f64> = rows.iter().map(|r| r.s).collect();
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.s *= 1.015;
+            terms.set_move(i..i + 1, r.s, (r.s / s_ref[i]).ln());
+        }
+        assert_close(&terms, &rows);
+        // New vols on a few rows: their terms recomputed against the same reference.
+        for i in [0usize, 5, 77, 150] {
+            rows[i].sigma *= 1.3;
+            let mut at_ref = rows[i];
+            at_ref.s = s_ref[i];
+            inputs.set_row(i, &at_ref).unwrap();
+            terms.set_row(i, &inputs, s_ref[i]);
+        }
+        assert_close(&terms, &rows);
+        // A rebuild at the new spots: references move, u back to 0.
+        terms.rebuild(&BookInputs::<f64>::from_rows(&rows).unwrap());
+        assert_close(&terms, &rows);
+    }
+}
