@@ -4,8 +4,8 @@
 use anyhow::{Context, Result, bail};
 use blackscholes::{Greeks as _, Inputs, OptionType, Pricing as _};
 use keel_engine::greeks::{
-    BookInputs, GreekValues, GreeksColumns, Lanes, OptionKind, OptionRow, SpotCache, WideF32,
-    WideF64, price_row, reprice_full, reprice_spot,
+    BookInputs, GreekValues, GreeksColumns, HedgeBook, HedgeColumns, Lanes, OptionKind, OptionRow,
+    SpotCache, WideF32, WideF64, price_row, reprice_full, reprice_hedge, reprice_spot,
 };
 use serde::Serialize;
 use std::hint::black_box;
@@ -42,6 +42,9 @@ struct Report {
     simd_f64_full: Figure,
     simd_f64_spot: Figure,
     simd_f32_full: Figure,
+    /// The pricer's per-tick path with `--reprice f32`: price, delta, gamma and vega in f32x16
+    /// from per-row terms built in f64 (`reprice_hedge`).
+    simd_f32_hedge: Figure,
     scalar_f64_full: Figure,
     /// The scalar twin run over the batch columns (`reprice_full::<f64>`), partly
     /// auto-vectorised by the compiler.
@@ -146,6 +149,13 @@ fn bench_book(n: usize, seed: u64, min: Duration) -> Result<Report> {
         reprice_full::<WideF32>(black_box(&b32), &mut g32);
         black_box(&g32);
     });
+    let terms =
+        HedgeBook::<f32>::build(&BookInputs::<f64>::from_rows(&rows).context("sample book")?);
+    let mut hedge_out = HedgeColumns::for_book(&terms);
+    let simd_hedge = measure(n, min, || {
+        reprice_hedge::<WideF32>(black_box(&terms), &mut hedge_out);
+        black_box(&hedge_out);
+    });
     // The scalar twin one option at a time (a call per option, as a per-option user would
     // run it), and the same twin over the batch columns, where LLVM auto-vectorises parts of
     // the loop: both are printed so that neither flatters the SIMD figure.
@@ -226,6 +236,7 @@ fn bench_book(n: usize, seed: u64, min: Duration) -> Result<Report> {
         simd_f64_full: fig(simd_full),
         simd_f64_spot: fig(simd_spot),
         simd_f32_full: fig(simd_f32),
+        simd_f32_hedge: fig(simd_hedge),
         scalar_f64_full: fig(scalar),
         scalar_f64_batch_loop: fig(scalar_batch),
         crate_baseline: Figure {
@@ -276,11 +287,12 @@ pub fn run(a: &Args) -> Result<()> {
         <WideF64 as Lanes>::NAME
     );
     println!(
-        "{:>8}  {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}  {:>9} {:>9}  {:>10}",
+        "{:>8}  {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}  {:>9} {:>9}  {:>10}",
         "book",
         "simd f64",
         "simd spot",
         "simd f32",
+        "f32 hedge",
         "scalar",
         "scalar loop",
         "blackscholes",
@@ -291,11 +303,12 @@ pub fn run(a: &Args) -> Result<()> {
     for &n in &books {
         let r = bench_book(n, a.seed, min)?;
         println!(
-            "{:>8}  {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>12.2} {:>12.2}  {:>8.1}x {:>8.1}x  {:>10.0}",
+            "{:>8}  {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>12.2} {:>12.2}  {:>8.1}x {:>8.1}x  {:>10.0}",
             n,
             r.simd_f64_full.ns_per_option,
             r.simd_f64_spot.ns_per_option,
             r.simd_f32_full.ns_per_option,
+            r.simd_f32_hedge.ns_per_option,
             r.scalar_f64_full.ns_per_option,
             r.scalar_f64_batch_loop.ns_per_option,
             r.crate_baseline.ns_per_option,
@@ -305,11 +318,12 @@ pub fn run(a: &Args) -> Result<()> {
         );
         let mops = |f: &Figure| 1e3 / f.ns_per_option;
         println!(
-            "{:>8}  {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.1}  (M options/s)",
+            "{:>8}  {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12.0} {:>12.1}  (M options/s)",
             "",
             mops(&r.simd_f64_full),
             mops(&r.simd_f64_spot),
             mops(&r.simd_f32_full),
+            mops(&r.simd_f32_hedge),
             mops(&r.scalar_f64_full),
             mops(&r.scalar_f64_batch_loop),
             mops(&r.crate_baseline),

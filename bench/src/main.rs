@@ -39,8 +39,8 @@ enum Bench {
     /// End-to-end tick-to-trade on loopback: Keel's real pipeline and a conventional stack
     /// (tokio-tungstenite, serde_json, a channel, scalar Black-Scholes, a serde_json order) on
     /// the same keel-sim stream; percentiles, per-stage breakdown, .hgrm files, an SVG plot,
-    /// and sweeps over book size and tick rate.
-    E2e(e2e::Args),
+    /// and sweeps over book size and tick rate (boxed: its flags are most of the enum's size).
+    E2e(Box<e2e::Args>),
     /// EVM exec: decision -> last byte written for 1, 2 and 4 venues (keel-sim's node and
     /// builders on loopback), Keel's pre-signed ladders on warm connections beside a reqwest
     /// client per call joined over the venues.

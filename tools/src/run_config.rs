@@ -113,6 +113,9 @@ pub struct RunConfig {
     pub pin: Option<String>,
     /// Wait strategy for all tiles or per tile (parsed by [`parse_wait`]).
     pub wait: Option<String>,
+    /// How ticks reprice the book: `f32` (hedge Greeks in f32x16, summed in f64) or `f64`
+    /// (every Greek in f64); see `keel_engine::book::Reprice`.
+    pub reprice: String,
     /// Development run: failing to pin a thread is a warning, not an error.
     pub dev: bool,
     /// Send real orders; honoured only when every enabled venue's keys are set ([`Self::dry_run`]).
@@ -298,6 +301,7 @@ impl RunConfig {
             topology: None,
             pin: None,
             wait: None,
+            reprice: "f32".to_owned(),
             dev: false,
             live: false,
             positions: None,
@@ -786,6 +790,11 @@ pub struct RunArgs {
     /// How threads wait: spin, spin-yield or park, for all or per stage (park,feed=spin).
     #[arg(long, value_name = "STRATEGY", help_heading = "Threads")]
     pub wait: Option<String>,
+    /// How each tick reprices the book: f32 (the hedge Greeks — price, delta, gamma, vega — in
+    /// f32x16 summed in f64; the other Greeks from the f64 pass at each time-to-expiry refresh)
+    /// or f64 (all eight Greeks in f64 on every tick) [default: f32].
+    #[arg(long, value_name = "f32|f64", help_heading = "Threads")]
+    pub reprice: Option<String>,
     /// Development run: failing to pin a thread is a warning, not an error [default: false].
     #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
           hide_possible_values = true, help_heading = "Threads")]
@@ -1022,6 +1031,7 @@ struct RunFile {
     topology: Option<Spanned<String>>,
     pin: Option<Spanned<String>>,
     wait: Option<Spanned<String>>,
+    reprice: Option<Spanned<String>>,
     dev: Option<Spanned<bool>>,
     #[serde(default)]
     sim: SimFile,
@@ -1573,6 +1583,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     if let Some(g) = l.pick(&args.wait, "--wait", |f| &f.wait, "wait") {
         g.parse(|w| parse_wait(w))?;
         cfg.wait = Some(g.value.trim().to_owned());
+    }
+    if let Some(g) = l.pick(&args.reprice, "--reprice", |f| &f.reprice, "reprice") {
+        cfg.reprice = g.check(|t| t == "f32" || t == "f64", "must be f32 or f64")?;
     }
     if let Some(g) = l.pick(&args.dev, "--dev", |f| &f.dev, "dev") {
         cfg.dev = g.value;

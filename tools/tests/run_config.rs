@@ -81,6 +81,8 @@ fn defaults_run_dry_on_the_simulated_venue() {
     assert_eq!(cfg.stale_after, Duration::from_secs(2));
     assert_eq!(cfg.sim.rate, 20_000);
     assert_eq!(cfg.sim.options, 1_000);
+    assert_eq!(cfg.reprice, "f32");
+    assert_eq!(resolved(&["--reprice", "f64"]).reprice, "f64");
     let fees: Vec<f64> = cfg.venues().iter().map(|(_, v)| v.fee_bps).collect();
     assert_eq!(fees, [3.0, 5.0, 5.0, 5.5, 30.0]);
 }
@@ -266,6 +268,10 @@ fn pins_and_waits_are_checked() {
         (
             &["--topology", "shared"][..],
             "--topology shared: must be dedicated, fused or single",
+        ),
+        (
+            &["--reprice", "f16"][..],
+            "--reprice f16: must be f32 or f64",
         ),
     ] {
         let e = error(flags);

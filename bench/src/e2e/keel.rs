@@ -101,6 +101,7 @@ fn config(a: &Args) -> Result<keel_tools::run_config::RunConfig> {
         ("--pin", &a.pin),
         ("--wait", &a.wait),
         ("--stale-after", &a.stale_after),
+        ("--reprice", &a.reprice),
     ] {
         if let Some(v) = v {
             argv.push(flag.to_string());

@@ -14,6 +14,7 @@
 //! Owns: the bench's orchestration, its sweeps and its output. Start-up and reporting code: it
 //! allocates freely; nothing here runs on Keel's hot path.
 
+mod anatomy;
 mod keel;
 mod report;
 mod rival;
@@ -55,6 +56,10 @@ pub struct Args {
     /// Keel's wait strategies, as `keel run --wait` [default: spin-yield, telemetry park].
     #[arg(long, value_name = "SPEC")]
     wait: Option<String>,
+    /// Keel's `--reprice`: `f32` (hedge Greeks in f32x16, summed in f64) or `f64` (every Greek
+    /// in f64) [default: keel run's, f32].
+    #[arg(long, value_name = "f32|f64")]
+    reprice: Option<String>,
     /// Keel's `--stale-after` (market data older than this holds hedging) [default: keel run's,
     /// 2 s]. Large books at modest rates refresh each option rarely on one round-robin stream:
     /// the book sweep raises it so the guard does not hold every hedge.
@@ -71,7 +76,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg")]
     svg: Option<PathBuf>,
     /// Sweep Keel alone over book sizes (`--books`) or tick rates (`--rates`) instead of the
-    /// side-by-side run: saturation and conflation per point.
+    /// side-by-side run: saturation and conflation per point; or `send`: the send stage's parts
+    /// (Keel's encode, then `write(2)` on loopback with a receiver that sleeps between looks,
+    /// one blocked in `read(2)`, one busy-polling), 20,000 samples each.
     #[arg(long, value_enum)]
     sweep: Option<Sweep>,
     /// Book sizes of `--sweep book`.
@@ -85,6 +92,13 @@ pub struct Args {
     seed: u64,
 }
 
+impl Args {
+    /// The reprice precision Keel runs with (keel run's default when not given).
+    fn reprice_name(&self) -> &str {
+        self.reprice.as_deref().unwrap_or("f32")
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RivalMode {
     Concurrent,
@@ -96,6 +110,7 @@ enum RivalMode {
 enum Sweep {
     Book,
     Rate,
+    Send,
 }
 
 /// Whole traces kept of Keel's sent hedges (far more than a run sends at `--every` ≥ 1 and
@@ -121,10 +136,12 @@ pub fn run(a: &Args) -> Result<()> {
                 print!("{}", report::table(&r, &machine, a, &files));
             }
         }
+        Some(Sweep::Send) => anatomy::run(20_000)?,
         Some(s) => {
             let points: Vec<(usize, u64)> = match s {
                 Sweep::Book => a.books.iter().map(|&b| (b, a.rate)).collect(),
                 Sweep::Rate => a.rates.iter().map(|&r| (a.options, r)).collect(),
+                Sweep::Send => Vec::new(),
             };
             let mut rows = Vec::new();
             for (options, rate) in points {

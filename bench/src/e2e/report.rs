@@ -381,11 +381,12 @@ fn plot(
     let draw = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| draw(&e))?;
     let caption = format!(
-        "keel-bench e2e: {} options, {} msg/s, hedge every {} decisions, {} topology; {} ({} cores), {}",
+        "keel-bench e2e: {} options, {} msg/s, hedge every {} decisions, {} topology, {} reprice; {} ({} cores), {}",
         r.keel.summary.book_rows,
         a.rate,
         a.every,
         r.keel.summary.topology,
+        a.reprice_name(),
         short_cpu(&m.cpu),
         m.cores,
         m.date
@@ -548,6 +549,7 @@ pub fn json(r: &Results, m: &Machine, a: &Args, files: &Files) -> String {
         "warmup_s": a.warmup,
         "rival": rival_mode(a),
         "topology": r.keel.summary.topology,
+        "reprice": a.reprice_name(),
         "pin": a.pin,
         "cores": m.cores,
         "cpu": m.cpu,
@@ -572,11 +574,12 @@ pub fn table(r: &Results, m: &Machine, a: &Args, files: &Files) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "keel-bench e2e: {} options, {} msg/s per connection, hedge every {} decisions; Keel {} topology, {}; {} cores, {}; load {}; {}",
+        "keel-bench e2e: {} options, {} msg/s per connection, hedge every {} decisions; Keel {} topology, {} reprice, {}; {} cores, {}; load {}; {}",
         s.book_rows,
         a.rate,
         a.every,
         s.topology,
+        a.reprice_name(),
         a.pin
             .as_ref()
             .map(|p| format!("pinned {p}"))

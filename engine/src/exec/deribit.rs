@@ -28,6 +28,36 @@ use crate::pipeline::wait::WaitStrategy;
 
 /// Orders in flight at once (the policy keeps far fewer).
 pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Appends `n` in decimal (no allocation; the buffer's capacity is reserved at start-up).
+fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `n` in lower-case hexadecimal, no leading zeros (as `{:x}`).
+fn push_hex(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
 /// JSON-RPC ids at or above this are label queries (the order's id + this).
 const QUERY_ID: u64 = 1 << 62;
 /// JSON-RPC id of `public/auth`.
@@ -211,7 +241,10 @@ impl DeribitOrders {
     }
 
     fn write_label(&mut self, id: u64) {
-        let _ = write!(self.buf, "k{:x}-{}", self.run_tag, id);
+        self.buf.push(b'k');
+        push_hex(&mut self.buf, self.run_tag);
+        self.buf.push(b'-');
+        push_decimal(&mut self.buf, id);
     }
 
     fn write_order(&mut self, intent: &HedgeIntent) {
@@ -224,13 +257,21 @@ impl DeribitOrders {
             .names
             .get(intent.instrument.0 as usize)
             .map_or("", String::as_str);
-        let _ = write!(
-            self.buf,
-            r#"{{"jsonrpc":"2.0","id":{},"method":"{method}","params":{{"instrument_name":"{name}","amount":"#,
-            intent.id
-        );
+        // Pieces appended by hand, not `write!`: the order is on the tick-to-trade path and
+        // core::fmt's machinery was most of its encode time.
+        self.buf.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        push_decimal(&mut self.buf, intent.id);
+        self.buf.extend_from_slice(br#","method":""#);
+        self.buf.extend_from_slice(method.as_bytes());
+        self.buf
+            .extend_from_slice(br#"","params":{"instrument_name":""#);
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(br#"","amount":"#);
         if intent.amount.fract() == 0.0 && intent.amount.abs() < 9e15 {
-            let _ = write!(self.buf, "{}", intent.amount as i64);
+            if intent.amount < 0.0 {
+                self.buf.push(b'-');
+            }
+            push_decimal(&mut self.buf, intent.amount.abs() as u64);
         } else {
             // Lot multiples like 3 × 0.1 are not exact in binary: eight decimals, trailing
             // zeros trimmed (0.30000000000000004 → 0.3).
@@ -670,6 +711,29 @@ impl Session for DeribitOrders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_written_numbers_match_core_fmt() {
+        for n in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut d = Vec::new();
+            push_decimal(&mut d, n);
+            assert_eq!(d, n.to_string().into_bytes());
+            let mut h = Vec::new();
+            push_hex(&mut h, n);
+            assert_eq!(h, format!("{n:x}").into_bytes());
+        }
+    }
     use crate::pipeline::ring::ring;
     use crate::pipeline::telemetry::TickTrace;
     use keel_feeds::instrument::InstrumentId;

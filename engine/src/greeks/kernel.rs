@@ -455,3 +455,339 @@ fn spot_step<V: Lanes>(
     let x = s.ln() + ld(&cache.c);
     store(&finish(s, x, &m), out, i);
 }
+
+/// The outputs hedging decisions use, per row: price (for the coin delta Δ − V/F and the P&L
+/// mark), delta, gamma and vega. Written by [`reprice_hedge`].
+#[derive(Clone, Debug)]
+pub struct HedgeColumns<E: Element> {
+    len: usize,
+    /// Premium in the model's quote currency.
+    pub price: Column<E>,
+    /// dV/dS.
+    pub delta: Column<E>,
+    /// d²V/dS².
+    pub gamma: Column<E>,
+    /// dV/dσ per 1.00 of vol.
+    pub vega: Column<E>,
+}
+
+impl<E: Element> HedgeColumns<E> {
+    /// Output columns sized for `book`.
+    pub fn for_book(book: &HedgeBook<E>) -> Self {
+        let n = book.padded_len();
+        Self {
+            len: book.len,
+            price: Column::zeros(n),
+            delta: Column::zeros(n),
+            gamma: Column::zeros(n),
+            vega: Column::zeros(n),
+        }
+    }
+    /// Number of real rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Row `i` widened to f64: (price, delta, gamma, vega).
+    #[inline]
+    pub fn row(&self, i: usize) -> [f64; 4] {
+        let g = |c: &Column<E>| c.as_slice()[i].to_f64();
+        [
+            g(&self.price),
+            g(&self.delta),
+            g(&self.gamma),
+            g(&self.vega),
+        ]
+    }
+}
+
+/// The hedge-Greeks path's per-row terms, in the element type `E` (f32 for `f32x16`).
+///
+/// Every term that does not depend on the underlying is computed in f64 from the f64 book
+/// ([`HedgeBook::rebuild`] for all rows, [`HedgeBook::set_row`] for one) and only then rounded
+/// to `E`. d1's numerator is kept as `x_ref` = ln(S_ref/K) + drift, computed in f64 at a
+/// reference price S_ref, and the tick supplies `u` = ln(S/S_ref) per row (computed once per
+/// expiry in f64 by the caller, [`HedgeBook::set_move`]): x = x_ref + u keeps d1's numerator
+/// to ~1e-7 absolute in f32 where ln S − ln K in f32 would lose ~1e-6 to cancellation (ln S ≈
+/// 11 for bitcoin).
+#[derive(Clone, Debug)]
+pub struct HedgeBook<E: Element> {
+    len: usize,
+    omega: Column<E>,
+    x_ref: Column<E>,
+    u: Column<E>,
+    s: Column<E>,
+    sd: Column<E>,
+    inv_sd: Column<E>,
+    sqrt_t: Column<E>,
+    eq: Column<E>,
+    dk: Column<E>,
+    fk: Column<E>,
+}
+
+impl<E: Element> HedgeBook<E> {
+    /// Terms for every row of `inputs`, with S_ref = each row's `s` (and `u` = 0).
+    pub fn build(inputs: &BookInputs<f64>) -> Self {
+        let n = inputs.padded_len();
+        let z = || Column::zeros(n);
+        let mut h = Self {
+            len: inputs.len(),
+            omega: z(),
+            x_ref: z(),
+            u: z(),
+            s: z(),
+            sd: z(),
+            inv_sd: z(),
+            sqrt_t: z(),
+            eq: z(),
+            dk: z(),
+            fk: z(),
+        };
+        h.rebuild(inputs);
+        h
+    }
+
+    /// Recomputes every row's terms from `inputs` (f64 SIMD, then rounded to `E`), with S_ref =
+    /// each row's `s` now and `u` = 0. Never allocates (the book's size is fixed at build).
+    pub fn rebuild(&mut self, inputs: &BookInputs<f64>) {
+        assert_eq!(inputs.padded_len(), self.padded_len(), "same book");
+        type W = super::WideF64;
+        let n = inputs.padded_len();
+        let mut i = 0;
+        while i < n {
+            let m = prepare::<W>(inputs, i);
+            let s = W::load(&inputs.s.as_slice()[i..]);
+            let k = W::load(&inputs.k.as_slice()[i..]);
+            let x = (s / k).ln() + m.drift;
+            let put = |v: W, col: &mut Column<E>| {
+                let mut tmp = [0.0f64; 8];
+                v.store(&mut tmp);
+                for (d, x) in col.as_mut_slice()[i..i + W::LANES].iter_mut().zip(tmp) {
+                    *d = E::from_f64(x);
+                }
+            };
+            put(m.omega, &mut self.omega);
+            put(x, &mut self.x_ref);
+            put(W::splat(0.0), &mut self.u);
+            put(s, &mut self.s);
+            put(m.sd, &mut self.sd);
+            put(m.inv_sd, &mut self.inv_sd);
+            put(m.sqrt_t, &mut self.sqrt_t);
+            put(m.eq, &mut self.eq);
+            put(m.dk, &mut self.dk);
+            put(m.fk, &mut self.fk);
+            i += W::LANES;
+        }
+    }
+
+    /// Recomputes row `i`'s terms from `inputs` (the scalar f64 twin, then rounded) with S_ref
+    /// = `s_ref`: the reference of the row's group, so that one `u` serves the whole group.
+    /// The row's `s` and `u` are left as they are (the next [`Self::set_move`] sets them).
+    pub fn set_row(&mut self, i: usize, inputs: &BookInputs<f64>, s_ref: f64) {
+        let v = |c: &Column<f64>| c.as_slice()[i];
+        let m = terms::<f64>(
+            v(&inputs.omega),
+            v(&inputs.black76),
+            v(&inputs.k),
+            v(&inputs.t),
+            v(&inputs.r),
+            v(&inputs.q),
+            v(&inputs.sigma),
+        );
+        let x = (s_ref / v(&inputs.k)).ln() + m.drift;
+        let put = |x: f64, col: &mut Column<E>| col.as_mut_slice()[i] = E::from_f64(x);
+        put(m.omega, &mut self.omega);
+        put(x, &mut self.x_ref);
+        put(m.sd, &mut self.sd);
+        put(m.inv_sd, &mut self.inv_sd);
+        put(m.sqrt_t, &mut self.sqrt_t);
+        put(m.eq, &mut self.eq);
+        put(m.dk, &mut self.dk);
+        put(m.fk, &mut self.fk);
+    }
+
+    /// Sets the underlying of rows `rows` to `s`, whose log-move from their reference is `u` =
+    /// ln(s/S_ref) (computed by the caller in f64). Panics if `rows` is outside the book.
+    #[inline]
+    pub fn set_move(&mut self, rows: core::ops::Range<usize>, s: f64, u: f64) {
+        self.s.as_mut_slice()[rows.clone()].fill(E::from_f64(s));
+        self.u.as_mut_slice()[rows].fill(E::from_f64(u));
+    }
+
+    /// Number of real rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when the book has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Rows including padding.
+    pub fn padded_len(&self) -> usize {
+        self.s.as_slice().len()
+    }
+}
+
+/// Reprices the hedge Greeks (price, delta, gamma, vega) of every row of `book` into `out`:
+/// the kernel's second half ([`finish`]) on [`HedgeBook`]'s terms, storing only those four
+/// outputs (the compiler drops the arithmetic of the other four). The per-tick path of the
+/// pricer with `--reprice f32` (`V = f32x16`); never allocates, never inlined (like
+/// [`reprice_full`]).
+#[inline(never)]
+pub fn reprice_hedge<V: Lanes>(book: &HedgeBook<V::Elem>, out: &mut HedgeColumns<V::Elem>)
+where
+    V::Elem: Element,
+{
+    let n = book.padded_len();
+    assert_eq!(out.price.as_slice().len(), n, "outputs sized for this book");
+    let mut i = 0;
+    if V::LANES > 1 {
+        while i + 2 * V::LANES <= n {
+            hedge_step::<Pair<V>>(book, out, i);
+            i += 2 * V::LANES;
+        }
+    }
+    while i < n {
+        hedge_step::<V>(book, out, i);
+        i += V::LANES;
+    }
+}
+
+/// Rows `i .. i + V::LANES` of the hedge path.
+#[inline(always)]
+fn hedge_step<V: Lanes>(book: &HedgeBook<V::Elem>, out: &mut HedgeColumns<V::Elem>, i: usize)
+where
+    V::Elem: Element,
+{
+    let ld = |col: &Column<V::Elem>| V::load(&col.as_slice()[i..]);
+    let zero = V::splat(0.0);
+    let m = Terms {
+        omega: ld(&book.omega),
+        drift: zero,
+        sd: ld(&book.sd),
+        inv_sd: ld(&book.inv_sd),
+        sqrt_t: ld(&book.sqrt_t),
+        theta_k: zero,
+        inv_sigma: zero,
+        eq: ld(&book.eq),
+        dk: ld(&book.dk),
+        fk: ld(&book.fk),
+        rho_t: zero,
+        q: zero,
+        r: zero,
+    };
+    let s = ld(&book.s);
+    let x = ld(&book.x_ref) + ld(&book.u);
+    let o = finish(s, x, &m);
+    o.price.store(&mut out.price.as_mut_slice()[i..]);
+    o.delta.store(&mut out.delta.as_mut_slice()[i..]);
+    o.gamma.store(&mut out.gamma.as_mut_slice()[i..]);
+    o.vega.store(&mut out.vega.as_mut_slice()[i..]);
+}
+
+#[cfg(test)]
+mod hedge_tests {
+    use super::*;
+    use crate::greeks::{WideF32, validate};
+
+    /// Rows like a crypto chain: calls and puts, BSM and Black-76, a day to a year, strikes
+    /// 0.5–1.6× spot; plus an expired row and a near-zero-vol row (the degenerate limit).
+    fn rows() -> Vec<OptionRow> {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut u = move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut v: Vec<OptionRow> = (0..203)
+            .map(|i| {
+                let s = 60_000.0;
+                let k = (s * (0.5 + 1.1 * u()) / 500.0).round() * 500.0;
+                let t = (1.0 + 364.0 * u() * u()) / 365.0;
+                let sigma = 0.3 + u();
+                let kind = if i % 2 == 0 {
+                    OptionKind::Call
+                } else {
+                    OptionKind::Put
+                };
+                if i % 3 == 0 {
+                    OptionRow::bsm(kind, s, k, t, 0.03, 0.01, sigma)
+                } else {
+                    OptionRow::black76(kind, s * (0.03 * t).exp(), k, t, 0.0, sigma)
+                }
+            })
+            .collect();
+        v.push(OptionRow::black76(
+            OptionKind::Call,
+            61_000.0,
+            60_000.0,
+            -0.01,
+            0.0,
+            0.5,
+        ));
+        v.push(OptionRow::black76(
+            OptionKind::Put,
+            59_000.0,
+            60_000.0,
+            0.5,
+            0.0,
+            1e-8,
+        ));
+        v
+    }
+
+    /// The f32 hedge Greeks of every row against the f64 scalar twin, per unit of underlying:
+    /// |Δ| error ≤ 2e-6, |Γ| ≤ 2e-6·|Γ| + 1e-12, vega ≤ 2e-6·S·√τ, price ≤ 2e-6·S.
+    fn assert_close(terms: &HedgeBook<f32>, rows: &[OptionRow]) {
+        let mut out = HedgeColumns::for_book(terms);
+        reprice_hedge::<WideF32>(terms, &mut out);
+        for (i, r) in rows.iter().enumerate() {
+            let want = price_row(r);
+            let [price, delta, gamma, vega] = out.row(i);
+            let scale = r.s * r.t.max(0.0).sqrt();
+            let ok = (delta - want.delta).abs() <= 2e-6
+                && (gamma - want.gamma).abs() <= 2e-6 * want.gamma.abs() + 1e-12
+                && (vega - want.vega).abs() <= 2e-6 * scale.max(1.0)
+                && (price - want.price).abs() <= 2e-6 * r.s;
+            assert!(
+                ok,
+                "row {i} {r:?}: got {price} {delta} {gamma} {vega}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hedge_path_matches_the_f64_twin_through_moves_and_vol_changes() {
+        let mut rows = rows();
+        for (i, r) in rows.iter().enumerate() {
+            validate(i, r).unwrap();
+        }
+        let mut inputs = BookInputs::<f64>::from_rows(&rows).unwrap();
+        let mut terms = HedgeBook::<f32>::build(&inputs);
+        assert_eq!(terms.len(), rows.len());
+        assert_close(&terms, &rows);
+        // The underlying moves 1.5 %: each row's log-move from its reference.
+        let s_ref: Vec<f64> = rows.iter().map(|r| r.s).collect();
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.s *= 1.015;
+            terms.set_move(i..i + 1, r.s, (r.s / s_ref[i]).ln());
+        }
+        assert_close(&terms, &rows);
+        // New vols on a few rows: their terms recomputed against the same reference.
+        for i in [0usize, 5, 77, 150] {
+            rows[i].sigma *= 1.3;
+            let mut at_ref = rows[i];
+            at_ref.s = s_ref[i];
+            inputs.set_row(i, &at_ref).unwrap();
+            terms.set_row(i, &inputs, s_ref[i]);
+        }
+        assert_close(&terms, &rows);
+        // A rebuild at the new spots: references move, u back to 0.
+        terms.rebuild(&BookInputs::<f64>::from_rows(&rows).unwrap());
+        assert_close(&terms, &rows);
+    }
+}

@@ -4,7 +4,11 @@
 //! written once over [`Lanes`] and instantiated for `f64x8` (AVX-512), `f64x4` (AVX2),
 //! `f32x16` (single-precision hedge Greeks, summed in f64 by [`GreeksColumns::weighted_sum`]) and
 //! plain `f64` (the scalar twin, the oracle in tests), its vector math, implied volatility, and
-//! the inverse (coin-premium) conversion applied at the edge.
+//! the inverse (coin-premium) conversion applied at the edge. Also the per-tick hedge-Greeks
+//! path ([`HedgeBook`], [`reprice_hedge`]): price, delta, gamma and vega only, on `f32x16`, from
+//! per-row terms computed in f64 and rounded, with d1's numerator carried as an f64-computed
+//! reference plus a per-expiry log-move (the pricer's `--reprice f32`; its bound against f64 on
+//! a 1,000-option book is stated on `book::Reprice`).
 //!
 //! Must never: allocate or fail while repricing (validation happens once, in the builder), or let
 //! a NaN into the book. Units are those of DESIGN.md: vega and volga per 1.00 of vol, theta per
@@ -26,7 +30,10 @@ pub use batch::{
     MAX_RATE, MAX_SIGMA, MAX_T, MIN_PRICE, MIN_SIGMA, Model, Num, OptionKind, OptionRow, PAD,
     padded, validate,
 };
-pub use kernel::{D_BIG, SD_MIN, SpotCache, StaleCache, price_row, reprice_full, reprice_spot};
+pub use kernel::{
+    D_BIG, HedgeBook, HedgeColumns, SD_MIN, SpotCache, StaleCache, price_row, reprice_full,
+    reprice_hedge, reprice_spot,
+};
 pub use lanes::Lanes;
 
 /// The widest f64 vector this build can use: `f64x8` where AVX-512F is enabled at compile time

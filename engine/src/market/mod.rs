@@ -907,7 +907,7 @@ pub(crate) mod tests {
     const EXP1: u64 = 1_800_000_000_000;
     const EXP2: u64 = 1_810_000_000_000;
 
-    fn inst(
+    pub(crate) fn inst(
         name: &str,
         kind: InstrumentKind,
         strike: f64,

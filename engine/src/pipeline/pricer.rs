@@ -1224,7 +1224,7 @@ impl PricerTile {
 
     /// Risk and policy on the repriced book; true if a hedge was sent (its trace travels with
     /// the intent).
-    fn decide(&mut self, p: &PortfolioGreeks, mut trace: TickTrace, now: u64) -> bool {
+    fn decide(&mut self, p: &PortfolioGreeks, trace: TickTrace, now: u64) -> bool {
         self.poll_risk(now);
         if self.check_data(now).is_some() {
             self.stats.fault_steps.fetch_add(1, Ordering::Relaxed);
@@ -1243,7 +1243,6 @@ impl PricerTile {
         {
             return false;
         }
-        trace.decided_ns = clock::now_ns();
         // Gamma and vega first: the delta their options add is hedged in the same decision
         // (it is in flight already when the delta band looks).
         let mut sent = self.option_legs(p, trace, now);
@@ -1264,6 +1263,12 @@ impl PricerTile {
             return false;
         }
         self.last_hedge_ns = now;
+        // Decided: the intents exist and passed the risk gate. Stamped here, after the policy
+        // and the gate, so that the send stage is the intent ring, the encode and the write.
+        let decided = clock::now_ns();
+        for i in self.pending.iter_mut().flatten() {
+            i.trace.decided_ns = decided;
+        }
         if !self.send_pending() {
             self.stats.intent_ring_full.fetch_add(1, Ordering::Relaxed);
         }
@@ -1277,7 +1282,8 @@ impl Tile for PricerTile {
     }
 
     fn teardown(&mut self) {
-        let p = self.book.aggregate(&self.market);
+        // The report's figures: every Greek in f64, whatever `--reprice` the ticks used.
+        let p = self.book.aggregate_f64(&self.market);
         self.publish(&p);
         if let Ok(mut b) = self.stats.buckets.lock() {
             b.clear();

@@ -482,7 +482,12 @@ fn build(
             .collect::<Vec<_>>(),
         TAU_REFRESH_MS,
     )
-    .context("building the book")?;
+    .context("building the book")?
+    .with_reprice(
+        cfg.reprice
+            .parse::<keel_engine::book::Reprice>()
+            .map_err(|e| anyhow::anyhow!("--reprice: {e}"))?,
+    );
     let book_rows = book.len();
     let held = book.held_rows().len();
 
