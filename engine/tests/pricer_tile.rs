@@ -138,6 +138,7 @@ impl Rig {
             hedge_venue: Venue::Deribit,
             min_hedge_interval_ns: 0,
             alt_hedges: Vec::new(),
+            chain_hedge: None,
         };
         let rings = PricerRings {
             inputs: vec![feed_rx],

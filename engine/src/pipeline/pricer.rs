@@ -27,7 +27,7 @@ use super::ring::{Consumer, Producer};
 use super::telemetry::TickTrace;
 use super::tile::Tile;
 use crate::book::{Book, Bucket, PortfolioGreeks, RepriceKind};
-use crate::exec::{Fill, HedgeIntent};
+use crate::exec::{Fill, FillStatus, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, BucketBand, Candidate};
@@ -77,6 +77,17 @@ pub struct PricerStats {
     pub option_hedges: AtomicU64,
     /// Delta hedges sent to an alternative venue because it was cheaper all-in.
     pub alt_venue_hedges: AtomicU64,
+    /// Of those, delta hedges sent on chain ([`ChainHedge`]).
+    pub chain_venue_hedges: AtomicU64,
+    /// On-chain decisions the exec side refused before sending anything (nonce busy, fee cap
+    /// stale, no ladder, ...; `Fill::error_code` ≤ [`REFUSED_BEFORE_SEND`]): released, not
+    /// counted as venue rejections.
+    pub chain_refusals: AtomicU64,
+    /// Decisions on which the on-chain venue was left out: no fresh chain head, or backing off
+    /// after a refusal or a failed hedge.
+    pub chain_unusable: AtomicU64,
+    /// The on-chain candidate's last all-in cost, USD per coin of delta (NaN before one).
+    pub chain_cost_per_coin: AtomicF64,
     /// Intents the risk gate refused.
     pub vetoes: AtomicU64,
     /// The last refused limit (`risk::Limit::index` + 1; 0 = none yet).
@@ -238,6 +249,86 @@ pub struct PricerConfig {
     /// usable venue (fresh quote) with the lowest all-in cost: taker fee + half the spread for
     /// the size (the main hedge's fee is `kappa`).
     pub alt_hedges: Vec<AltHedge>,
+    /// The on-chain delta-hedge venue, if any (`--alt-hedge evm`).
+    pub chain_hedge: Option<ChainHedge>,
+}
+
+/// `Fill::error_code` at or below this: the exec side refused the decision before anything
+/// was sent (the EVM exec's `Refusal::code`, −1000 − reason). Such an outcome releases the
+/// exposure but is not a venue rejection: it neither counts toward nor resets the risk gate's
+/// consecutive-rejects streak (the venue never saw the order; a nonce still pending or a fee
+/// cap being re-signed says nothing about the venue being broken). The venue backs off instead.
+pub const REFUSED_BEFORE_SEND: i32 = -1000;
+
+/// The on-chain delta-hedge venue: a DEX swap sent as a pre-signed transaction (ladders of
+/// sizes `lot·2^i`). Its all-in cost per decision: the DEX fee on the notional plus gas
+/// (`gas_units` × (predicted next base fee + priority fee), from the latest chain head by the
+/// EIP-1559 rule, in USD at the ETH price), per coin of delta the chosen rung removes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChainHedge {
+    /// The instrument the book counts the on-chain position under (linear, coin).
+    pub instrument: InstrumentId,
+    /// Its venue (intents are routed by it).
+    pub venue: Venue,
+    /// Size of rung 0, coin.
+    pub lot_coin: f64,
+    /// Rungs per side (sizes `lot_coin·2^i`, i < rungs).
+    pub rungs: u8,
+    /// Largest order, coin.
+    pub max_order_coin: f64,
+    /// DEX fee, fraction of notional (30 bp = 0.003).
+    pub fee: f64,
+    /// Gas of one hedge transaction.
+    pub gas: crate::policy::cost::GasSpec,
+    /// ETH price, USD; `None`: the index (the underlying is ETH).
+    pub eth_usd: Option<f64>,
+    /// A chain head older than this makes the venue unusable, ns.
+    pub head_max_age_ns: u64,
+    /// After a refusal or a failed hedge, the venue is left out this long, ns.
+    pub backoff_ns: u64,
+}
+
+impl ChainHedge {
+    /// The rung nearest `coin` (ties to the smaller) not above `max_order_coin`, as the exec
+    /// side's `Ladder::pick` chooses it; `None` if none fits.
+    pub fn rung_for(&self, coin: f64) -> Option<f64> {
+        if !(coin.is_finite() && coin > 0.0 && self.lot_coin > 0.0) {
+            return None;
+        }
+        let mut best: Option<f64> = None;
+        for i in 0..self.rungs.min(63) {
+            let r = self.lot_coin * (1u64 << i) as f64;
+            if r > self.max_order_coin {
+                break;
+            }
+            if best.is_none_or(|b| (r - coin).abs() < (b - coin).abs()) {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// All-in cost in USD of a rung of `coin` at `price` (USD per coin) after `head`, and the
+    /// gas part; `None` if the head or a price is not usable.
+    pub fn cost_usd(
+        &self,
+        coin: f64,
+        price: f64,
+        head: &crate::market::ChainHeadState,
+        index: f64,
+    ) -> Option<(f64, f64)> {
+        let eth_usd = self.eth_usd.unwrap_or(index);
+        let h = crate::policy::cost::ChainHead {
+            base_fee_wei: head.base_fee_wei,
+            gas_used: head.gas_used,
+            gas_limit: head.gas_limit,
+        };
+        let gas = crate::policy::cost::gas_quote(&self.gas, &h, eth_usd).ok()?;
+        if !(price.is_finite() && price > 0.0) {
+            return None;
+        }
+        Some((self.fee * coin * price + gas.usd, gas.usd))
+    }
 }
 
 /// Another venue's instrument for the delta hedge (a linear perpetual: amount in coin).
@@ -296,6 +387,7 @@ impl Pnl {
         id: keel_feeds::instrument::InstrumentId,
         filled: f64,
         price: f64,
+        chain: Option<InstrumentId>,
     ) {
         if !price.is_finite() || price <= 0.0 {
             return;
@@ -311,7 +403,7 @@ impl Pnl {
         } else if Some(id) == m.hedge_instrument() {
             self.hedge_amount += filled;
             self.hedge_coin += filled / price;
-        } else if m.quote_of(id).is_some() {
+        } else if m.quote_of(id).is_some() || Some(id) == chain {
             self.alt_coin += filled;
             self.alt_cash_usd -= filled * price;
         }
@@ -377,6 +469,8 @@ pub struct PricerTile {
     cand_bucket: Vec<u16>,
     /// The buckets given to the solve (capacity: every expiry).
     bucket_bands: Vec<BucketBand>,
+    /// The on-chain venue is left out of decisions until this local time, ns.
+    chain_backoff_until_ns: u64,
 }
 
 /// Intents of one decision at most: every option leg and the delta hedge.
@@ -404,6 +498,7 @@ impl PricerTile {
         } = rings;
         let stats = Arc::new(PricerStats::default());
         stats.delta_before.set(f64::NAN);
+        stats.chain_cost_per_coin.set(f64::NAN);
         let n_expiries = market.expiries().len();
         Ok((
             Self {
@@ -442,6 +537,7 @@ impl PricerTile {
                 trigger_state: TriggerState::new(config.triggers.as_deref().unwrap_or(&[])),
                 last_decision_ns: 0,
                 iv_fault: None,
+                chain_backoff_until_ns: 0,
                 config,
             },
             stats,
@@ -463,11 +559,28 @@ impl PricerTile {
                 continue;
             };
             self.in_flight_coin -= x.coin_delta;
-            self.gate.record_outcome(f.status, clock::now_ns());
+            let now = clock::now_ns();
+            let on_chain = self
+                .config
+                .chain_hedge
+                .is_some_and(|c| c.instrument == f.instrument);
+            if f.error_code <= REFUSED_BEFORE_SEND && f.status == FillStatus::Rejected {
+                // Refused before sending: released, not a venue rejection (see
+                // REFUSED_BEFORE_SEND); the venue backs off.
+                self.stats.chain_refusals.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.gate.record_outcome(f.status, now);
+            }
+            if on_chain && f.filled == 0.0 {
+                if let Some(c) = &self.config.chain_hedge {
+                    self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns);
+                }
+            }
             if f.filled != 0.0 {
                 self.book.apply_fill(&self.market, f.instrument, f.filled);
+                let chain = self.config.chain_hedge.map(|c| c.instrument);
                 self.pnl
-                    .on_fill(&self.market, f.instrument, f.filled, f.price);
+                    .on_fill(&self.market, f.instrument, f.filled, f.price, chain);
                 self.stats.fills.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.rejects.fetch_add(1, Ordering::Relaxed);
@@ -795,11 +908,57 @@ impl PricerTile {
                 alt_won = true;
             }
         }
+        if let Some((cost, intent)) = self.chain_candidate(order, trace, now) {
+            let per_coin = |c: f64, i: &HedgeIntent| c / i.coin_delta.abs();
+            if best.is_none_or(|(b, i)| per_coin(cost, &intent) < per_coin(b, &i)) {
+                best = Some((cost, intent));
+                alt_won = true;
+            }
+        }
         let (_, intent) = best?;
         if alt_won && intent.instrument != self.config.hedge_instrument {
             self.stats.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
+            if Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
+                self.stats.chain_venue_hedges.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Some(intent)
+    }
+
+    /// The on-chain candidate for a delta hedge of `order.coin_delta`, with its all-in cost in
+    /// USD (DEX fee + gas at the predicted next base fee, see [`ChainHedge`]): the rung the exec
+    /// side will pick, in coin (the intent's amount for this venue is coin). `None` when there
+    /// is no on-chain venue, no fresh chain head, the venue backs off, or no rung fits.
+    fn chain_candidate(
+        &mut self,
+        order: crate::policy::HedgeOrder,
+        trace: TickTrace,
+        now: u64,
+    ) -> Option<(f64, HedgeIntent)> {
+        let c = self.config.chain_hedge?;
+        let head = self.market.chain_head(now, c.head_max_age_ns);
+        let index = self.market.index();
+        let (Some(head), true) = (head, now >= self.chain_backoff_until_ns) else {
+            self.stats.chain_unusable.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let coin = c.rung_for(order.coin_delta.abs())?;
+        let (cost, _gas) = c.cost_usd(coin, index, &head, index)?;
+        self.stats.chain_cost_per_coin.set(cost / coin);
+        let coin_delta = if order.coin_delta > 0.0 { coin } else { -coin };
+        Some((
+            cost,
+            HedgeIntent {
+                trace,
+                id: 0,
+                amount: coin,
+                ref_price: index,
+                coin_delta,
+                instrument: c.instrument,
+                side: order.side,
+                venue: c.venue,
+            },
+        ))
     }
 
     /// The delta hedge: the band, or the configured triggers on a context built from the book

@@ -703,9 +703,17 @@ pub struct EvmExecTile {
     fills: Producer<Fill>,
     warm_timeout: Duration,
     counters: Arc<EvmExecCounters>,
+    routes_out: Option<Arc<std::sync::Mutex<Vec<RouteStats>>>>,
 }
 
 impl EvmExecTile {
+    /// At teardown (off the hot path) the tile copies its per-route statistics (copies fired,
+    /// outcomes, send→answer latencies) into `out`, for the run's summary.
+    pub fn with_route_report(mut self, out: Arc<std::sync::Mutex<Vec<RouteStats>>>) -> Self {
+        self.routes_out = Some(out);
+        self
+    }
+
     /// A tile over `exec`.
     pub fn new(
         exec: EvmExec,
@@ -719,6 +727,7 @@ impl EvmExecTile {
             intents,
             fills,
             warm_timeout,
+            routes_out: None,
         }
     }
 
@@ -766,5 +775,11 @@ impl Tile for EvmExecTile {
 
     fn teardown(&mut self) {
         self.exec.shutdown();
+        if let Some(out) = &self.routes_out
+            && let Ok(mut v) = out.lock()
+        {
+            v.clear();
+            v.extend(self.exec.route_stats().iter().cloned());
+        }
     }
 }
