@@ -513,7 +513,9 @@ impl MarketState {
     /// up (a stale head makes the on-chain venue unusable, like a stale quote).
     pub fn chain_head(&self, now_ns: u64, max_age_ns: u64) -> Option<ChainHeadState> {
         match self.chain_head {
-            Some((h, recv)) if self.chain_down == 0 && now_ns.saturating_sub(recv) <= max_age_ns => {
+            Some((h, recv))
+                if self.chain_down == 0 && now_ns.saturating_sub(recv) <= max_age_ns =>
+            {
                 Some(h)
             }
             _ => None,
@@ -639,9 +641,7 @@ impl MarketState {
                 self.chain_down |= 1u128 << (ev.conn & 127);
                 Change::CONNECTION
             }
-            EventBody::Connected | EventBody::Reconnected { .. }
-                if ev.venue == Venue::Ethereum =>
-            {
+            EventBody::Connected | EventBody::Reconnected { .. } if ev.venue == Venue::Ethereum => {
                 if matches!(ev.body, EventBody::Reconnected { .. }) {
                     self.counters.reconnects += 1;
                 }

@@ -919,7 +919,9 @@ impl PricerTile {
         if alt_won && intent.instrument != self.config.hedge_instrument {
             self.stats.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
             if Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
-                self.stats.chain_venue_hedges.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .chain_venue_hedges
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         Some(intent)

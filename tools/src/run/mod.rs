@@ -13,6 +13,7 @@
 //! thread, `--topology single` the feed, the pricer and the exec tile. This module builds them, runs the status loop on the main thread, and prints the
 //! summary; it is start-up and reporting code and allocates freely.
 
+pub mod evm;
 mod instruments;
 pub mod reconcile;
 mod report;
@@ -34,13 +35,14 @@ use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
 use keel_engine::pipeline::pricer::{
-    AltHedge, OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
+    AltHedge, ChainHedge, OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
 };
 use keel_engine::pipeline::{
     PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
     Topology, WaitMap, WaitStrategy, available_cores, ring, spawn,
 };
 use keel_engine::policy::construct::Band;
+use keel_engine::policy::cost::GasSpec;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
 use keel_engine::risk::{
     DEFAULT_POLL_EVERY, IndexConfig, IvLimits, KillFile, KillFlags, RiskLimits, RiskState,
@@ -67,6 +69,9 @@ const BINANCE_BTC_LOT: f64 = 0.001;
 const TRACE_RING: usize = 16_384;
 /// How often time to expiry moves on (a full reprice), ms.
 const TAU_REFRESH_MS: u64 = 1_000;
+/// After a refused or failed on-chain hedge, the on-chain venue sits out this long (the next
+/// decisions go to the next-cheapest venue).
+const EVM_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs `keel run`.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -97,6 +102,8 @@ struct Built {
     reconciled: Option<report::Reconciled>,
     /// Looks at the halt file every 50 ms (off the hot path) until the stop flag.
     kill_watch: Option<std::thread::JoinHandle<()>>,
+    /// The on-chain hedge venue (`--alt-hedge evm`): signer thread, embedded node.
+    evm: Option<evm::EvmVenue>,
 }
 
 /// Wraps every tile before it is spawned (tests count allocations on tile threads with it).
@@ -123,6 +130,10 @@ impl Running {
     pub fn sim(&self) -> Option<&SimHandle> {
         self.sim.as_ref()
     }
+    /// The embedded mock Ethereum node (`--alt-hedge evm` without `--evm-rpc-url`), if any.
+    pub fn evm_node(&self) -> Option<&crate::sim::node::NodeHandle> {
+        self.built.evm.as_ref().and_then(|e| e.node.as_ref())
+    }
     /// The shared stop flag (Ctrl-C raises it).
     pub fn stop_flag(&self) -> &StopFlag {
         &self.stop
@@ -147,7 +158,29 @@ impl Running {
             } else {
                 format!("LIVE orders to {}", b.exec_target)
             }
-        ) + &match &b.reconciled {
+        ) + &match &b.evm {
+            Some(e) => format!(
+                "; on chain: {} ({} routes{}{})",
+                if !e.live {
+                    "paper".to_string()
+                } else if e.node.is_some() {
+                    "embedded mock node".to_string()
+                } else {
+                    e.routes
+                        .first()
+                        .map(|r| r.url.to_string())
+                        .unwrap_or_default()
+                },
+                e.routes.len(),
+                e.nonce_start
+                    .map(|n| format!(", nonce {n}"))
+                    .unwrap_or_default(),
+                e.eth_usd
+                    .map(|p| format!(", gas at ETH/USD {p}"))
+                    .unwrap_or_else(|| ", gas at the index".to_string()),
+            ),
+            None => String::new(),
+        } + &match &b.reconciled {
             Some(r) => format!(
                 "; reconciled with the venue: {} positions, {} open orders, {} differences from \
                  the positions file",
@@ -183,6 +216,8 @@ impl Running {
         }
         // After the tiles stopped: every counter is final.
         summary.fill_final(&b.pricer, &b.feeds, &b.exec, &b.telemetry);
+        // The exec tile is joined: the signer thread stops and the final nonce is read.
+        summary.evm = b.evm.map(evm::EvmVenue::finish);
         if let Some(s) = self.sim.as_mut() {
             summary.sim_orders = Some(s.stats());
             s.stop();
@@ -354,8 +389,14 @@ fn build(
     // Alternative delta-hedge instruments (Binance USDⓈ-M perpetuals): their quotes come from the
     // Binance feed (the embedded venue's, or --binance-url's, which must then be enabled).
     let binance_enabled = others.iter().any(|(n, _)| *n == "binance");
-    let mut alt_ids = Vec::with_capacity(cfg.alt_hedges.len());
-    for (venue, symbol) in &cfg.alt_hedges {
+    let binance_alts: Vec<(String, String)> = cfg
+        .alt_hedges
+        .iter()
+        .filter(|(v, _)| v == "binance")
+        .cloned()
+        .collect();
+    let mut alt_ids = Vec::with_capacity(binance_alts.len());
+    for (venue, symbol) in &binance_alts {
         if sim.is_none() && !binance_enabled {
             bail!("--alt-hedge {venue}:{symbol}: needs the Binance feed (--binance-url)");
         }
@@ -372,6 +413,16 @@ fn build(
     )
     .with_context(|| format!("--underlying {underlying}"))?;
     market.set_alt_hedges(&alt_ids);
+    // The on-chain venue: its position is booked under an instrument of its own (linear, coin).
+    let evm_on = cfg.alt_hedges.iter().any(|(v, _)| v == "evm");
+    let chain_inst = evm_on.then(|| {
+        register(
+            &mut instruments,
+            Venue::Ethereum,
+            &format!("{underlying}-ONCHAIN"),
+            false,
+        )
+    });
 
     // Positions: the file (or, on the simulated venue, the sample book the simulated account
     // is given); then, whenever orders go to a venue with credentials, the venue's own account
@@ -446,7 +497,7 @@ fn build(
     };
     let mut alt_positions = Vec::new();
     if let Some(route) = &binance {
-        for ((_, symbol), &id) in cfg.alt_hedges.iter().zip(&alt_ids) {
+        for ((_, symbol), &id) in binance_alts.iter().zip(&alt_ids) {
             let q = reconcile::fetch_binance_position(
                 &route.rest_base,
                 &route.creds,
@@ -472,6 +523,7 @@ fn build(
         &resolved,
         &std::iter::once((hedge_id, hedge_inst.inverse))
             .chain(alt_ids.iter().map(|&id| (id, false)))
+            .chain(chain_inst.map(|id| (id, false)))
             .collect::<Vec<_>>(),
         TAU_REFRESH_MS,
     )
@@ -549,7 +601,8 @@ fn build(
                         name: &'static str,
                         url: &str,
                         ca: Option<std::path::PathBuf>,
-                        session: VenueSession|
+                        session: VenueSession,
+                        stale: Duration|
      -> Result<()> {
         let mut c = ConnectionConfig::new(url).with_context(|| format!("--{name}-url {url}"))?;
         c.ca_file = ca;
@@ -615,7 +668,14 @@ fn build(
         let session = VenueSession::deribit_only(&instruments, false, &|id, _| {
             part[id.0 as usize] == k as u16
         });
-        add_conn(deribit_pin, "deribit", &deribit_url, ca.clone(), session)?;
+        add_conn(
+            deribit_pin,
+            "deribit",
+            &deribit_url,
+            ca.clone(),
+            session,
+            stale,
+        )?;
     }
     if let (Some(s), false) = (sim, alt_ids.is_empty() || binance_enabled) {
         // The embedded venue's Binance streams carry the alternative hedges' quotes.
@@ -625,6 +685,7 @@ fn build(
             &s.binance_url(),
             None,
             VenueSession::binance(&instruments, BinanceMarket::UsdmFutures),
+            stale,
         )?;
     }
     for (name, v) in &others {
@@ -636,7 +697,25 @@ fn build(
             _ => VenueSession::ethereum(),
         };
         let url = v.url.clone().unwrap_or_default();
-        add_conn(v.pin, name, &url, v.ca_file.clone(), session)?;
+        add_conn(v.pin, name, &url, v.ca_file.clone(), session, stale)?;
+    }
+    // The on-chain venue's chain heads (newHeads): silent longer than a head may be old is
+    // stale. Keys, nonce and the first ladders come first: no hedge is decided before them.
+    let mut evm_venue = if evm_on {
+        Some(evm::EvmVenue::start(cfg, timeout)?)
+    } else {
+        None
+    };
+    if let Some(e) = &evm_venue {
+        add_conn(
+            None,
+            "evm",
+            &e.ws_url,
+            None,
+            VenueSession::ethereum(),
+            cfg.evm.head_stale_after,
+        )
+        .context("--evm-ws-url")?;
     }
 
     let mut feed_tiles = Vec::new();
@@ -663,37 +742,47 @@ fn build(
     // venue's session and merges the fills: Deribit as below, Binance on paper at its quote
     // (a Binance order session comes with its adapter).
     let mut exec_extra: Vec<Box<dyn Tile>> = Vec::new();
-    let (intent_rx, fill_tx) = if alt_ids.is_empty() {
+    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() {
         (intent_rx, fill_tx)
     } else {
         let (d_itx, d_irx) = ring(ORDER_RING)?;
         let (d_ftx, d_frx) = ring(ORDER_RING)?;
-        let (b_itx, b_irx) = ring(ORDER_RING)?;
-        let (b_ftx, b_frx) = ring(ORDER_RING)?;
-        let router = Router::new(
-            intent_rx,
-            fill_tx,
-            vec![
-                Route {
-                    venue: Venue::Deribit,
-                    intents: d_itx,
-                    fills: d_frx,
-                },
-                Route {
-                    venue: Venue::Binance,
-                    intents: b_itx,
-                    fills: b_frx,
-                },
-            ],
-        );
-        exec_extra.push(Box::new(router));
-        exec_extra.push(binance_exec(
-            cfg,
-            binance.as_ref(),
-            &cfg.alt_hedges[0].1,
-            b_irx,
-            b_ftx,
-        )?);
+        let mut routes = vec![Route {
+            venue: Venue::Deribit,
+            intents: d_itx,
+            fills: d_frx,
+        }];
+        let mut tiles: Vec<Box<dyn Tile>> = Vec::new();
+        if !alt_ids.is_empty() {
+            let (b_itx, b_irx) = ring(ORDER_RING)?;
+            let (b_ftx, b_frx) = ring(ORDER_RING)?;
+            routes.push(Route {
+                venue: Venue::Binance,
+                intents: b_itx,
+                fills: b_frx,
+            });
+            tiles.push(binance_exec(
+                cfg,
+                binance.as_ref(),
+                &binance_alts[0].1,
+                b_irx,
+                b_ftx,
+            )?);
+        }
+        // The on-chain venue: Venue::Ethereum (the chain-head feed's venue id too; no other
+        // order session uses it).
+        if let Some(e) = evm_venue.as_mut() {
+            let (e_itx, e_irx) = ring(ORDER_RING)?;
+            let (e_ftx, e_frx) = ring(ORDER_RING)?;
+            routes.push(Route {
+                venue: Venue::Ethereum,
+                intents: e_itx,
+                fills: e_frx,
+            });
+            tiles.push(e.exec_tile(e_irx, e_ftx));
+        }
+        exec_extra.push(Box::new(Router::new(intent_rx, fill_tx, routes)));
+        exec_extra.extend(tiles);
         (d_irx, d_ftx)
     };
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
@@ -779,6 +868,28 @@ fn build(
                 fee: cfg.binance.fee_bps / 1e4,
             })
             .collect(),
+        chain_hedge: match (&evm_venue, chain_inst) {
+            (Some(e), Some(instrument)) => Some(ChainHedge {
+                instrument,
+                venue: Venue::Ethereum,
+                lot_coin: cfg.evm.lot,
+                rungs: cfg.evm.rungs,
+                max_order_coin: cfg
+                    .evm
+                    .max_order
+                    .unwrap_or(f64::INFINITY)
+                    .min(max_order_coin),
+                fee: cfg.evm.fee_bps / 1e4,
+                gas: GasSpec {
+                    gas_units: cfg.evm.gas_limit,
+                    priority_fee_wei: (cfg.evm.priority_fee_gwei * 1e9).round() as u64,
+                },
+                eth_usd: e.eth_usd,
+                head_max_age_ns: cfg.evm.head_stale_after.as_nanos() as u64,
+                backoff_ns: EVM_BACKOFF.as_nanos() as u64,
+            }),
+            _ => None,
+        },
     };
     let rings = PricerRings {
         inputs: feed_rx,
@@ -791,6 +902,11 @@ fn build(
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
     let telemetry = telemetry.with_hedge_log(hedge_log);
+
+    // The signer thread runs for the whole run (stopped by the stop flag, joined in finish).
+    if let Some(e) = evm_venue.as_mut() {
+        e.spawn_signer(stop)?;
+    }
 
     // Threads.
     let cores = available_cores();
@@ -887,6 +1003,7 @@ fn build(
         exec_target,
         reconciled,
         kill_watch: Some(kill_watch),
+        evm: evm_venue,
     })
 }
 
