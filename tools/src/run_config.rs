@@ -2342,8 +2342,16 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
         "evm",
         (!cfg.alt_hedges.iter().any(|(v, _)| v == "evm")).then_some("not used: no --alt-hedge evm"),
     );
-    out.set("rpc_url", e.rpc_url.clone());
-    out.set("builder_url", e.builder_url.clone());
+    out.opt(
+        "rpc_url",
+        (!e.rpc_url.is_empty()).then(|| e.rpc_url.clone()),
+        "the embedded mock node",
+    );
+    out.opt(
+        "builder_url",
+        (!e.builder_url.is_empty()).then(|| e.builder_url.clone()),
+        "the mock's builders with the mock node, none otherwise",
+    );
     out.opt("ws_url", e.ws_url.as_deref(), "the embedded node's");
     for (setting, var) in [
         ("key_env", &e.key_env),

@@ -116,8 +116,26 @@ pub struct EvmReport {
     pub ladders_signed: u64,
     /// See `chain_reads`.
     pub sign_errors: u64,
-    /// Connection drops seen by the exec tile.
+    /// Connection drops seen by the exec tile (closing them at the end counts).
     pub disconnects: u64,
+    /// The embedded mock chain's own record, if it ran (read before it stopped).
+    pub mock: Option<MockChainReport>,
+}
+
+/// What the embedded mock chain saw, from its side.
+#[derive(Clone, Debug, Default)]
+pub struct MockChainReport {
+    /// Transactions accepted, in order: sender (checksummed) and nonce.
+    pub accepted: Vec<(String, u64)>,
+    /// Copies refused as duplicates (the racing rule's void copies), other refusals, and
+    /// requests refused for a missing or bad `X-Flashbots-Signature`, over every endpoint.
+    pub duplicate: u64,
+    /// See `duplicate`.
+    pub rejected: u64,
+    /// See `duplicate`.
+    pub unauthorized: u64,
+    /// JSON-RPC requests the builders received.
+    pub builder_requests: u64,
 }
 
 /// One route's figures.
@@ -328,9 +346,17 @@ impl EvmVenue {
         )
         .map_err(|x| anyhow::anyhow!("--evm-*: {x}"))?;
         // The nonce from the chain and the first ladders, before the first hedge.
-        let view = signer
-            .read()
-            .with_context(|| format!("reading the nonce of {address} from {rpc0}"))?;
+        // A node that fails a reading now and then gets three tries; one that keeps failing
+        // stops the start (nothing may be signed at a guessed nonce).
+        let mut view = signer.read();
+        for _ in 0..2 {
+            if view.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            view = signer.read();
+        }
+        let view = view.with_context(|| format!("reading the nonce of {address} from {rpc0}"))?;
         signer.resign();
         for n in [view.pending_nonce, view.pending_nonce + 1] {
             if signer.current(n).is_none_or(|l| l.nonce != n) {
@@ -449,6 +475,21 @@ impl EvmVenue {
                 .collect();
         }
         if let Some(mut n) = self.node.take() {
+            let t = n.total();
+            r.mock = Some(MockChainReport {
+                accepted: n
+                    .accepted_txs()
+                    .iter()
+                    .map(|x| (x.from.to_checksum(None), x.nonce))
+                    .collect(),
+                duplicate: t.duplicate,
+                rejected: t.rejected,
+                unauthorized: t.unauthorized,
+                builder_requests: (1..=n.builder_urls().len())
+                    .filter_map(|k| n.stats(k))
+                    .map(|s| s.requests)
+                    .sum(),
+            });
             n.stop();
         }
         r

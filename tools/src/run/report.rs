@@ -426,6 +426,13 @@ fn evm_json(s: &Summary, e: &super::evm::EvmReport) -> Value {
         "ladders_signed": e.ladders_signed,
         "sign_errors": e.sign_errors,
         "disconnects": e.disconnects,
+        "mock_chain": e.mock.as_ref().map(|m| json!({
+            "accepted": m.accepted.len(),
+            "duplicate": m.duplicate,
+            "rejected": m.rejected,
+            "unauthorized": m.unauthorized,
+            "builder_requests": m.builder_requests,
+        })),
     })
 }
 
