@@ -22,6 +22,9 @@ fn node(builders: usize, cfg: impl FnOnce(&mut NodeConfig)) -> NodeHandle {
     let mut c = NodeConfig {
         builders,
         block_time: Duration::from_millis(200),
+        // 1 gwei: gas for 200,000 units at 1.1 gwei is 0.66 USD at 3000 USD/ETH, so every
+        // rung of 0.01 coin and more is cheaper on chain than on Deribit at 50 bp.
+        base_fee: 1_000_000_000,
         seed: 11,
         ..NodeConfig::default()
     };
@@ -53,6 +56,8 @@ fn spawn_keel(node: &NodeHandle, builders: bool) -> Child {
         "0",
         "--evm-lot",
         "0.01",
+        "--evm-priority-fee-gwei",
+        "0.1",
         "--rpc-url",
         &node.node_url(),
         "--evm-ws-url",
@@ -219,7 +224,9 @@ fn bad_replies_are_counted_the_route_degraded_and_the_run_goes_on() {
     });
     let key = EvmSigner::from_hex(KEY, "test key").expect("key");
     let address = key.address().to_checksum(None);
-    let s = stop_when_accepted(spawn_keel(&node, true), &node, 4);
+    // A malformed reply closes the builder's connection: copies skip it while it reconnects,
+    // so it sees about half of the decisions.
+    let s = stop_when_accepted(spawn_keel(&node, true), &node, 10);
     let e = &s["evm"];
     let builder = &e["routes"][1];
     assert!(
@@ -230,7 +237,7 @@ fn bad_replies_are_counted_the_route_degraded_and_the_run_goes_on() {
     assert!(bad >= 3, "the bad replies are counted: {e}");
     assert_eq!(builder["outcomes"]["accepted"], 0, "{e}");
     assert!(
-        e["routes"][0]["outcomes"]["accepted"].as_u64().unwrap() >= 4,
+        e["routes"][0]["outcomes"]["accepted"].as_u64().unwrap() >= 10,
         "{e}"
     );
     assert_eq!(builder["health"], "degraded", "{e}");
