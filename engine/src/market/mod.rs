@@ -1011,6 +1011,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn chain_heads_feed_the_on_chain_venue_and_only_it_depends_on_their_connection() {
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap();
+        let head = |number: u64, recv: u64| MarketEvent {
+            exchange_ts_ns: 0,
+            recv_ts_ns: recv,
+            instrument: InstrumentId::NONE,
+            venue: Venue::Ethereum,
+            conn: 3,
+            body: EventBody::ChainHead {
+                number,
+                base_fee_wei: 7,
+                gas_used: 10,
+                gas_limit: 30,
+                timestamp_s: 1,
+            },
+        };
+        assert_eq!(m.chain_head(0, u64::MAX), None);
+        assert_eq!(m.apply(&head(10, 1_000)), Change::HEDGE_QUOTE);
+        let h = m.chain_head(2_000, 5_000).expect("fresh head");
+        assert_eq!((h.number, h.base_fee_wei, h.gas_used, h.gas_limit), (10, 7, 10, 30));
+        // Older than the limit: unusable, like a stale quote.
+        assert_eq!(m.chain_head(7_000, 5_000), None);
+        // An older block never replaces a newer one.
+        assert_eq!(m.apply(&head(9, 3_000)), Change::NONE);
+        assert_eq!(m.chain_head(3_000, 5_000).map(|h| h.number), Some(10));
+        // The chain-head feed drops: the venue is unusable, the market's data is not faulted.
+        let mut down = head(0, 3_000);
+        down.body = EventBody::Disconnected {
+            reason: keel_feeds::event::DisconnectReason::PeerClosed,
+        };
+        m.apply(&down);
+        assert_eq!(m.chain_head(3_000, 5_000), None);
+        assert_ne!(m.fault(3_000), Some(DataFault::Disconnected));
+        let mut up = down;
+        up.body = EventBody::Reconnected { attempts: 1 };
+        m.apply(&up);
+        assert!(m.chain_head(3_000, 5_000).is_some());
+    }
+
+    #[test]
     fn rows_are_in_book_order_with_expiries_and_futures() {
         let m = MarketState::new(
             &instruments(),

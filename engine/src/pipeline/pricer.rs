@@ -1286,3 +1286,77 @@ impl Tile for PricerTile {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::ChainHeadState;
+    use crate::policy::cost::GasSpec;
+
+    fn chain() -> ChainHedge {
+        ChainHedge {
+            instrument: InstrumentId(9),
+            venue: Venue::Ethereum,
+            lot_coin: 0.01,
+            rungs: 6,
+            max_order_coin: 0.2,
+            fee: 0.0005,
+            gas: GasSpec {
+                gas_units: 200_000,
+                priority_fee_wei: 1_000_000_000,
+            },
+            eth_usd: Some(3_000.0),
+            head_max_age_ns: 1,
+            backoff_ns: 1,
+        }
+    }
+
+    #[test]
+    fn the_on_chain_rung_is_the_one_the_ladder_picks() {
+        let c = chain();
+        // Rungs 0.01, 0.02, 0.04, 0.08, 0.16 (0.32 is above the limit); ties to the smaller.
+        for (want, rung) in [
+            (0.001, Some(0.01)),
+            (0.015, Some(0.01)),
+            (0.016, Some(0.02)),
+            (0.07, Some(0.08)),
+            (5.0, Some(0.16)),
+            (0.0, None),
+            (f64::NAN, None),
+        ] {
+            assert_eq!(c.rung_for(want), rung, "{want}");
+        }
+        let mut tight = c;
+        tight.max_order_coin = 0.005;
+        assert_eq!(tight.rung_for(0.01), None, "no rung within the limit");
+    }
+
+    #[test]
+    fn the_on_chain_cost_is_dex_fee_plus_gas_at_the_predicted_base_fee() {
+        let c = chain();
+        // A full block: the next base fee is 10 gwei × 1.125.
+        let head = ChainHeadState {
+            number: 1,
+            base_fee_wei: 10_000_000_000,
+            gas_used: 30_000_000,
+            gas_limit: 30_000_000,
+        };
+        let (cost, gas) = c.cost_usd(0.16, 60_000.0, &head, 60_000.0).unwrap();
+        // (11.25 + 1) gwei × 200,000 = 0.00245 ETH × 3000 = 7.35 USD.
+        assert!((gas - 7.35).abs() < 1e-9, "{gas}");
+        // 5 bp of 0.16 × 60,000 = 4.8 USD.
+        assert!((cost - (4.8 + 7.35)).abs() < 1e-9, "{cost}");
+        // The ETH price from the index when none is configured (the underlying is ETH).
+        let mut eth = c;
+        eth.eth_usd = None;
+        let (_, gas) = eth.cost_usd(1.0, 3_000.0, &head, 3_000.0).unwrap();
+        assert!((gas - 7.35).abs() < 1e-9);
+        // A head the EIP-1559 rule cannot use, or no price: no candidate.
+        let bad = ChainHeadState {
+            gas_used: 31_000_000,
+            ..head
+        };
+        assert!(c.cost_usd(0.16, 60_000.0, &bad, 60_000.0).is_none());
+        assert!(c.cost_usd(0.16, f64::NAN, &head, 60_000.0).is_none());
+    }
+}
