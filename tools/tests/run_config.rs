@@ -644,7 +644,10 @@ fn the_on_chain_venue_reads_evm_flags_and_its_table() {
         vec!["http://127.0.0.1:8545", "http://127.0.0.1:9545"]
     );
     assert_eq!(e.builder_url, vec!["https://relay.example:443"]);
-    assert_eq!((e.chain_id, e.gas_limit, e.fee_bps), (Some(5), 150_000, 7.0));
+    assert_eq!(
+        (e.chain_id, e.gas_limit, e.fee_bps),
+        (Some(5), 150_000, 7.0)
+    );
     assert!(!e.uses_sim());
     // The embedded mock needs none of it.
     let cfg = resolved(&["--alt-hedge", "evm"]);
@@ -653,12 +656,20 @@ fn the_on_chain_venue_reads_evm_flags_and_its_table() {
 
 #[test]
 fn the_on_chain_venue_refuses_what_a_real_chain_cannot_default() {
-    let real = ["--alt-hedge", "evm", "--evm-rpc-url", "http://127.0.0.1:8545"];
+    let real = [
+        "--alt-hedge",
+        "evm",
+        "--evm-rpc-url",
+        "http://127.0.0.1:8545",
+    ];
     let e = error(&real);
     assert!(e.contains("--evm-chain-id"), "{e}");
     for (extra, says) in [
         (vec!["--evm-rpc-url", "ws://x:1"], "http:// or https://"),
-        (vec!["--evm-key-env", "0xabc"], "NAME of an environment variable"),
+        (
+            vec!["--evm-key-env", "0xabc"],
+            "NAME of an environment variable",
+        ),
         (vec!["--evm-router", "0x12"], "router"),
         (vec!["--evm-calldata-buy", "0xzz"], "calldata"),
         (vec!["--evm-rungs", "30"], "1..=24"),
@@ -668,13 +679,19 @@ fn the_on_chain_venue_refuses_what_a_real_chain_cannot_default() {
             vec!["--evm-keystore", "Cargo.toml", "--evm-key-env", "K"],
             "one key source",
         ),
-        (vec!["--evm-builder-url", "http://127.0.0.1:1"], "--evm-rpc-url"),
+        (
+            vec!["--evm-builder-url", "http://127.0.0.1:1"],
+            "--evm-rpc-url",
+        ),
     ] {
         let mut argv = vec!["--alt-hedge", "evm"];
         argv.extend(extra.iter().copied());
         let err = error(&argv);
         assert!(err.contains(says), "{argv:?}: {err}");
-        assert!(!err.contains("0xabc"), "a key-like value is never echoed: {err}");
+        assert!(
+            !err.contains("0xabc"),
+            "a key-like value is never echoed: {err}"
+        );
     }
     // Builders without the reputation key, against a real node.
     let (_dir, path) = toml_file(

@@ -1036,7 +1036,10 @@ pub(crate) mod tests {
         assert_eq!(m.chain_head(0, u64::MAX), None);
         assert_eq!(m.apply(&head(10, 1_000)), Change::HEDGE_QUOTE);
         let h = m.chain_head(2_000, 5_000).expect("fresh head");
-        assert_eq!((h.number, h.base_fee_wei, h.gas_used, h.gas_limit), (10, 7, 10, 30));
+        assert_eq!(
+            (h.number, h.base_fee_wei, h.gas_used, h.gas_limit),
+            (10, 7, 10, 30)
+        );
         // Older than the limit: unusable, like a stale quote.
         assert_eq!(m.chain_head(7_000, 5_000), None);
         // An older block never replaces a newer one.
