@@ -308,6 +308,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
             for (k, url) in node.builder_urls().iter().enumerate() {
                 writeln!(out, "builder{}: {url}", k + 1)?;
             }
+            writeln!(out, "heads: {}", node.ws_url())?;
         }
         out.flush()?;
     }
