@@ -571,10 +571,11 @@ impl PricerTile {
             } else {
                 self.gate.record_outcome(f.status, now);
             }
-            if on_chain && f.filled == 0.0 {
-                if let Some(c) = &self.config.chain_hedge {
-                    self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns);
-                }
+            if on_chain
+                && f.filled == 0.0
+                && let Some(c) = &self.config.chain_hedge
+            {
+                self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns);
             }
             if f.filled != 0.0 {
                 self.book.apply_fill(&self.market, f.instrument, f.filled);

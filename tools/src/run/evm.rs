@@ -195,7 +195,7 @@ fn chain_id_of(url: &str, timeout: Duration) -> Result<u64> {
 fn lot_units(lot: f64, decimals: u8) -> Result<U256> {
     let units = lot * 10f64.powi(i32::from(decimals));
     let rounded = units.round();
-    if !(rounded >= 1.0 && rounded < 1e30) || (units - rounded).abs() > 1e-6 * rounded.max(1.0) {
+    if !(1.0..1e30).contains(&rounded) || (units - rounded).abs() > 1e-6 * rounded.max(1.0) {
         bail!(
             "--evm-lot {lot} with --evm-decimals {decimals}: not a whole number of token base \
              units ({units})"

@@ -146,10 +146,7 @@ impl Server {
             head,
             log,
         })
-        .map(|s| {
-            s.publish_head();
-            s
-        })
+        .inspect(Server::publish_head)
     }
 
     fn publish_head(&self) {
