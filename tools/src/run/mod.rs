@@ -1208,7 +1208,7 @@ fn status_loop(
             let t2t = lat.get(keel_engine::pipeline::Stage::TickToTrade);
             let _ = writeln!(
                 out,
-                "[{:>6.1}s] ticks {:>7.0}/s  reprices {:>6.0}/s  Δ {:+.4} {}  Γ {:+.6}  ν {:+.3}  hedges {} fills {}  t2t p50 {} p99 {}  {}",
+                "[{:>6.1}s] ticks {:>7.0}/s  reprices {:>6.0}/s  Δ {:+.4} {}  Γ {:+.6}  ν {:+.3}  hedges {}{} fills {}  t2t p50 {} p99 {}  {}",
                 now.duration_since(started).as_secs_f64(),
                 (ticks - last_ticks) as f64 / dt,
                 (reprices - last_reprices) as f64 / dt,
@@ -1217,6 +1217,15 @@ fn status_loop(
                 p.gamma_coin.get(),
                 p.vega_coin.get(),
                 p.hedges.load(Ordering::Relaxed),
+                if b.evm.is_some() {
+                    format!(
+                        " ({} on chain, {} refused)",
+                        p.chain_venue_hedges.load(Ordering::Relaxed),
+                        p.chain_refusals.load(Ordering::Relaxed)
+                    )
+                } else {
+                    String::new()
+                },
                 p.fills.load(Ordering::Relaxed),
                 report::fmt_ns(t2t.p50_ns),
                 report::fmt_ns(t2t.p99_ns),
