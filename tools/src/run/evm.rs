@@ -15,9 +15,10 @@
 //! 5. the signer thread starts (it runs for the whole run; [`EvmVenue::finish`] stops and joins
 //!    it, then reads the nonce once more for the summary), and the exec tile gets its shelf.
 //!
-//! Without `--live`, a run against a real node (`--evm-rpc-url`) never sends: its on-chain
-//! hedges fill on paper at the decision's price (the keys are not even loaded); the embedded
-//! mock node always gets real transactions, like the embedded Deribit gets real orders.
+//! A run that is dry (no `--live`, or an enabled venue's keys missing: `RunConfig::dry_run`)
+//! never sends to a real node (`--evm-rpc-url`): its on-chain hedges fill on paper at the
+//! decision's price (the keys are not even loaded); the embedded mock node always gets real
+//! transactions, like the embedded Deribit gets real orders.
 //!
 //! Start-up code: allocates and blocks freely; nothing here runs on the hot path.
 
@@ -217,7 +218,9 @@ impl EvmVenue {
     pub fn start(cfg: &RunConfig, timeout: Duration) -> Result<EvmVenue> {
         let e = &cfg.evm;
         let embedded = e.uses_sim();
-        let live = embedded || cfg.live;
+        // Like every venue: real orders with --live and every enabled venue's keys (a run that is
+        // dry for Deribit is dry on chain too); the embedded mock always gets real ones.
+        let live = embedded || !cfg.dry_run();
         let route_report = Arc::new(Mutex::new(Vec::new()));
         let mut node = None;
         let (key, flashbots, routes, ws_url, chain_id) = if embedded {
