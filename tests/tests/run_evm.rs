@@ -115,8 +115,8 @@ fn hedges_on_deribit_when_gas_is_expensive() {
     cfg.evm.sim_base_fee_gwei = 100_000.0;
     let run = start(&cfg, None).expect("starts");
     let p = run.pricer();
-    wait_for("two hedges", Duration::from_secs(90), || {
-        p.hedges.load(Ordering::Relaxed) >= 2
+    wait_for("two hedges filled", Duration::from_secs(90), || {
+        p.fills.load(Ordering::Relaxed) >= 2
     });
     // The chain candidate was priced (a chain head arrived), and lost.
     wait_for("the on-chain venue priced", Duration::from_secs(60), || {
@@ -126,7 +126,10 @@ fn hedges_on_deribit_when_gas_is_expensive() {
     let e = s.evm.as_ref().expect("an on-chain report");
     assert_eq!(s.chain_venue_hedges, 0, "{s:?}");
     assert_eq!(e.decisions, 0);
-    assert!(s.orders_sent >= 2, "hedged on Deribit: {s:?}");
+    assert!(
+        s.fills >= 2 && s.orders_sent >= 2,
+        "hedged on Deribit: {s:?}"
+    );
     assert!(
         s.chain_cost_per_coin > 10_000.0,
         "gas dominates: {}",

@@ -284,7 +284,8 @@ pub struct ChainHedge {
     pub eth_usd: Option<f64>,
     /// A chain head older than this makes the venue unusable, ns.
     pub head_max_age_ns: u64,
-    /// After a refusal or a failed hedge, the venue is left out this long, ns.
+    /// After a refusal or a failed hedge the venue is left out this long, ns, doubled for each
+    /// such outcome in a row (at most 32×); a fill on chain resets it.
     pub backoff_ns: u64,
 }
 
@@ -471,6 +472,8 @@ pub struct PricerTile {
     bucket_bands: Vec<BucketBand>,
     /// The on-chain venue is left out of decisions until this local time, ns.
     chain_backoff_until_ns: u64,
+    /// On-chain outcomes without a fill in a row (the sit-out doubles with each).
+    chain_fail_streak: u32,
 }
 
 /// Intents of one decision at most: every option leg and the delta hedge.
@@ -538,6 +541,7 @@ impl PricerTile {
                 last_decision_ns: 0,
                 iv_fault: None,
                 chain_backoff_until_ns: 0,
+                chain_fail_streak: 0,
                 config,
             },
             stats,
@@ -571,11 +575,17 @@ impl PricerTile {
             } else {
                 self.gate.record_outcome(f.status, now);
             }
-            if on_chain
-                && f.filled == 0.0
-                && let Some(c) = &self.config.chain_hedge
-            {
-                self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns);
+            if on_chain && let Some(c) = &self.config.chain_hedge {
+                if f.filled == 0.0 {
+                    // Sits out, twice as long for each failure in a row (at most 32×): a venue
+                    // that keeps refusing costs a decision now and then, not every one (nor the
+                    // order-rate budget, which every intent counts in).
+                    let k = self.chain_fail_streak.min(5);
+                    self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
+                    self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+                } else {
+                    self.chain_fail_streak = 0;
+                }
             }
             if f.filled != 0.0 {
                 self.book.apply_fill(&self.market, f.instrument, f.filled);

@@ -69,8 +69,8 @@ const BINANCE_BTC_LOT: f64 = 0.001;
 const TRACE_RING: usize = 16_384;
 /// How often time to expiry moves on (a full reprice), ms.
 const TAU_REFRESH_MS: u64 = 1_000;
-/// After a refused or failed on-chain hedge, the on-chain venue sits out this long (the next
-/// decisions go to the next-cheapest venue).
+/// After a refused or failed on-chain hedge, the on-chain venue sits out this long, doubled for
+/// each in a row up to 32× (the next decisions go to the next-cheapest venue).
 const EVM_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs `keel run`.
