@@ -19,11 +19,14 @@ fn base() -> RunConfig {
     cfg.status_every = Duration::ZERO;
     cfg.dev = true;
     cfg.alt_hedges = vec![("evm".into(), String::new())];
-    // Deribit's fee high, the DEX's zero: with 10 gwei gas the chain is the cheaper venue for
-    // any rung above a few hundredths of a coin.
+    // Deribit's fee high, the DEX's zero, gas at 0.01 gwei (0.006 USD a transaction): the
+    // chain is the cheaper venue for every rung.
     cfg.deribit.fee_bps = 50.0;
     cfg.evm.fee_bps = 0.0;
     cfg.evm.lot = 0.01;
+    cfg.evm.sim_base_fee_gwei = 0.01;
+    cfg.evm.priority_fee_gwei = 0.0;
+    cfg.max_hedges_per_min = 600;
     cfg.evm.sim_block_time = Duration::from_millis(200);
     cfg
 }
@@ -45,10 +48,12 @@ fn hedges_on_chain_when_cheapest_with_one_transaction_per_nonce() {
         "{}",
         run.banner()
     );
-    let p = run.pricer();
-    wait_for("three hedges on chain", Duration::from_secs(90), || {
-        p.chain_venue_hedges.load(Ordering::Relaxed) >= 3
-    });
+    let node = run.evm_node().expect("the embedded mock node");
+    wait_for(
+        "three transactions on chain",
+        Duration::from_secs(90),
+        || node.accepted_txs().len() >= 3,
+    );
     let s = run.finish().expect("clean shutdown");
     let e = s.evm.as_ref().expect("an on-chain report");
     let mock = e.mock.as_ref().expect("the embedded mock chain's record");
@@ -92,7 +97,8 @@ fn hedges_on_chain_when_cheapest_with_one_transaction_per_nonce() {
         "{e:?} {mock:?}"
     );
     // The book counted the on-chain fills; the venue report and the pricer agree.
-    assert_eq!(s.chain_venue_hedges, e.decisions, "{e:?}");
+    // (An intent decided just before the stop may not have reached the exec tile.)
+    assert!(e.decisions <= s.chain_venue_hedges, "{e:?}");
     assert!(s.chain_cost_per_coin.is_finite() && s.chain_cost_per_coin > 0.0);
     assert_eq!(s.risk_state, "active");
     // Send→ack latency per route, from the race table.

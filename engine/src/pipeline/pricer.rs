@@ -77,7 +77,7 @@ pub struct PricerStats {
     pub option_hedges: AtomicU64,
     /// Delta hedges sent to an alternative venue because it was cheaper all-in.
     pub alt_venue_hedges: AtomicU64,
-    /// Of those, delta hedges sent on chain ([`ChainHedge`]).
+    /// Delta hedges sent on chain ([`ChainHedge`]), past the risk gate.
     pub chain_venue_hedges: AtomicU64,
     /// On-chain decisions the exec side refused before sending anything (nonce busy, fee cap
     /// stale, no ladder, ...; `Fill::error_code` ≤ [`REFUSED_BEFORE_SEND`]): released, not
@@ -929,11 +929,6 @@ impl PricerTile {
         let (_, intent) = best?;
         if alt_won && intent.instrument != self.config.hedge_instrument {
             self.stats.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
-            if Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
-                self.stats
-                    .chain_venue_hedges
-                    .fetch_add(1, Ordering::Relaxed);
-            }
         }
         Some(intent)
     }
@@ -1139,7 +1134,13 @@ impl PricerTile {
             && let Some(intent) = self.cheapest_venue(order, price, trace, now)
         {
             let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
-            sent |= self.emit(intent, exposure, now);
+            let emitted = self.emit(intent, exposure, now);
+            if emitted && Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
+                self.stats
+                    .chain_venue_hedges
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            sent |= emitted;
         }
         if !sent {
             return false;
