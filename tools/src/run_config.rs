@@ -307,7 +307,7 @@ impl Default for EvmSettings {
             timeout_ms: 2_000,
             head_stale_after: Duration::from_secs(36),
             poll: Duration::from_millis(500),
-            sim_block_time: Duration::from_secs(1),
+            sim_block_time: Duration::from_secs(12),
             sim_base_fee_gwei: 10.0,
         }
     }
@@ -1057,7 +1057,7 @@ pub struct EvmFlags {
     /// How often the signer thread reads the chain (nonce, head) [default: 500ms].
     #[arg(long = "evm-poll", value_name = "DURATION")]
     pub poll: Option<String>,
-    /// Block time of the embedded mock chain [default: 1s].
+    /// Block time of the embedded mock chain (keep --evm-poll well below it: bundles target the next block) [default: 12s].
     #[arg(long = "evm-sim-block-time", value_name = "DURATION")]
     pub sim_block_time: Option<String>,
     /// Base fee of the embedded mock chain, gwei [default: 10].

@@ -399,6 +399,12 @@ impl EvmVenue {
         }
     }
 
+    /// False once a started signer thread has ended before the run (it panicked): ladders
+    /// then go stale and every on-chain decision is refused (fee or block stale).
+    pub fn signer_running(&self) -> bool {
+        self.signer.as_ref().is_none_or(|h| !h.is_finished())
+    }
+
     /// Starts the signer thread (step 5); it stops with `stop`.
     pub fn spawn_signer(&mut self, stop: &StopFlag) -> Result<()> {
         if let Some(s) = self.pending_signer.take() {

@@ -1182,6 +1182,7 @@ fn status_loop(
     let mut last_ticks = 0u64;
     let mut last_reprices = 0u64;
     let mut last_at = started;
+    let mut signer_warned = false;
     loop {
         if stop.is_stopped() {
             break;
@@ -1197,6 +1198,14 @@ fn status_loop(
             // A tile thread ended by itself (init failure, pin failure): stop the others; the
             // error comes from join.
             break;
+        }
+        if !signer_warned && b.evm.as_ref().is_some_and(|e| !e.signer_running()) {
+            signer_warned = true;
+            let _ = writeln!(
+                out,
+                "on chain: the ladder signer thread stopped; on-chain hedges are refused from now \
+                 on (stale ladders) and go to the other venues"
+            );
         }
         if !cfg.status_every.is_zero() && now >= next_status {
             let p = &b.pricer;

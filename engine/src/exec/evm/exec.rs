@@ -704,6 +704,10 @@ impl CopyOutcome {
 
 /// The EVM exec tile: hedge intents from a ring, fills back on another
 /// (DESIGN.md "exec thread: ladder.pick(intent) -> race(raw bytes, venues) -> acks/fills").
+/// At teardown it waits (at most the race deadline) for copies still out, so a decision whose
+/// transaction may land is resolved rather than abandoned, then publishes its route statistics
+/// ([`EvmExecTile::with_route_report`]). `keel run --alt-hedge evm` routes `Venue::Ethereum`
+/// intents to it (`tools/src/run/evm.rs`); their amount is coin.
 pub struct EvmExecTile {
     exec: EvmExec,
     intents: Consumer<HedgeIntent>,
