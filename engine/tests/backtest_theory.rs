@@ -49,6 +49,7 @@ fn gbm(
         policies: policies.iter().map(|p| p.parse().unwrap()).collect(),
         option_hedge: None,
         mark_model_vol: false,
+        vol_term_beta: 0.0,
     }
 }
 
@@ -238,6 +239,7 @@ fn three_step_path_is_exact() {
         policies: vec!["time:1d".parse().unwrap()],
         option_hedge: None,
         mark_model_vol: false,
+        vol_term_beta: 0.0,
     };
     let rep = one(&cfg);
 

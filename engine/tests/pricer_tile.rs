@@ -80,12 +80,43 @@ impl Rig {
     }
 
     fn with_limits(limits: keel_engine::risk::RiskLimits) -> Self {
-        Self::with(limits, false)
+        Self::build(limits, None, None, false)
     }
 
     /// With `chain`, an on-chain venue (instrument 3) beside the perpetual: 1 gwei gas, no DEX
     /// fee, so it is the cheaper venue once a chain head arrives.
     fn with(limits: keel_engine::risk::RiskLimits, chain: bool) -> Self {
+        Self::build(limits, None, None, chain)
+    }
+
+    /// With Binance's linear perpetual (instrument 3) as an alternative delta hedge at
+    /// `alt_fee` (fraction of notional; Deribit's is 5 bp), both books' depth tracked.
+    fn with_alt(alt_fee: f64) -> Self {
+        Self::build(
+            keel_engine::risk::RiskLimits::default(),
+            Some(alt_fee),
+            None,
+            false,
+        )
+    }
+
+    /// With gamma hedging (`options`, its liquid rows 0 = "C" and 1 = "D", a 104,000 call of
+    /// the same expiry, instrument 3), the perpetual's and both options' books tracked.
+    fn with_options(options: keel_engine::pipeline::pricer::OptionHedging) -> Self {
+        Self::build(
+            keel_engine::risk::RiskLimits::default(),
+            None,
+            Some(options),
+            false,
+        )
+    }
+
+    fn build(
+        limits: keel_engine::risk::RiskLimits,
+        alt_fee: Option<f64>,
+        options: Option<keel_engine::pipeline::pricer::OptionHedging>,
+        chain: bool,
+    ) -> Self {
         let now_ms = now_ns() / 1_000_000;
         let exp = now_ms + 30 * DAY_MS;
         let mut v = Instruments::new();
@@ -110,8 +141,32 @@ impl Rig {
             c.inverse = false;
             v.insert(c); // 3
         }
-        let market =
+        if options.is_some() {
+            v.insert(inst(
+                "D",
+                InstrumentKind::Option,
+                104_000.0,
+                exp,
+                Some(OptionRight::Call),
+            )); // 3
+        }
+        if alt_fee.is_some() {
+            let mut b = inst("BTCUSDT", InstrumentKind::Perpetual, f64::NAN, 0, None);
+            b.venue = Venue::Binance;
+            b.inverse = false;
+            b.contract_size = 1.0;
+            b.quote_currency = "USDT".into();
+            v.insert(b); // 3
+        }
+        let mut market =
             MarketState::new(&v, "BTC", Some(InstrumentId(0)), MarketConfig::default()).unwrap();
+        if alt_fee.is_some() {
+            market.set_alt_hedges(&[InstrumentId(3)]);
+            market.track_depth(&[InstrumentId(0), InstrumentId(3)], 64);
+        }
+        if options.is_some() {
+            market.track_depth(&[InstrumentId(0), InstrumentId(2), InstrumentId(3)], 64);
+        }
         // Short 10 at-the-money calls: about −5 BTC of delta.
         let book = Book::new(
             &market,
@@ -137,7 +192,7 @@ impl Rig {
             index_guard: keel_engine::risk::IndexConfig::default(),
             index_stale_ns: 2_000_000_000,
             iv_guard: keel_engine::risk::IvLimits::default(),
-            options: None,
+            options,
             triggers: None,
             kappa: 0.0005,
             policy: DeltaBand {
@@ -153,7 +208,20 @@ impl Rig {
             hedge_instrument: InstrumentId(0),
             hedge_venue: Venue::Deribit,
             min_hedge_interval_ns: 0,
-            alt_hedges: Vec::new(),
+            alt_hedges: alt_fee
+                .map(|fee| keel_engine::pipeline::pricer::AltHedge {
+                    instrument: InstrumentId(3),
+                    venue: Venue::Binance,
+                    spec: HedgeSpec {
+                        inverse: false,
+                        lot: 0.001,
+                        min_amount: 0.001,
+                        max_order_coin: f64::INFINITY,
+                    },
+                    fee,
+                })
+                .into_iter()
+                .collect(),
             chain_hedge: chain.then_some(keel_engine::pipeline::pricer::ChainHedge {
                 instrument: InstrumentId(3),
                 venue: Venue::Ethereum,
@@ -191,12 +259,16 @@ impl Rig {
     }
 
     fn send(&mut self, id: u32, body: EventBody) {
+        self.send_from(Venue::Deribit, 0, id, body);
+    }
+
+    fn send_from(&mut self, venue: Venue, conn: u8, id: u32, body: EventBody) {
         let ev = MarketEvent {
             exchange_ts_ns: self.now_ms * 1_000_000,
             recv_ts_ns: now_ns(),
             instrument: InstrumentId(id),
-            venue: Venue::Deribit,
-            conn: 0,
+            venue,
+            conn,
             body,
         };
         self.feed
@@ -234,6 +306,265 @@ impl Rig {
             }),
         );
     }
+}
+
+impl Rig {
+    /// One book message: `levels` (price, size, side) replacing the book when `snapshot`.
+    fn book(
+        &mut self,
+        venue: Venue,
+        conn: u8,
+        id: u32,
+        snapshot: bool,
+        levels: &[(f64, f64, Side)],
+    ) {
+        let n = levels.len();
+        for (k, &(price, size, side)) in levels.iter().enumerate() {
+            self.send_from(
+                venue,
+                conn,
+                id,
+                EventBody::BookLevel {
+                    price,
+                    size,
+                    side,
+                    snapshot,
+                    first: k == 0,
+                    last: k + 1 == n,
+                    seq: 1,
+                },
+            );
+        }
+    }
+
+    /// The market at 100,000 with both venues quoting 100,000 ± 0.5; Deribit's book deep
+    /// (10 M USD a side), Binance's book `binance_asks` over a deep bid.
+    fn two_venues(&mut self, binance_asks: &[(f64, f64, Side)]) {
+        self.market(100_000.0);
+        self.send_from(
+            Venue::Binance,
+            1,
+            3,
+            EventBody::Quote {
+                bid: 99_999.5,
+                bid_size: 100.0,
+                ask: 100_000.5,
+                ask_size: binance_asks.first().map_or(0.0, |l| l.1),
+            },
+        );
+        self.book(
+            Venue::Deribit,
+            0,
+            0,
+            true,
+            &[(99_999.5, 1e7, Side::Buy), (100_000.5, 1e7, Side::Sell)],
+        );
+        let mut levels = vec![(99_999.5, 100.0, Side::Buy)];
+        levels.extend_from_slice(binance_asks);
+        self.book(Venue::Binance, 1, 3, true, &levels);
+    }
+
+    fn count(&self, c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn the_delta_venue_is_chosen_by_walking_each_live_book_for_the_size() {
+    // Binance is cheaper at the touch (1 bp against 5 bp), but only 0.5 BTC rests there and
+    // the next ask is $1,000 higher: walking ~5 BTC costs ~$900 a coin, Deribit ~$50.
+    let mut r = Rig::with_alt(0.0001);
+    r.two_venues(&[(100_000.5, 0.5, Side::Sell), (101_000.0, 50.0, Side::Sell)]);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    assert_eq!((i.venue, i.side), (Venue::Deribit, Side::Buy), "{i:?}");
+    assert_eq!(r.count(&r.stats.depth_costed), 1);
+    let slip = r.stats.est_slippage_usd.get();
+    let coin = i.coin_delta;
+    assert!(
+        slip > 0.0 && slip / coin < 1.0,
+        "Deribit's deep book: {slip} for {coin}"
+    );
+    assert!((r.stats.est_fees_usd.get() - i.amount * 5e-4).abs() < 1e-6);
+
+    // The same fees with a deep Binance book: Binance wins, its walk costed.
+    let mut r = Rig::with_alt(0.0001);
+    r.two_venues(&[(100_000.5, 50.0, Side::Sell)]);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    assert_eq!(i.venue, Venue::Binance, "{i:?}");
+    assert!((i.amount - i.coin_delta).abs() < 1e-9 && i.amount > 4.0);
+    assert_eq!(r.count(&r.stats.alt_venue_hedges), 1);
+    assert_eq!(r.count(&r.stats.depth_costed), 1);
+
+    // Binance's whole visible book is 1 BTC: passed over, counted.
+    let mut r = Rig::with_alt(0.0001);
+    r.two_venues(&[(100_000.5, 1.0, Side::Sell)]);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    assert_eq!(i.venue, Venue::Deribit);
+    assert_eq!(r.count(&r.stats.depth_short), 1);
+
+    // A gap breaks Binance's book: it is costed at its touch again (cheaper fee → Binance),
+    // never on the broken levels.
+    let mut r = Rig::with_alt(0.0001);
+    r.two_venues(&[(100_000.5, 0.5, Side::Sell), (101_000.0, 50.0, Side::Sell)]);
+    r.send_from(
+        Venue::Binance,
+        1,
+        3,
+        EventBody::SequenceGap {
+            expected: 1,
+            got: 5,
+        },
+    );
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    assert_eq!(i.venue, Venue::Binance, "{i:?}");
+    assert_eq!(r.count(&r.stats.touch_costed), 1);
+
+    // A Binance disconnection breaks its book too (and makes the venue unusable anyway).
+    let mut r = Rig::with_alt(0.0001);
+    r.two_venues(&[(100_000.5, 50.0, Side::Sell)]);
+    r.send_from(
+        Venue::Binance,
+        1,
+        3,
+        EventBody::Disconnected {
+            reason: DisconnectReason::PeerClosed,
+        },
+    );
+    r.tile.step();
+    let i = r.intents.pop();
+    assert!(i.is_none_or(|i| i.venue == Venue::Deribit), "{i:?}");
+}
+
+#[test]
+fn a_venue_slow_to_answer_pays_a_latency_charge_learnt_from_its_fills() {
+    // Binance 0.5 bp dearer ($5 a coin at 100,000): Deribit wins while its latency is unknown.
+    let mut r = Rig::with_alt(0.00055);
+    r.two_venues(&[(100_000.5, 50.0, Side::Sell)]);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    assert_eq!(i.venue, Venue::Deribit);
+    assert_eq!(r.stats.est_latency_usd.get(), 0.0);
+    // Deribit answers 2 s after the send, filling one lot: the exposure stays.
+    let mut trace = i.trace;
+    let now = now_ns();
+    trace.sent_ns = now - 2_000_000_000;
+    r.fills
+        .push(Fill {
+            trace,
+            intent_id: i.id,
+            filled: 10.0,
+            price: 100_000.5,
+            intent_coin_delta: i.coin_delta,
+            done_ns: now,
+            instrument: i.instrument,
+            error_code: 0,
+            status: FillStatus::Partial,
+        })
+        .unwrap();
+    // √(2/π)·σ·S·√(2 s) ≈ 0.80 × 0.5 × 100,000 × 2.5e-4 ≈ $10 a coin on Deribit now.
+    r.two_venues(&[(100_000.5, 50.0, Side::Sell)]);
+    r.tile.step();
+    let i = r.intents.pop().expect("the rest of the exposure");
+    assert_eq!(i.venue, Venue::Binance, "{i:?}");
+}
+
+fn gamma_hedging(half_width: f64) -> keel_engine::pipeline::pricer::OptionHedging {
+    keel_engine::pipeline::pricer::OptionHedging {
+        gamma: Some(keel_engine::policy::construct::Band {
+            target: 0.0,
+            half_width,
+        }),
+        vega: None,
+        bucket_vega: None,
+        liquid: vec![0, 1],
+        max_contracts: 20.0,
+        fee: keel_engine::policy::cost::FeeRule::DERIBIT_OPTION,
+    }
+}
+
+impl Rig {
+    /// The market with "C" quoted 0.001 coin wide and "D" 0.003, and their books: "C" deep or
+    /// thin (0.5 contracts at its ask, then 0.06), "D" deep.
+    fn options_market(&mut self, c_thin: bool) {
+        self.market(100_000.0);
+        let ticker = |mark: f64, half: f64| {
+            EventBody::OptionTicker(OptionTicker {
+                bid: mark - half,
+                bid_size: 100.0,
+                ask: mark + half,
+                ask_size: 100.0,
+                mark,
+                mark_iv: 0.5,
+                bid_iv: f64::NAN,
+                ask_iv: f64::NAN,
+                underlying: 100_000.0,
+                index: 100_000.0,
+            })
+        };
+        // "C" again with a two-sided quote (the rig's own ticker for it has none).
+        self.send(2, ticker(0.05, 0.0005));
+        self.send(3, ticker(0.03, 0.0015));
+        let c_asks: &[(f64, f64, Side)] = if c_thin {
+            &[(0.0505, 0.5, Side::Sell), (0.06, 100.0, Side::Sell)]
+        } else {
+            &[(0.0505, 100.0, Side::Sell)]
+        };
+        let mut c = vec![(0.0495, 100.0, Side::Buy)];
+        c.extend_from_slice(c_asks);
+        self.book(Venue::Deribit, 0, 2, true, &c);
+        self.book(
+            Venue::Deribit,
+            0,
+            3,
+            true,
+            &[(0.0285, 100.0, Side::Buy), (0.0315, 100.0, Side::Sell)],
+        );
+        self.book(
+            Venue::Deribit,
+            0,
+            0,
+            true,
+            &[(99_999.5, 1e7, Side::Buy), (100_000.5, 1e7, Side::Sell)],
+        );
+    }
+}
+
+#[test]
+fn gamma_legs_are_recosted_on_their_books_and_a_thin_one_loses() {
+    // The book's gamma, from a rig whose band is too wide to trade.
+    let mut r = Rig::with_options(gamma_hedging(1e9));
+    r.options_market(false);
+    r.tile.step();
+    let gamma = r.stats.gamma_coin.get();
+    assert!(gamma < 0.0, "short calls: {gamma}");
+    // Deep books: the at-the-money call "C" fixes the gamma in fewest contracts.
+    let mut r = Rig::with_options(gamma_hedging(0.3 * gamma.abs()));
+    r.options_market(false);
+    r.tile.step();
+    let leg = r.intents.pop().expect("a gamma leg");
+    assert_eq!(
+        (leg.instrument, leg.side),
+        (InstrumentId(2), Side::Buy),
+        "{leg:?}"
+    );
+    assert!(r.count(&r.stats.option_legs_walked) >= 1);
+    assert_eq!(r.count(&r.stats.option_depth_resolves), 0);
+    // "C" has 0.5 contracts at its ask and the rest 0.0095 coin higher: walked, its leg costs
+    // ~0.009 a contract instead of 0.0008 (D: 0.0018); the solve runs again and buys "D".
+    let mut r = Rig::with_options(gamma_hedging(0.3 * gamma.abs()));
+    r.options_market(true);
+    r.tile.step();
+    let leg = r.intents.pop().expect("a gamma leg");
+    assert_eq!(
+        (leg.instrument, leg.side),
+        (InstrumentId(3), Side::Buy),
+        "{leg:?}"
+    );
+    assert!(r.count(&r.stats.option_depth_resolves) >= 1);
 }
 
 #[test]

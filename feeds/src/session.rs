@@ -289,6 +289,17 @@ impl VenueSession {
         books: bool,
         subscribe: &dyn Fn(InstrumentId, &Instrument) -> bool,
     ) -> Self {
+        Self::deribit_select(instruments, subscribe, &|_, _| books)
+    }
+
+    /// A Deribit session subscribing the instruments `subscribe` accepts, with
+    /// `book.{name}.100ms` too for those of them `book` accepts (the hedge instrument's depth,
+    /// say, without a book per option).
+    pub fn deribit_select(
+        instruments: &Instruments,
+        subscribe: &dyn Fn(InstrumentId, &Instrument) -> bool,
+        book: &dyn Fn(InstrumentId, &Instrument) -> bool,
+    ) -> Self {
         let mut channels = Vec::new();
         let mut streams = Vec::new();
         let mut book_resubscribe = vec![None; instruments.len()];
@@ -304,7 +315,7 @@ impl VenueSession {
                 _ => {
                     channels.push(format!("ticker.{}.100ms", inst.name));
                     streams.push((id, StreamKind::Data));
-                    if books {
+                    if book(id, inst) {
                         streams.push((id, StreamKind::Book));
                         let ch = format!("book.{}.100ms", inst.name);
                         // A fresh subscription starts with a snapshot: unsubscribe, subscribe.

@@ -106,9 +106,17 @@ fn gamma_and_vega_bands_are_held_with_options() {
             && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
                 >= p.hedges.load(Ordering::Relaxed)
     });
+    // The perpetual's and every liquid option's book stream and become usable.
+    wait_for("the hedge books usable", Duration::from_secs(30), || {
+        p.depth_books_ready.load(Ordering::Relaxed) >= 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     let summary = run.finish().expect("clean shutdown");
     assert!(summary.option_hedges >= 1, "{summary:?}");
+    assert!(
+        summary.depth_books.0 >= 2,
+        "perpetual + liquid options: {summary:?}"
+    );
     assert!(
         summary.vega_coin.abs() <= 1.0,
         "vega brought back towards its ±0.5 band: {summary:?}"
@@ -130,6 +138,11 @@ fn the_delta_hedge_goes_to_the_cheaper_venue_all_in() {
             p.hedges.load(Ordering::Relaxed) >= 1
                 && p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed)
                     >= p.hedges.load(Ordering::Relaxed)
+        });
+        // Both venues' books stream: Deribit's `book.BTC-PERPETUAL.100ms`, Binance's depth
+        // stream replayed on its REST snapshot.
+        wait_for("both hedge books usable", Duration::from_secs(30), || {
+            p.depth_books_ready.load(Ordering::Relaxed) == 2
         });
         std::thread::sleep(Duration::from_millis(300));
         // The embedded venue's Binance account holds what was hedged there, read back over the
@@ -162,6 +175,12 @@ fn the_delta_hedge_goes_to_the_cheaper_venue_all_in() {
             "Binance position {held}: {summary:?}"
         );
         assert!(summary.fills >= 1, "{summary:?}");
+        assert_eq!(summary.depth_books.0, 2, "{summary:?}");
+        assert!(summary.depth_books.2 >= 2, "{summary:?}");
+        assert!(
+            summary.depth_costed + summary.touch_costed >= 1 && summary.est_cost_usd[0] >= 0.0,
+            "each venue choice costed: {summary:?}"
+        );
         assert_eq!(
             summary.alt_venue_hedges >= 1,
             expect_alt,

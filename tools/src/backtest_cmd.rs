@@ -52,10 +52,14 @@ vega per 1.00 of vol) and --hedge-option KIND:STRIKE:EXPIRY (repeatable), every 
 twice on the same paths: delta only, and 'SPEC +gv', which first brings the position's gamma
 and vega inside the bands with the cheapest single option or pair (the live engine's
 construction; lot 0.1, at most --option-max per order), paying --option-cost-bps of the option price plus --option-spread-vol
-times its vega per contract, then delta-hedges the whole position. Hedge options expiring
+times its vega per contract, then delta-hedges the whole position. --vega-bucket-band also keeps
+each expiry's vega inside its band (the live engine's linear programme over the buckets; the
+table's max_bucket_vega is the mean over paths of the largest |vega| of one expiry after a
+decision). Hedge options expiring
 after the book are sold back at its last expiry at model value less the same cost.
 --mark-vol model marks every option at the path's instantaneous vol (Heston: sqrt(v)), so
-volatility moves show in the P&L.";
+volatility moves show in the P&L; --vol-term-beta B makes near expiries move more than far ones
+(a move of the instantaneous vol times (1 month / max(tau, 1 week))^B).";
 
 /// `keel backtest --help`, below the flags.
 pub const AFTER_HELP: &str = "\
@@ -240,6 +244,19 @@ pub struct BacktestArgs {
     /// Vega band half-width around 0 (per 1.00 of vol, position units).
     #[arg(long, value_name = "V", allow_negative_numbers = true)]
     pub vega_band: Option<f64>,
+    /// Band half-width around 0 of each expiry bucket's vega (per 1.00 of vol, position
+    /// units): the options solve becomes the live engine's linear programme over the buckets.
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    pub vega_bucket_band: Option<f64>,
+    /// With --mark-vol model: an option τ years from expiry moves (1 month / max(τ, 1 week))^B
+    /// times the instantaneous vol's move (near expiries move more) [default: 0, all alike].
+    #[arg(
+        long,
+        value_name = "B",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub vol_term_beta: f64,
     /// Cost of trading a hedge option, basis points of its price, one way.
     #[arg(
         long,
@@ -459,17 +476,27 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
             vec![leg]
         }
     };
-    let banded = args.gamma_band.is_some() || args.vega_band.is_some();
+    let banded =
+        args.gamma_band.is_some() || args.vega_band.is_some() || args.vega_bucket_band.is_some();
     if banded && args.hedge_options.is_empty() {
-        bail!("--gamma-band/--vega-band need at least one --hedge-option KIND:STRIKE:EXPIRY");
+        bail!(
+            "--gamma-band/--vega-band/--vega-bucket-band need at least one --hedge-option KIND:STRIKE:EXPIRY"
+        );
     }
     if !banded && !args.hedge_options.is_empty() {
-        bail!("--hedge-option needs --gamma-band and/or --vega-band");
+        bail!("--hedge-option needs --gamma-band, --vega-band and/or --vega-bucket-band");
+    }
+    if args.vol_term_beta != 0.0 && args.mark_vol != MarkArg::Model {
+        bail!(
+            "--vol-term-beta {}: shapes the model-vol marks' moves; needs --mark-vol model",
+            args.vol_term_beta
+        );
     }
     let option_hedge = banded.then(|| OptionHedge {
         options: args.hedge_options.clone(),
         gamma_band: args.gamma_band,
         vega_band: args.vega_band,
+        bucket_vega_band: args.vega_bucket_band,
         cost_bps: args.option_cost_bps,
         spread_vol: args.option_spread_vol,
         max_contracts: args
@@ -498,6 +525,7 @@ pub fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
         policies,
         option_hedge,
         mark_model_vol: args.mark_vol == MarkArg::Model,
+        vol_term_beta: args.vol_term_beta,
     })
 }
 
@@ -611,6 +639,7 @@ fn json(args: &BacktestArgs, r: &PolicyReport, elapsed: Duration) -> serde_json:
         "mean_fees": r.mean_fees,
         "mean_option_cost": r.mean_option_cost,
         "mean_option_trades": r.mean_option_trades,
+        "mean_max_bucket_vega": r.mean_max_bucket_vega,
         "seconds": elapsed.as_secs_f64(),
     })
 }
@@ -637,7 +666,8 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
         .unwrap_or(6)
         .max(6);
     let single = first.cost_fv.is_some();
-    let opts = args.gamma_band.is_some() || args.vega_band.is_some();
+    let opts =
+        args.gamma_band.is_some() || args.vega_band.is_some() || args.vega_bucket_band.is_some();
     let _ = writeln!(
         out,
         "{:<w$}  {:>12}  {:>12}  {:>11}  {:>9}  {:>11}  {:>10}{}{}",
@@ -648,7 +678,11 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
         "trades",
         "turnover",
         "fees",
-        if opts { "    opt_cost  opt_trades" } else { "" },
+        if opts {
+            "    opt_cost  opt_trades  max_bucket_vega"
+        } else {
+            ""
+        },
         if single { "       cost_fv" } else { "" }
     );
     for r in reports {
@@ -666,8 +700,8 @@ fn table(out: &mut String, args: &BacktestArgs, reports: &[PolicyReport], elapse
         if opts {
             let _ = write!(
                 out,
-                "  {:>10.6}  {:>10.2}",
-                r.mean_option_cost, r.mean_option_trades
+                "  {:>10.6}  {:>10.2}  {:>15.4}",
+                r.mean_option_cost, r.mean_option_trades, r.mean_max_bucket_vega
             );
         }
         if let Some(fv) = r.cost_fv {

@@ -847,7 +847,8 @@ pub struct RunArgs {
     pub liquid: Option<Vec<String>>,
     /// Also hedge delta on another venue's linear perpetual, VENUE:SYMBOL (binance:BTCUSDT),
     /// comma-separated: each decision goes to the usable venue with the lowest all-in cost (taker
-    /// fee from --<venue>-fee-bps plus half the spread) [default: the --hedge-instrument only].
+    /// fee from --<venue>-fee-bps, slippage walking its live book for the size, and a charge for
+    /// its measured order latency) [default: the --hedge-instrument only].
     #[arg(
         long,
         value_delimiter = ',',

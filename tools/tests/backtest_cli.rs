@@ -43,7 +43,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     p
 }
 
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "policy",
     "family",
     "model",
@@ -61,6 +61,7 @@ const KEYS: [&str; 18] = [
     "mean_fees",
     "mean_option_cost",
     "mean_option_trades",
+    "mean_max_bucket_vega",
     "seconds",
 ];
 

@@ -73,7 +73,8 @@ use rayon::prelude::*;
 use crate::greeks::{
     GreekValues, MAX_RATE, MAX_SIGMA, MIN_SIGMA, OptionKind, OptionRow, greeks_one,
 };
-use crate::policy::construct::{self, Band, Candidate};
+use crate::policy::construct::{self, Band, BucketBand, Candidate};
+use crate::policy::lp::LpWorkspace;
 use crate::policy::triggers::{
     HedgeContext, PositionLeg, Trigger, TriggerParseError, TriggerState, decide, parse_policy,
 };
@@ -295,6 +296,9 @@ pub struct OptionHedge {
     /// Largest order of one hedge option per decision, contracts (the construction finds
     /// nothing, and the position stays outside its bands, when more would be needed).
     pub max_contracts: f64,
+    /// Half-width of the band around 0 of each expiry bucket's vega (per 1.00 of vol), `None`
+    /// = buckets not hedged one by one (see the module doc).
+    pub bucket_vega_band: Option<f64>,
 }
 
 /// Lot and smallest order of a hedge option, contracts.
@@ -333,6 +337,10 @@ pub struct BacktestConfig {
     pub option_hedge: Option<OptionHedge>,
     /// Mark options at the model's instantaneous vol (see the module doc).
     pub mark_model_vol: bool,
+    /// Term structure of the model-vol marks' moves: an option τ years from expiry moves
+    /// (τ_ref / max(τ, τ_min))^β times the instantaneous vol's move (τ_ref one month, τ_min one
+    /// week); 0 = every expiry moves alike (see the module doc).
+    pub vol_term_beta: f64,
 }
 
 /// One policy's results.
@@ -366,6 +374,9 @@ pub struct PolicyReport {
     pub mean_option_cost: f64,
     /// Mean number of decisions that traded options.
     pub mean_option_trades: f64,
+    /// Mean over paths of the largest |vega| of one expiry bucket after a decision (book and
+    /// hedge options, per 1.00 of vol, position units).
+    pub mean_max_bucket_vega: f64,
 }
 
 /// The validated, shared setup of a run.
@@ -377,6 +388,11 @@ struct Setup<'a> {
     settle: Vec<usize>,
     /// Per hedge option: the grid index at which it settles, `usize::MAX` if after T.
     hedge_settle: Vec<usize>,
+    /// Expiry bucket of each leg and of each hedge option (distinct expiries, in order).
+    leg_bucket: Vec<u16>,
+    hedge_bucket: Vec<u16>,
+    /// Number of buckets.
+    buckets: usize,
     kappa: f64,
 }
 
@@ -455,10 +471,13 @@ struct PolicyPath {
     held: Vec<f64>,
     opt_cost_pv: f64,
     opt_trades: u32,
+    /// Largest |bucket vega| after a decision on this path.
+    max_bucket_vega: f64,
 }
 
 impl PolicyPath {
     fn reset(&mut self) {
+        self.max_bucket_vega = 0.0;
         self.state.reset();
         self.hedge = 0.0;
         self.cash = 0.0;
@@ -482,6 +501,7 @@ struct Acc {
     fees: f64,
     opt_cost: f64,
     opt_trades: f64,
+    max_bucket_vega: f64,
     last_fv: f64,
 }
 
@@ -496,6 +516,7 @@ impl Acc {
         self.fees += p.fees_pv;
         self.opt_cost += p.opt_cost_pv;
         self.opt_trades += f64::from(p.opt_trades);
+        self.max_bucket_vega += p.max_bucket_vega;
         self.last_fv = cost_fv;
     }
 
@@ -513,6 +534,7 @@ impl Acc {
         self.fees += b.fees;
         self.opt_cost += b.opt_cost;
         self.opt_trades += b.opt_trades;
+        self.max_bucket_vega += b.max_bucket_vega;
         self.last_fv = b.last_fv;
     }
 }
@@ -528,6 +550,15 @@ struct Scratch {
     /// settled).
     hedge_rows: Vec<Option<(OptionRow, GreekValues)>>,
     candidates: Vec<Candidate>,
+    /// Per bucket: the book's vega at the current step; per candidate: its bucket; the bands
+    /// of one decision; the LP's workspace (per-bucket bands only).
+    bucket_vega: Vec<f64>,
+    cand_bucket: Vec<u16>,
+    bucket_bands: Vec<BucketBand>,
+    lp: Option<Box<LpWorkspace>>,
+    /// One policy's bucket vegas, and its copy of the candidates (costs it may close).
+    pol_bucket: Vec<f64>,
+    pol_cands: Vec<Candidate>,
 }
 
 impl Scratch {
@@ -547,6 +578,17 @@ impl Scratch {
             legs: Vec::with_capacity(setup.cfg.legs.len() + n_hedge),
             hedge_rows: vec![None; n_hedge],
             candidates: Vec::with_capacity(n_hedge),
+            bucket_vega: vec![0.0; setup.buckets],
+            pol_bucket: vec![0.0; setup.buckets],
+            pol_cands: Vec::with_capacity(n_hedge),
+            cand_bucket: Vec::with_capacity(n_hedge),
+            bucket_bands: Vec::with_capacity(setup.buckets),
+            lp: setup
+                .cfg
+                .option_hedge
+                .as_ref()
+                .and_then(|h| h.bucket_vega_band)
+                .map(|_| Box::new(LpWorkspace::new())),
             policies: setup
                 .cfg
                 .policies
@@ -561,6 +603,7 @@ impl Scratch {
                     held: vec![0.0; n_hedge],
                     opt_cost_pv: 0.0,
                     opt_trades: 0,
+                    max_bucket_vega: 0.0,
                 })
                 .collect(),
         }
@@ -672,6 +715,7 @@ pub fn run(
                 mean_fees: a.fees / nf,
                 mean_option_cost: a.opt_cost / nf,
                 mean_option_trades: a.opt_trades / nf,
+                mean_max_bucket_vega: a.max_bucket_vega / nf,
             }
         })
         .collect())
@@ -838,18 +882,22 @@ fn validate(cfg: &BacktestConfig) -> Result<Setup<'_>, BacktestError> {
             })?;
             hedge_settle.push(settle_of(o.expiry).unwrap_or(usize::MAX));
         }
-        for (field, band) in [("gamma-band", h.gamma_band), ("vega-band", h.vega_band)] {
+        for (field, band) in [
+            ("gamma-band", h.gamma_band),
+            ("vega-band", h.vega_band),
+            ("vega-bucket-band", h.bucket_vega_band),
+        ] {
             if let Some(b) = band
                 && !(b.is_finite() && b > 0.0)
             {
                 return Err(config_err(field, b, "must be > 0"));
             }
         }
-        if h.gamma_band.is_none() && h.vega_band.is_none() {
+        if h.gamma_band.is_none() && h.vega_band.is_none() && h.bucket_vega_band.is_none() {
             return Err(BacktestError::Config {
                 field: "gamma-band",
                 value: "none".into(),
-                expected: "option hedging needs --gamma-band or --vega-band",
+                expected: "option hedging needs --gamma-band, --vega-band or --vega-bucket-band",
             });
         }
         if !in_range(h.cost_bps, 0.0, 10_000.0) {
@@ -882,11 +930,47 @@ fn validate(cfg: &BacktestConfig) -> Result<Setup<'_>, BacktestError> {
             expected: "a policy hedging with options needs at least one --hedge-option",
         });
     }
+    if !in_range(cfg.vol_term_beta, 0.0, 2.0) {
+        return Err(config_err(
+            "vol-term-beta",
+            cfg.vol_term_beta,
+            "must be in [0, 2]",
+        ));
+    }
+    // Expiry buckets: the distinct expiries of the legs and the hedge options.
+    let hedge_expiries: Vec<f64> = cfg
+        .option_hedge
+        .as_ref()
+        .map_or(Vec::new(), |h| h.options.iter().map(|o| o.expiry).collect());
+    let mut expiries: Vec<f64> = cfg
+        .legs
+        .iter()
+        .map(|l| l.expiry)
+        .chain(hedge_expiries.iter().copied())
+        .collect();
+    expiries.sort_by(f64::total_cmp);
+    expiries.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(1e-9));
+    let bucket_of = |e: f64| {
+        expiries
+            .iter()
+            .position(|&x| (x - e).abs() <= 1e-9 * x.abs().max(1e-9))
+            .unwrap_or(0) as u16
+    };
+    if expiries.len() > usize::from(u16::MAX) {
+        return Err(config_err(
+            "expiry",
+            expiries.len() as f64,
+            "at most 65,535 distinct expiries",
+        ));
+    }
     Ok(Setup {
         cfg,
         times,
         settle,
         hedge_settle,
+        leg_bucket: cfg.legs.iter().map(|l| bucket_of(l.expiry)).collect(),
+        hedge_bucket: hedge_expiries.iter().map(|&e| bucket_of(e)).collect(),
+        buckets: expiries.len(),
         kappa: cfg.cost_bps * 1e-4,
     })
 }
@@ -911,6 +995,12 @@ fn run_path(
         policies,
         hedge_rows,
         candidates,
+        bucket_vega,
+        cand_bucket,
+        bucket_bands,
+        lp,
+        pol_bucket,
+        pol_cands,
     } = scratch;
     let model_marks = cfg.mark_model_vol && !matches!(cfg.market, Market::Path(_));
     let vols = vols.or(model_marks.then_some(&marks[..]));
@@ -920,9 +1010,19 @@ fn run_path(
     for p in policies.iter_mut() {
         p.reset();
     }
+    let beta = if model_marks { cfg.vol_term_beta } else { 0.0 };
     for j in 0..=n {
         let (t, s) = (times[j], spots[j]);
         let sigma = vols.map_or(cfg.pricing_vol, |v| v[j]);
+        let sigma0 = vols.map_or(cfg.pricing_vol, |v| v[0]);
+        // The mark of an option `tau` years from expiry (the term structure of the move).
+        let mark = |tau: f64| {
+            if beta == 0.0 {
+                sigma
+            } else {
+                term_mark(sigma0, sigma, tau, beta)
+            }
+        };
         let disc = (-r * t).exp();
         if j > 0 {
             let dt = t - times[j - 1];
@@ -969,7 +1069,8 @@ fn run_path(
         if any_options {
             for (i, (o, &at)) in hedge_options.iter().zip(&setup.hedge_settle).enumerate() {
                 hedge_rows[i] = if at > j {
-                    let row = OptionRow::bsm(o.kind, s, o.strike, o.expiry - t, r, q, sigma);
+                    let tau = o.expiry - t;
+                    let row = OptionRow::bsm(o.kind, s, o.strike, tau, r, q, mark(tau));
                     Some((row, price(&row, t)?))
                 } else {
                     None
@@ -1005,13 +1106,15 @@ fn run_path(
         legs.clear();
         let (mut delta, mut gamma, mut vanna, mut vega) = (0.0, 0.0, 0.0, 0.0);
         let (mut tau_w, mut w, mut tau_min) = (0.0, 0.0, f64::INFINITY);
-        for (leg, &at) in cfg.legs.iter().zip(&setup.settle) {
+        bucket_vega.iter_mut().for_each(|v| *v = 0.0);
+        for (k, (leg, &at)) in cfg.legs.iter().zip(&setup.settle).enumerate() {
             if at <= j {
                 continue;
             }
             let tau = leg.expiry - t;
-            let row = OptionRow::bsm(leg.kind, s, leg.strike, tau, r, q, sigma);
+            let row = OptionRow::bsm(leg.kind, s, leg.strike, tau, r, q, mark(tau));
             let g = price(&row, t)?;
+            bucket_vega[setup.leg_bucket[k] as usize] += leg.qty * g.vega;
             delta += leg.qty * g.delta;
             gamma += leg.qty * g.gamma;
             vanna += leg.qty * g.vanna;
@@ -1032,15 +1135,18 @@ fn run_path(
         };
         if any_options && let Some(oh) = hedge {
             candidates.clear();
+            cand_bucket.clear();
             for (i, h) in hedge_rows.iter().enumerate() {
                 if let Some((_, g)) = h {
                     candidates.push(candidate(i, g, option_cost(oh, g), oh.max_contracts));
+                    cand_bucket.push(setup.hedge_bucket[i]);
                 }
             }
         }
         for (p, pol) in policies.iter_mut().zip(&cfg.policies) {
             let (mut delta, mut gamma, mut vanna, mut vega) = (delta, gamma, vanna, vega);
             legs.truncate(book_legs);
+            pol_bucket.copy_from_slice(bucket_vega);
             if pol.hedge_options
                 && let Some(oh) = hedge
             {
@@ -1051,9 +1157,27 @@ fn run_path(
                         gamma += x * g.gamma;
                         vanna += x * g.vanna;
                         vega += x * g.vega;
+                        pol_bucket[setup.hedge_bucket[i] as usize] += x * g.vega;
                     }
                 }
-                if let Some(sol) = option_trade(oh, gamma, vega, candidates) {
+                let sol = match (oh.bucket_vega_band, lp.as_deref_mut()) {
+                    (Some(b), Some(ws)) => {
+                        pol_cands.clear();
+                        pol_cands.extend_from_slice(candidates);
+                        bucket_trade(
+                            oh,
+                            b,
+                            (gamma, vega),
+                            pol_bucket,
+                            pol_cands,
+                            cand_bucket,
+                            bucket_bands,
+                            ws,
+                        )
+                    }
+                    _ => option_trade(oh, gamma, vega, candidates),
+                };
+                if let Some(sol) = sol {
                     for l in &sol.legs[..sol.n] {
                         let c = &candidates[l.candidate];
                         let i = c.id.0 as usize;
@@ -1067,6 +1191,7 @@ fn run_path(
                         delta += l.qty * g.delta;
                         gamma += l.qty * g.gamma;
                         vanna += l.qty * g.vanna;
+                        pol_bucket[setup.hedge_bucket[i] as usize] += l.qty * g.vega;
                     }
                     p.opt_trades += 1;
                     // The delta the options add is hedged in the same decision.
@@ -1088,6 +1213,8 @@ fn run_path(
                     }
                 }
             }
+            let worst = pol_bucket.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            p.max_bucket_vega = p.max_bucket_vega.max(worst);
             let ctx = HedgeContext {
                 t,
                 spot: s,
@@ -1144,6 +1271,75 @@ fn candidate(i: usize, g: &GreekValues, cost: f64, max_size: f64) -> Candidate {
     }
 }
 
+/// Month and week, years: the reference and the floor of the marks' term structure.
+const TERM_REF_YEARS: f64 = 1.0 / 12.0;
+const TERM_MIN_YEARS: f64 = 7.0 / 365.0;
+
+/// The mark of an option `tau` years from expiry when the instantaneous vol moved from `s0` to
+/// `s`: s0 + (s − s0)·(τ_ref / max(τ, τ_min))^β, floored and capped like every mark.
+fn term_mark(s0: f64, s: f64, tau: f64, beta: f64) -> f64 {
+    let m = (TERM_REF_YEARS / tau.max(TERM_MIN_YEARS)).powf(beta);
+    (s0 + (s - s0) * m).clamp(MIN_MARK_VOL, MAX_SIGMA)
+}
+
+/// One option-hedge decision with a band on each expiry bucket's vega too: the live engine's
+/// per-bucket construction ([`construct::solve_bands`]) over the buckets the candidates can trade
+/// in (out-of-band ones first, then by |vega|, at most [`construct::MAX_BUCKETS`]; a candidate
+/// whose bucket is left out cannot trade).
+#[allow(clippy::too_many_arguments)]
+fn bucket_trade(
+    h: &OptionHedge,
+    band: f64,
+    (gamma, vega): (f64, f64),
+    bucket_vega: &[f64],
+    cands: &mut [Candidate],
+    cand_bucket: &[u16],
+    bands: &mut Vec<BucketBand>,
+    ws: &mut LpWorkspace,
+) -> Option<construct::Solution> {
+    let b = Band {
+        target: 0.0,
+        half_width: band,
+    };
+    bands.clear();
+    for (e, &v) in bucket_vega.iter().enumerate() {
+        if cand_bucket.iter().any(|&x| x as usize == e) {
+            bands.push(BucketBand {
+                bucket: e as u16,
+                vega: v,
+                band: b,
+            });
+        }
+    }
+    bands.sort_unstable_by(|a, b| {
+        let out = |x: &BucketBand| !x.band.contains_value(x.vega);
+        out(b)
+            .cmp(&out(a))
+            .then(b.vega.abs().total_cmp(&a.vega.abs()))
+    });
+    bands.truncate(construct::MAX_BUCKETS);
+    for (c, &e) in cands.iter_mut().zip(cand_bucket) {
+        if !bands.iter().any(|b| b.bucket == e) {
+            c.cost_buy = f64::INFINITY;
+            c.cost_sell = f64::INFINITY;
+        }
+    }
+    let wide = |x: Option<f64>| Band {
+        target: 0.0,
+        half_width: x.unwrap_or(f64::INFINITY),
+    };
+    construct::solve_bands(
+        ws,
+        gamma,
+        vega,
+        &wide(h.gamma_band),
+        &wide(h.vega_band),
+        bands,
+        cands,
+        cand_bucket,
+    )
+}
+
 /// One option-hedge decision: the live construction ([`construct::solve`]) on the position's
 /// Γ and ν with the hedge's bands around 0 (an absent band is infinitely wide).
 pub fn option_trade(
@@ -1193,6 +1389,7 @@ mod tests {
             policies: policies.iter().map(|p| p.parse().unwrap()).collect(),
             option_hedge: None,
             mark_model_vol: false,
+            vol_term_beta: 0.0,
         }
     }
 
@@ -1339,9 +1536,11 @@ mod tests {
                 vega_band: Some(20.0),
                 cost_bps: 0.0,
                 spread_vol: 0.005,
+                bucket_vega_band: None,
                 max_contracts: 1e6,
             }),
             mark_model_vol: true,
+            vol_term_beta: 0.0,
         }
     }
 
@@ -1390,6 +1589,95 @@ mod tests {
         assert!((g_after - sol.gamma_after).abs() < 1e-9);
         // Inside the bands already: nothing to do.
         assert!(option_trade(&h, 0.1, -10.0, &cands).is_none());
+    }
+
+    /// Short 10 one-month straddles, long three-month ones for the same total vega: flat in
+    /// total vega, not in each expiry. Hedge options: the ATM call and put of both expiries.
+    fn calendar_cfg(paths: u64, beta: f64, bucket_band: Option<f64>) -> BacktestConfig {
+        let (m1, m3) = (1.0 / 12.0, 3.0 / 12.0);
+        let leg = |kind, expiry, qty| Leg {
+            kind,
+            strike: 100.0,
+            expiry,
+            qty,
+        };
+        // ATM vega grows like √τ: 10/√3 three-month straddles carry the vega of 10 one-month.
+        let far = 10.0 / 3f64.sqrt();
+        let mut c = straddle_cfg(
+            paths,
+            &[
+                (OptionKind::Call, 100.0, m1),
+                (OptionKind::Put, 100.0, m1),
+                (OptionKind::Call, 100.0, m3),
+                (OptionKind::Put, 100.0, m3),
+            ],
+        );
+        c.legs = vec![
+            leg(OptionKind::Call, m1, -10.0),
+            leg(OptionKind::Put, m1, -10.0),
+            leg(OptionKind::Call, m3, far),
+            leg(OptionKind::Put, m3, far),
+        ];
+        c.vol_term_beta = beta;
+        let h = c.option_hedge.as_mut().unwrap();
+        h.gamma_band = None;
+        h.vega_band = Some(20.0);
+        h.bucket_vega_band = bucket_band;
+        c
+    }
+
+    #[test]
+    fn bucket_vega_bands_hedge_a_calendar_that_total_vega_calls_flat() {
+        // Near expiries move more than far ones (β = 0.5): the calendar's P&L follows the
+        // instantaneous vol although its total vega is 0.
+        let total = run(&calendar_cfg(300, 0.5, None), None).unwrap();
+        let bucket = run(&calendar_cfg(300, 0.5, Some(20.0)), None).unwrap();
+        let (delta, total_gv) = (&total[0], &total[1]);
+        let bucket_gv = &bucket[1];
+        // Same paths for the delta-only policy either way.
+        assert_eq!(&bucket[0], delta);
+        // The total-vega band sees nothing to do at t_0; the bucket bands flatten each expiry.
+        assert!(
+            bucket_gv.mean_max_bucket_vega < 0.3 * total_gv.mean_max_bucket_vega,
+            "{total_gv:?} {bucket_gv:?}"
+        );
+        assert!(
+            bucket_gv.std_cost_pv < 0.5 * total_gv.std_cost_pv,
+            "bucket bands: {bucket_gv:?}\ntotal band: {total_gv:?}"
+        );
+        assert!(bucket_gv.mean_option_trades >= 1.0 && bucket_gv.mean_option_cost > 0.0);
+        // A term structure needs model marks; β out of range is refused by name.
+        let mut c = calendar_cfg(10, 3.0, Some(20.0));
+        c.vol_term_beta = 3.0;
+        assert!(
+            run(&c, None)
+                .unwrap_err()
+                .to_string()
+                .contains("vol-term-beta")
+        );
+        let c = calendar_cfg(10, 0.5, Some(-1.0));
+        assert!(
+            run(&c, None)
+                .unwrap_err()
+                .to_string()
+                .contains("vega-bucket-band")
+        );
+    }
+
+    #[test]
+    fn term_marks_move_near_expiries_more() {
+        let m = |tau| term_mark(0.2, 0.3, tau, 0.5);
+        assert!(
+            (m(1.0 / 12.0) - 0.3).abs() < 1e-12,
+            "one month moves like the instantaneous"
+        );
+        assert!(
+            (m(1.0 / 3.0) - (0.2 + 0.1 * 0.5)).abs() < 1e-12,
+            "four months: half"
+        );
+        assert_eq!(m(1.0 / 365.0), m(7.0 / 365.0), "floored at a week");
+        assert_eq!(term_mark(0.2, 0.3, 0.5, 0.0), 0.3, "β = 0: all alike");
+        assert_eq!(term_mark(0.2, 0.001, 1.0 / 365.0, 2.0), MIN_MARK_VOL);
     }
 
     #[test]

@@ -28,6 +28,10 @@ use keel_feeds::event::{EventBody, MarketEvent, OptionTicker, Venue, VenueGreeks
 use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments, OptionRight};
 
 use crate::greeks::{OptionKind, OptionRow, iv::implied_vol};
+use crate::policy::cost::Level;
+
+pub mod depth;
+pub use depth::{DEFAULT_DEPTH_LEVELS, DepthBook, DepthCounters, DepthState};
 
 /// True for a positive number (false for NaN): the test every price and vol must pass.
 #[inline]
@@ -295,6 +299,8 @@ pub struct MarketState {
     /// Chain-head connections down, as a bit set of `MarketEvent::conn`: a chain head feed
     /// that is down makes the on-chain venue unusable, never the whole market.
     chain_down: u128,
+    /// Order books of hedge instruments whose depth is streamed ([`Self::track_depth`]).
+    depth: Vec<(InstrumentId, DepthBook)>,
     now_ms: u64,
     /// Connections down, as a bit set of `MarketEvent::conn` (up to 128 per feed thread).
     down: u128,
@@ -449,6 +455,7 @@ impl MarketState {
             alt_hedges: Vec::new(),
             chain_head: None,
             chain_down: 0,
+            depth: Vec::new(),
             now_ms: 0,
             down: 0,
             counters: MarketCounters::default(),
@@ -489,6 +496,37 @@ impl MarketState {
     /// Tracks the quotes of other instruments the delta may be hedged with (start-up only).
     pub fn set_alt_hedges(&mut self, ids: &[InstrumentId]) {
         self.alt_hedges = ids.iter().map(|&id| (id, HedgeQuote::EMPTY)).collect();
+    }
+    /// Keeps the order books of these hedge instruments from their book streams, `levels` per
+    /// side at most (start-up only; the only allocation of depth).
+    pub fn track_depth(&mut self, ids: &[InstrumentId], levels: usize) {
+        self.depth = ids.iter().map(|&id| (id, DepthBook::new(levels))).collect();
+    }
+    /// Tracked books in the `Ready` state, and snapshots applied over all of them.
+    pub fn depth_summary(&self) -> (u64, u64) {
+        self.depth.iter().fold((0, 0), |(r, n), (_, b)| {
+            (
+                r + u64::from(b.state() == DepthState::Ready),
+                n + b.counters().snapshots,
+            )
+        })
+    }
+    /// The book of a tracked instrument, whatever its state.
+    pub fn depth_book(&self, id: InstrumentId) -> Option<&DepthBook> {
+        self.depth.iter().find(|(i, _)| *i == id).map(|(_, b)| b)
+    }
+    /// The levels an order on `side` takes on instrument `id`, best first, and whether the
+    /// side was truncated — `None` if its depth is not tracked or not usable now (no snapshot,
+    /// broken by a gap or a disconnection, mid-message, crossed, or its subscription stale).
+    pub fn depth_levels(
+        &self,
+        id: InstrumentId,
+        side: keel_feeds::event::Side,
+    ) -> Option<(&[Level], bool)> {
+        if self.is_stale(id) {
+            return None;
+        }
+        self.depth_book(id)?.levels_for(side)
     }
     /// The latest quote of a hedge instrument (the main one or an alternative).
     pub fn quote_of(&self, id: InstrumentId) -> Option<HedgeQuote> {
@@ -673,6 +711,7 @@ impl MarketState {
             EventBody::Disconnected { .. } => {
                 self.counters.disconnects += 1;
                 self.down |= 1u128 << (ev.conn & 127);
+                self.invalidate_depth_of(ev.conn);
                 Change::CONNECTION
             }
             EventBody::Connected | EventBody::Reconnected { .. } => {
@@ -704,6 +743,23 @@ impl MarketState {
             }
             EventBody::Index { price } if self.index_ids.contains(&id) => {
                 self.set_index(price, ev.recv_ts_ns)
+            }
+            // A gap for no instrument: the feed dropped book deltas of more books than it
+            // could name — every book waits for its next snapshot.
+            EventBody::SequenceGap { .. } if id == InstrumentId::NONE => {
+                for (_, b) in &mut self.depth {
+                    b.invalidate();
+                }
+                Change::NONE
+            }
+            EventBody::BookLevel { .. } | EventBody::SequenceGap { .. } => {
+                match self.depth.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, b)) => {
+                        b.on_event(ev);
+                        Change::NONE
+                    }
+                    None => self.ignore(),
+                }
             }
             EventBody::OptionTicker(t) => match self.row_of(id) {
                 Some(row) => self.option_ticker(row, &t, ev.recv_ts_ns),
@@ -761,6 +817,14 @@ impl MarketState {
                 if c.is_none() { self.ignore() } else { c }
             }
             _ => self.ignore(),
+        }
+    }
+
+    fn invalidate_depth_of(&mut self, conn: u8) {
+        for (_, b) in &mut self.depth {
+            if b.conn() == conn {
+                b.invalidate();
+            }
         }
     }
 
@@ -1057,6 +1121,69 @@ pub(crate) mod tests {
         up.body = EventBody::Reconnected { attempts: 1 };
         m.apply(&up);
         assert!(m.chain_head(3_000, 5_000).is_some());
+    }
+
+    #[test]
+    fn books_follow_their_events_and_a_gap_for_no_instrument_breaks_them_all() {
+        use keel_feeds::event::{DisconnectReason, Side};
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap();
+        m.track_depth(&[InstrumentId(0), InstrumentId(4)], 8);
+        let level = |price: f64, side: Side, first: bool, last: bool| EventBody::BookLevel {
+            price,
+            size: 10.0,
+            side,
+            snapshot: true,
+            first,
+            last,
+            seq: 5,
+        };
+        for id in [0, 4] {
+            m.apply(&ev(id, level(99.0, Side::Buy, true, false)));
+            m.apply(&ev(id, level(101.0, Side::Sell, false, true)));
+        }
+        assert_eq!(m.depth_summary(), (2, 2));
+        let (asks, _) = m.depth_levels(InstrumentId(0), Side::Buy).unwrap();
+        assert_eq!(asks[0].price, 101.0);
+        // An untracked instrument's book is ignored (counted).
+        let ignored = m.counters.ignored;
+        m.apply(&ev(3, level(1.0, Side::Buy, true, true)));
+        assert_eq!(m.counters.ignored, ignored + 1);
+        // A gap for one book breaks that one.
+        m.apply(&ev(
+            4,
+            EventBody::SequenceGap {
+                expected: 5,
+                got: 7,
+            },
+        ));
+        assert!(m.depth_levels(InstrumentId(4), Side::Buy).is_none());
+        assert!(m.depth_levels(InstrumentId(0), Side::Buy).is_some());
+        // A gap for no instrument (the feed tile dropped deltas of too many books): all.
+        m.apply(&ev(
+            u32::MAX,
+            EventBody::SequenceGap {
+                expected: 0,
+                got: 0,
+            },
+        ));
+        assert_eq!(m.depth_summary().0, 0);
+        // A snapshot brings one back; its connection dropping breaks it again.
+        m.apply(&ev(0, level(99.0, Side::Buy, true, false)));
+        m.apply(&ev(0, level(101.0, Side::Sell, false, true)));
+        assert_eq!(m.depth_summary().0, 1);
+        m.apply(&ev(
+            0,
+            EventBody::Disconnected {
+                reason: DisconnectReason::PeerClosed,
+            },
+        ));
+        assert_eq!(m.depth_summary().0, 0);
     }
 
     #[test]

@@ -22,14 +22,19 @@ use super::ring::Producer;
 
 /// What [`Conflator::offer`] did with a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OfferOutcome {
+pub enum OfferOutcome<T> {
     /// A new key: appended behind the pending ones.
     Queued,
     /// The key was already pending: its value was replaced in place (counted as conflated).
     Conflated,
-    /// `N` keys were pending: the oldest entry not kept (this `key`) was dropped to make room
-    /// (counted as dropped).
-    DroppedOldest { key: u64 },
+    /// `N` keys were pending: the oldest entry not kept (this `key`, with its `value`) was
+    /// dropped to make room (counted as dropped).
+    DroppedOldest {
+        /// The dropped entry's key.
+        key: u64,
+        /// Its value (`None` never happens inside the pending window).
+        value: Option<T>,
+    },
     /// `N` kept keys were pending: the offered value itself was dropped (counted as dropped).
     Rejected,
 }
@@ -79,18 +84,18 @@ impl<T: Copy, const N: usize> Conflator<T, N> {
     /// (conflated); otherwise it is appended, and if `N` keys are already pending the oldest
     /// entry not offered with [`offer_keep`](Self::offer_keep) is dropped to make room.
     #[inline]
-    pub fn offer(&mut self, key: u64, v: T) -> OfferOutcome {
+    pub fn offer(&mut self, key: u64, v: T) -> OfferOutcome<T> {
         self.insert(key, v, false)
     }
 
     /// [`offer`](Self::offer) for values that must not be evicted by other keys (connection
     /// events). If all `N` pending entries are kept, this value is rejected (and counted).
     #[inline]
-    pub fn offer_keep(&mut self, key: u64, v: T) -> OfferOutcome {
+    pub fn offer_keep(&mut self, key: u64, v: T) -> OfferOutcome<T> {
         self.insert(key, v, true)
     }
 
-    fn insert(&mut self, key: u64, v: T, keep: bool) -> OfferOutcome {
+    fn insert(&mut self, key: u64, v: T, keep: bool) -> OfferOutcome<T> {
         for i in 0..self.len {
             let s = self.slot(i);
             if self.keys[s] == key {
@@ -110,6 +115,7 @@ impl<T: Copy, const N: usize> Conflator<T, N> {
             };
             outcome = OfferOutcome::DroppedOldest {
                 key: self.keys[self.slot(victim)],
+                value: self.values[self.slot(victim)],
             };
             for i in (0..victim).rev() {
                 let (from, to) = (self.slot(i), self.slot(i + 1));
@@ -213,8 +219,20 @@ mod tests {
         for k in 1..=3 {
             assert_eq!(cf.offer(k, (k, 0)), OfferOutcome::Queued);
         }
-        assert_eq!(cf.offer(4, (4, 0)), OfferOutcome::DroppedOldest { key: 1 });
-        assert_eq!(cf.offer(5, (5, 0)), OfferOutcome::DroppedOldest { key: 2 });
+        assert_eq!(
+            cf.offer(4, (4, 0)),
+            OfferOutcome::DroppedOldest {
+                key: 1,
+                value: Some((1, 0))
+            }
+        );
+        assert_eq!(
+            cf.offer(5, (5, 0)),
+            OfferOutcome::DroppedOldest {
+                key: 2,
+                value: Some((2, 0))
+            }
+        );
         assert_eq!(cf.offer(4, (4, 1)), OfferOutcome::Conflated);
         assert_eq!(cf.dropped(), 2);
         assert_eq!(cf.pending(), 3);
@@ -231,9 +249,27 @@ mod tests {
         assert_eq!(cf.offer_keep(conn, (conn, 9)), OfferOutcome::Queued);
         cf.offer(2, (2, 0));
         // Full: 1 is the oldest non-kept; then 2; the connection event stays in its place.
-        assert_eq!(cf.offer(3, (3, 0)), OfferOutcome::DroppedOldest { key: 1 });
-        assert_eq!(cf.offer(4, (4, 0)), OfferOutcome::DroppedOldest { key: 2 });
-        assert_eq!(cf.offer(5, (5, 0)), OfferOutcome::DroppedOldest { key: 3 });
+        assert_eq!(
+            cf.offer(3, (3, 0)),
+            OfferOutcome::DroppedOldest {
+                key: 1,
+                value: Some((1, 0))
+            }
+        );
+        assert_eq!(
+            cf.offer(4, (4, 0)),
+            OfferOutcome::DroppedOldest {
+                key: 2,
+                value: Some((2, 0))
+            }
+        );
+        assert_eq!(
+            cf.offer(5, (5, 0)),
+            OfferOutcome::DroppedOldest {
+                key: 3,
+                value: Some((3, 0))
+            }
+        );
         let (mut p, mut c) = ring(8).unwrap();
         cf.flush_into(&mut p);
         assert_eq!(drain(&mut c), [(conn, 9), (4, 0), (5, 0)]);

@@ -31,7 +31,7 @@ use crate::exec::{Fill, FillStatus, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, BucketBand, Candidate};
-use crate::policy::cost::{Contract, FeeRule, Liquidity};
+use crate::policy::cost::{Contract, CostBreakdown, FeeRule, Liquidity};
 use crate::policy::lp::LpWorkspace;
 use crate::policy::triggers::{self, HedgeContext, Trigger, TriggerState};
 use crate::policy::{DeltaBand, HedgeSpec};
@@ -57,6 +57,10 @@ impl AtomicF64 {
     /// The last value stored.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    /// Adds `v` (one writer: a load and a store, not a read-modify-write).
+    pub fn add(&self, v: f64) {
+        self.set(self.get() + v);
     }
 }
 
@@ -88,6 +92,26 @@ pub struct PricerStats {
     pub chain_unusable: AtomicU64,
     /// The on-chain candidate's last all-in cost, USD per coin of delta (NaN before one).
     pub chain_cost_per_coin: AtomicF64,
+    /// Delta-hedge venue choices costed by walking a live book.
+    pub depth_costed: AtomicU64,
+    /// Delta-hedge venue choices costed at the touch (no usable depth, or none deep enough).
+    pub touch_costed: AtomicU64,
+    /// Venues passed over because their visible book could not fill the size.
+    pub depth_short: AtomicU64,
+    /// Gamma/vega legs walked through their option's live book.
+    pub option_legs_walked: AtomicU64,
+    /// Gamma/vega solves run again because a book was thinner than its touch.
+    pub option_depth_resolves: AtomicU64,
+    /// Tracked hedge books usable now (snapshot applied, not broken).
+    pub depth_books_ready: AtomicU64,
+    /// Book snapshots applied, all tracked books.
+    pub depth_snapshots: AtomicU64,
+    /// Estimated fees of the delta hedges sent, USD (cost model, before fills).
+    pub est_fees_usd: AtomicF64,
+    /// Estimated slippage against the mid of the delta hedges sent, USD.
+    pub est_slippage_usd: AtomicF64,
+    /// Estimated latency charge of the delta hedges sent, USD.
+    pub est_latency_usd: AtomicF64,
     /// Intents the risk gate refused.
     pub vetoes: AtomicU64,
     /// The last refused limit (`risk::Limit::index` + 1; 0 = none yet).
@@ -443,6 +467,9 @@ pub struct PricerTile {
     traces: Producer<TickTrace>,
     in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
     in_flight_coin: f64,
+    /// Send → outcome latency per delta-hedge venue (main, then each alternative), ns, an
+    /// EWMA over its fills (the cost model's latency term; 0 until the first).
+    ack_ns: Vec<u64>,
     next_id: u64,
     last_hedge_ns: u64,
     stats: Arc<PricerStats>,
@@ -513,6 +540,7 @@ impl PricerTile {
                 traces,
                 in_flight: [None; MAX_IN_FLIGHT],
                 in_flight_coin: 0.0,
+                ack_ns: vec![0; 1 + config.alt_hedges.len()],
                 next_id: 1,
                 last_hedge_ns: 0,
                 stats: stats.clone(),
@@ -588,6 +616,7 @@ impl PricerTile {
                 }
             }
             if f.filled != 0.0 {
+                self.learn_latency(&f);
                 self.book.apply_fill(&self.market, f.instrument, f.filled);
                 let chain = self.config.chain_hedge.map(|c| c.instrument);
                 self.pnl
@@ -605,6 +634,34 @@ impl PricerTile {
         any
     }
 
+    /// Folds a fill's send → outcome time into its venue's latency EWMA (weight 1/8).
+    fn learn_latency(&mut self, f: &Fill) {
+        if f.status == crate::exec::FillStatus::Paper || f.trace.sent_ns == 0 {
+            return;
+        }
+        let Some(sample) = f.done_ns.checked_sub(f.trace.sent_ns) else {
+            return;
+        };
+        let k = if f.instrument == self.config.hedge_instrument {
+            0
+        } else if let Some(k) = self
+            .config
+            .alt_hedges
+            .iter()
+            .position(|a| a.instrument == f.instrument)
+        {
+            k + 1
+        } else {
+            return;
+        };
+        let e = &mut self.ack_ns[k];
+        *e = if *e == 0 {
+            sample
+        } else {
+            (*e as i128 + (sample as i128 - *e as i128) / 8) as u64
+        };
+    }
+
     fn trace(&mut self, t: TickTrace) {
         if self.traces.push(t).is_err() {
             self.stats.trace_drops.fetch_add(1, Ordering::Relaxed);
@@ -613,6 +670,9 @@ impl PricerTile {
 
     fn publish(&self, p: &PortfolioGreeks) {
         let s = &self.stats;
+        let (ready, snapshots) = self.market.depth_summary();
+        s.depth_books_ready.store(ready, Ordering::Relaxed);
+        s.depth_snapshots.store(snapshots, Ordering::Relaxed);
         s.delta_coin.set(p.delta_coin);
         s.delta_usd.set(p.delta_usd);
         s.gamma_coin.set(p.options_coin.gamma);
@@ -773,7 +833,60 @@ impl PricerTile {
             });
             self.cand_bucket.push(meta.expiry);
         }
-        let sol = match (o.bucket_vega, self.lp.as_deref_mut()) {
+        let bucket_vega = o.bucket_vega;
+        // Costed at the touch first; then each chosen leg is walked through its live book and,
+        // where the book is thinner than the touch suggested, the solve runs again with the
+        // walked cost per contract (or the size the book can fill) — at most twice more.
+        let mut sol = None;
+        for _ in 0..3 {
+            sol = self.solve_options(p, &gb, &vb, bucket_vega);
+            match sol {
+                Some(s) if self.recost_on_depth(&s) => {
+                    self.stats
+                        .option_depth_resolves
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                _ => break,
+            }
+        }
+        let Some(sol) = sol else {
+            return false;
+        };
+        let mut any = false;
+        for l in &sol.legs[..sol.n] {
+            let c = self.candidates[l.candidate];
+            let r = self.market.row_of(c.id).unwrap_or(0);
+            let (bid, ask) = self.market.quote(r);
+            let intent = HedgeIntent {
+                trace,
+                id: 0,
+                amount: l.qty.abs(),
+                ref_price: if l.qty > 0.0 { ask } else { bid },
+                coin_delta: l.qty * c.delta,
+                instrument: c.id,
+                side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
+                venue: self.config.hedge_venue,
+            };
+            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
+            any |= self.emit(intent, exposure, now);
+        }
+        if any {
+            self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
+        }
+        any
+    }
+
+    /// One gamma/vega solve over `self.candidates`: the per-bucket LP with `bucket_vega`, else
+    /// the one-or-two-option search.
+    fn solve_options(
+        &mut self,
+        p: &PortfolioGreeks,
+        gb: &Band,
+        vb: &Band,
+        bucket_vega: Option<Band>,
+    ) -> Option<construct::Solution> {
+        let (gb, vb) = (*gb, *vb);
+        match (bucket_vega, self.lp.as_deref_mut()) {
             (Some(band), Some(lp)) => {
                 // Every bucket the liquid set can trade in (a bucket without a candidate cannot
                 // be moved: it is reported, not solved for); out-of-band ones first, then by
@@ -820,117 +933,287 @@ impl PricerTile {
                 &vb,
                 &self.candidates,
             ),
-        };
-        let Some(sol) = sol else {
-            return false;
-        };
-        let mut any = false;
+        }
+    }
+
+    /// Walks each leg of `sol` through its option's live book (when tracked and usable): a
+    /// leg the touch under-costs gets the walked cost per contract (average fill against the
+    /// mid, plus the fee), a leg larger than the visible side gets that side's size as its
+    /// candidate's limit. True if a candidate changed (solve again).
+    fn recost_on_depth(&mut self, sol: &construct::Solution) -> bool {
+        use crate::policy::cost::walk_book;
+        let mut changed = false;
         for l in &sol.legs[..sol.n] {
-            let c = self.candidates[l.candidate];
-            let r = self.market.row_of(c.id).unwrap_or(0);
-            let (bid, ask) = self.market.quote(r);
-            let intent = HedgeIntent {
-                trace,
-                id: 0,
-                amount: l.qty.abs(),
-                ref_price: if l.qty > 0.0 { ask } else { bid },
-                coin_delta: l.qty * c.delta,
-                instrument: c.id,
-                side: if l.qty > 0.0 { Side::Buy } else { Side::Sell },
-                venue: self.config.hedge_venue,
+            let Some(c) = self.candidates.get(l.candidate).copied() else {
+                continue;
             };
-            let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
-            any |= self.emit(intent, exposure, now);
+            let side = if l.qty > 0.0 { Side::Buy } else { Side::Sell };
+            let Some((levels, _)) = self.market.depth_levels(c.id, side) else {
+                continue;
+            };
+            let Some(r) = self.market.row_of(c.id) else {
+                continue;
+            };
+            let (bid, ask) = self.market.quote(r);
+            if !(bid > 0.0 && ask >= bid) {
+                continue;
+            }
+            let mid = 0.5 * (bid + ask);
+            let (touch, assumed) = match side {
+                Side::Buy => (ask - mid, c.cost_buy),
+                Side::Sell => (mid - bid, c.cost_sell),
+            };
+            let fee = assumed - touch;
+            self.stats
+                .option_legs_walked
+                .fetch_add(1, Ordering::Relaxed);
+            let qty = l.qty.abs();
+            let walked = walk_book(
+                side,
+                Contract::Linear { multiplier: 1.0 },
+                qty,
+                levels,
+                mid,
+                1.0,
+            );
+            let cand = &mut self.candidates[l.candidate];
+            match walked {
+                Ok(w) => {
+                    let per_contract = (w.avg_price - mid).abs() + fee;
+                    if per_contract > assumed * (1.0 + 1e-9) + 1e-15 {
+                        match side {
+                            Side::Buy => cand.cost_buy = per_contract,
+                            Side::Sell => cand.cost_sell = per_contract,
+                        }
+                        changed = true;
+                    }
+                }
+                Err(crate::policy::cost::CostError::NotEnoughDepth { available, .. }) => {
+                    let lot = cand.lot.max(f64::MIN_POSITIVE);
+                    let fits = (available / lot + 1e-9).floor() * lot;
+                    if fits < cand.min_size {
+                        match side {
+                            Side::Buy => cand.cost_buy = f64::INFINITY,
+                            Side::Sell => cand.cost_sell = f64::INFINITY,
+                        }
+                    } else {
+                        cand.max_size = cand.max_size.min(fits);
+                    }
+                    changed = true;
+                }
+                Err(_) => {}
+            }
         }
-        if any {
-            self.stats.option_hedges.fetch_add(1, Ordering::Relaxed);
-        }
-        any
+        changed
     }
 
     /// The venue for a delta hedge of `order.coin_delta`: the main hedge instrument or an
-    /// alternative, whichever usable one costs least all-in (taker fee on the notional plus half
-    /// the spread, both for the size each venue would actually trade after lot rounding). With
-    /// no alternatives this is the main instrument, as decided.
+    /// alternative, whichever usable one costs least all in per coin of delta it removes
+    /// ([`policy::cost::all_in_cost`](crate::policy::cost::all_in_cost), each venue at the size
+    /// it would actually trade after its lot rounding):
+    /// 1. taker fee level by level, and slippage from walking the venue's live book for that
+    ///    size when its depth is streamed and usable ([`MarketState::depth_levels`]); otherwise
+    ///    the touch (the best bid or ask for the whole size: half the spread);
+    /// 2. a latency charge, √(2/π)·σ·S·√(ack latency) per coin, with the venue's own
+    ///    send → outcome latency measured on its fills (an EWMA; 0 until its first fill), σ the
+    ///    book's |Γ|-weighted volatility;
+    /// 3. a venue whose visible book cannot fill the size is passed over; if none can, every
+    ///    usable venue is costed at its touch (the hedge is not held back by a thin book, and
+    ///    the risk limits cap its size).
+    ///
+    /// With no alternatives this is the main instrument, as decided. Returns the intent and its
+    /// estimated cost.
     fn cheapest_venue(
         &mut self,
         order: crate::policy::HedgeOrder,
         price: f64,
         trace: TickTrace,
         now: u64,
-    ) -> Option<HedgeIntent> {
-        let main_usable = self.market.hedge_usable(self.config.hedge_instrument, now);
-        let mut best: Option<(f64, HedgeIntent)> = None;
-        let half_spread = |q: crate::market::HedgeQuote| {
-            if q.bid > 0.0 && q.ask >= q.bid {
-                0.5 * (q.ask - q.bid)
-            } else {
-                0.0
-            }
+    ) -> Option<(HedgeIntent, CostBreakdown)> {
+        use crate::policy::cost::{DEFAULT_LATENCY_FACTOR, VenueCost};
+        let sigma = self.book_sigma();
+        let underlying = if crate::market::is_pos(self.market.index()) {
+            self.market.index()
+        } else {
+            price
         };
-        if main_usable {
-            let q = self.market.hedge_quote();
-            let coin = order.coin_delta.abs();
-            let cost = coin * (self.config.kappa * price + half_spread(q));
-            best = Some((
-                cost,
-                HedgeIntent {
+        let venue_cost = |venue: Venue, inverse: bool, fee: f64, latency_ns: u64| VenueCost {
+            venue,
+            contract: if inverse {
+                Contract::Inverse
+            } else {
+                Contract::Linear { multiplier: 1.0 }
+            },
+            fee: FeeRule::Notional {
+                maker_bps: fee * 1e4,
+                taker_bps: fee * 1e4,
+            },
+            latency_ns,
+            latency_factor: DEFAULT_LATENCY_FACTOR,
+            gas: None,
+        };
+        // The on-chain candidate (no book to walk: DEX fee + gas), the same in both passes.
+        let chain = self.chain_candidate(order, trace, now);
+        for depth in [true, false] {
+            let mut best: Option<(f64, HedgeIntent, CostBreakdown, bool)> = None;
+            let mut short = 0u64;
+            let mut consider = |intent: HedgeIntent, c: Option<(CostBreakdown, bool)>| match c {
+                Some((cost, walked)) => {
+                    let per_coin = cost.total / intent.coin_delta.abs().max(f64::MIN_POSITIVE);
+                    if best.is_none_or(|(b, ..)| per_coin < b) {
+                        best = Some((per_coin, intent, cost, walked));
+                    }
+                }
+                None => short += 1,
+            };
+            let main = self.config.hedge_instrument;
+            if self.market.hedge_usable(main, now) {
+                let v = venue_cost(
+                    self.config.hedge_venue,
+                    self.config.hedge.inverse,
+                    self.config.kappa,
+                    self.ack_ns[0],
+                );
+                let intent = HedgeIntent {
                     trace,
                     id: 0,
                     amount: order.amount,
                     ref_price: price,
                     coin_delta: order.coin_delta,
-                    instrument: self.config.hedge_instrument,
+                    instrument: main,
                     side: order.side,
                     venue: self.config.hedge_venue,
-                },
-            ));
-        }
-        let mut alt_won = false;
-        for a in &self.config.alt_hedges {
-            if !self.market.hedge_usable(a.instrument, now) {
-                continue;
+                };
+                consider(intent, self.cost_at(&v, &intent, underlying, sigma, depth));
             }
-            let Some(q) = self.market.quote_of(a.instrument) else {
-                continue;
-            };
-            let ref_price = q.reference();
-            let Some(o) = a.spec.order_for(order.coin_delta, ref_price) else {
-                continue;
-            };
-            let coin = o.coin_delta.abs();
-            // Per coin of delta actually removed: venues round to different lots.
-            let cost = coin * (a.fee * ref_price + half_spread(q));
-            let per_coin = |c: f64, k: f64| if k > 0.0 { c / k } else { f64::INFINITY };
-            if best.is_none_or(|(b, i)| per_coin(cost, coin) < per_coin(b, i.coin_delta.abs())) {
-                best = Some((
-                    cost,
-                    HedgeIntent {
-                        trace,
-                        id: 0,
-                        amount: o.amount,
-                        ref_price,
-                        coin_delta: o.coin_delta,
-                        instrument: a.instrument,
-                        side: o.side,
-                        venue: a.venue,
-                    },
-                ));
-                alt_won = true;
+            for (k, a) in self.config.alt_hedges.iter().enumerate() {
+                if !self.market.hedge_usable(a.instrument, now) {
+                    continue;
+                }
+                let Some(q) = self.market.quote_of(a.instrument) else {
+                    continue;
+                };
+                let ref_price = q.reference();
+                let Some(o) = a.spec.order_for(order.coin_delta, ref_price) else {
+                    continue;
+                };
+                let v = venue_cost(a.venue, a.spec.inverse, a.fee, self.ack_ns[k + 1]);
+                let intent = HedgeIntent {
+                    trace,
+                    id: 0,
+                    amount: o.amount,
+                    ref_price,
+                    coin_delta: o.coin_delta,
+                    instrument: a.instrument,
+                    side: o.side,
+                    venue: a.venue,
+                };
+                consider(intent, self.cost_at(&v, &intent, underlying, sigma, depth));
             }
-        }
-        if let Some((cost, intent)) = self.chain_candidate(order, trace, now) {
-            let per_coin = |c: f64, i: &HedgeIntent| c / i.coin_delta.abs();
-            if best.is_none_or(|(b, i)| per_coin(cost, &intent) < per_coin(b, &i)) {
-                best = Some((cost, intent));
-                alt_won = true;
+            if let Some((cost, intent)) = chain {
+                consider(intent, Some((cost, false)));
             }
+            if let Some((_, intent, cost, walked)) = best {
+                let s = &self.stats;
+                if walked {
+                    s.depth_costed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    s.touch_costed.fetch_add(1, Ordering::Relaxed);
+                }
+                s.depth_short.fetch_add(short, Ordering::Relaxed);
+                if intent.instrument != main {
+                    s.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
+                }
+                return Some((intent, cost));
+            }
+            self.stats.depth_short.fetch_add(short, Ordering::Relaxed);
         }
-        let (_, intent) = best?;
-        if alt_won && intent.instrument != self.config.hedge_instrument {
-            self.stats.alt_venue_hedges.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// The all-in cost of `intent` on `venue`, and whether it walked the live book: with
+    /// `depth`, the book when usable (`None` if it cannot fill the size), else the touch.
+    fn cost_at(
+        &self,
+        venue: &crate::policy::cost::VenueCost,
+        intent: &HedgeIntent,
+        underlying: f64,
+        sigma: f64,
+        depth: bool,
+    ) -> Option<(CostBreakdown, bool)> {
+        use crate::policy::cost::{CostError, CostQuery, Level, Liquidity, all_in_cost};
+        let q = self.market.quote_of(intent.instrument)?;
+        let mid = q.reference();
+        let touch = match intent.side {
+            Side::Buy => q.ask,
+            Side::Sell => q.bid,
+        };
+        let touch = [Level {
+            price: if crate::market::is_pos(touch) {
+                touch
+            } else {
+                mid
+            },
+            size: intent.amount,
+        }];
+        let book = if depth {
+            self.market.depth_levels(intent.instrument, intent.side)
+        } else {
+            None
+        };
+        let walked = book.is_some();
+        // The walk's mid is the book's own (the quote stream may be a moment apart from it).
+        let mid = match self
+            .market
+            .depth_book(intent.instrument)
+            .and_then(|b| b.best())
+        {
+            Some((b, a)) if walked && b > 0.0 && a > b => 0.5 * (a + b),
+            _ => mid,
+        };
+        let query = CostQuery {
+            side: intent.side,
+            qty: intent.amount,
+            levels: book.map_or(&touch[..], |(l, _)| l),
+            mid,
+            quote_usd: 1.0,
+            underlying_usd: underlying,
+            sigma,
+            coin_delta: intent.coin_delta,
+            liquidity: Liquidity::Taker,
+            chain: None,
+            eth_usd: f64::NAN,
+        };
+        match all_in_cost(venue, &query) {
+            Ok(c) => Some((c, walked)),
+            Err(CostError::NotEnoughDepth { .. }) => None,
+            // A level or number the cost model cannot use: cost it at the touch.
+            Err(_) if walked => {
+                let query = CostQuery {
+                    levels: &touch[..],
+                    ..query
+                };
+                all_in_cost(venue, &query).ok().map(|c| (c, false))
+            }
+            Err(_) => None,
         }
-        Some(intent)
+    }
+
+    /// The book's volatility for the latency charge: the held options' vols weighted by their
+    /// |Γ| (0 for a book without options).
+    fn book_sigma(&self) -> f64 {
+        let (mut w, mut s) = (0.0, 0.0);
+        for &r in self.book.held_rows() {
+            let r = r as usize;
+            let g = (self.book.row_greeks(r).gamma * self.book.qty(r)).abs();
+            w += g;
+            s += g * self.market.vol(r);
+        }
+        if crate::market::is_pos(w) && s.is_finite() {
+            s / w
+        } else {
+            0.0
+        }
     }
 
     /// The on-chain candidate for a delta hedge of `order.coin_delta`, with its all-in cost in
@@ -942,7 +1225,7 @@ impl PricerTile {
         order: crate::policy::HedgeOrder,
         trace: TickTrace,
         now: u64,
-    ) -> Option<(f64, HedgeIntent)> {
+    ) -> Option<(CostBreakdown, HedgeIntent)> {
         let c = self.config.chain_hedge?;
         let head = self.market.chain_head(now, c.head_max_age_ns);
         let index = self.market.index();
@@ -951,8 +1234,15 @@ impl PricerTile {
             return None;
         };
         let coin = c.rung_for(order.coin_delta.abs())?;
-        let (cost, _gas) = c.cost_usd(coin, index, &head, index)?;
-        self.stats.chain_cost_per_coin.set(cost / coin);
+        let (total, gas) = c.cost_usd(coin, index, &head, index)?;
+        self.stats.chain_cost_per_coin.set(total / coin);
+        let cost = CostBreakdown {
+            fees: total - gas,
+            slippage: 0.0,
+            gas,
+            latency: 0.0,
+            total,
+        };
         let coin_delta = if order.coin_delta > 0.0 { coin } else { -coin };
         Some((
             cost,
@@ -1131,16 +1421,19 @@ impl PricerTile {
         let mut sent = self.option_legs(p, trace, now);
         let price = self.market.hedge_quote().reference();
         if let Some(order) = self.delta_order(p, price, now)
-            && let Some(intent) = self.cheapest_venue(order, price, trace, now)
+            && let Some((intent, cost)) = self.cheapest_venue(order, price, trace, now)
         {
             let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
-            let emitted = self.emit(intent, exposure, now);
-            if emitted && Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
-                self.stats
-                    .chain_venue_hedges
-                    .fetch_add(1, Ordering::Relaxed);
+            if self.emit(intent, exposure, now) {
+                sent = true;
+                let s = &self.stats;
+                s.est_fees_usd.add(cost.fees);
+                s.est_slippage_usd.add(cost.slippage);
+                s.est_latency_usd.add(cost.latency);
+                if Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
+                    s.chain_venue_hedges.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            sent |= emitted;
         }
         if !sent {
             return false;

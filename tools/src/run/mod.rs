@@ -67,6 +67,10 @@ const ORDER_RING: usize = 256;
 const BINANCE_BTC_LOT: f64 = 0.001;
 /// Capacity of each trace ring to telemetry.
 const TRACE_RING: usize = 16_384;
+/// Levels asked for in a Binance depth snapshot: the kept book is
+/// [`keel_engine::market::DEFAULT_DEPTH_LEVELS`] per side, and a snapshot of 1,000 costs Binance
+/// weight 20 against 10 for 500.
+const DEPTH_SNAPSHOT_LIMIT: u32 = 500;
 /// How often time to expiry moves on (a full reprice), ms.
 const TAU_REFRESH_MS: u64 = 1_000;
 /// After a refused or failed on-chain hedge, the on-chain venue sits out this long, doubled for
@@ -94,6 +98,8 @@ struct Built {
     telemetry: TelemetryHandle,
     topology: Topology,
     book_rows: usize,
+    /// Delta-hedge instruments whose books are tracked.
+    depth_books: usize,
     held: usize,
     venues: Vec<&'static str>,
     dry_run: bool,
@@ -203,6 +209,7 @@ impl Running {
             b.held,
         );
         summary.elapsed = self.started.elapsed();
+        summary.depth_books.0 = b.depth_books;
         summary.reconciled = b.reconciled.clone();
         let mut errors = Vec::new();
         if let Some(w) = b.kill_watch {
@@ -621,6 +628,17 @@ fn build(
         groups[g].2.push(name);
         Ok(())
     };
+    // A Binance session carrying alternative hedges keeps their depth books (stream + REST
+    // snapshot, Binance's documented procedure) for the cost model.
+    let binance_session = |url: &str, ca: Option<std::path::PathBuf>| {
+        VenueSession::binance_builder(&instruments, BinanceMarket::UsdmFutures)
+            .depth(true)
+            .depth_limit(DEPTH_SNAPSHOT_LIMIT)
+            .ws_url(url)
+            .ca_file(ca)
+            .build()
+            .with_context(|| format!("--binance-url {url}: depth books"))
+    };
     // Deribit: every listed instrument of the underlying, or with --deribit-instruments only
     // those plus what the book needs (held options, the hedge, the index, the liquid set).
     let wanted: Vec<&str> = cfg.deribit.instruments.iter().map(String::as_str).collect();
@@ -639,6 +657,18 @@ fn build(
                 .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id)),
         )
         .collect();
+    // The hedge instruments' books (Deribit `book.*.100ms` for the perpetual and the liquid
+    // options, Binance depth on its REST snapshot), walked by the cost model: the delta venue
+    // for each hedge's size, and the gamma/vega legs' cost for theirs.
+    let liquid_ids: Vec<InstrumentId> = options
+        .iter()
+        .flat_map(|o| o.liquid.iter().map(|&r| market.options()[r].id))
+        .collect();
+    let depth_ids: Vec<InstrumentId> = std::iter::once(hedge_id)
+        .chain(alt_ids.iter().copied())
+        .chain(liquid_ids.iter().copied())
+        .collect();
+    market.track_depth(&depth_ids, keel_engine::market::DEFAULT_DEPTH_LEVELS);
     let subscribed = |id: InstrumentId, i: &keel_feeds::instrument::Instrument| {
         wanted.is_empty()
             || wanted.contains(&i.name.as_str())
@@ -665,9 +695,11 @@ fn build(
         .div_ceil(keel_feeds::session::DERIBIT_CHANNELS_PER_CONNECTION)
         .max(1);
     for k in 0..parts {
-        let session = VenueSession::deribit_only(&instruments, false, &|id, _| {
-            part[id.0 as usize] == k as u16
-        });
+        let session = VenueSession::deribit_select(
+            &instruments,
+            &|id, _| part[id.0 as usize] == k as u16,
+            &|id, _| id == hedge_id || liquid_ids.contains(&id),
+        );
         add_conn(
             deribit_pin,
             "deribit",
@@ -679,18 +711,22 @@ fn build(
     }
     if let (Some(s), false) = (sim, alt_ids.is_empty() || binance_enabled) {
         // The embedded venue's Binance streams carry the alternative hedges' quotes.
+        let url = s.binance_url();
         add_conn(
             None,
             "binance",
-            &s.binance_url(),
+            &url,
             None,
-            VenueSession::binance(&instruments, BinanceMarket::UsdmFutures),
+            binance_session(&url, None)?,
             stale,
         )?;
     }
     for (name, v) in &others {
         let venue = venue_of(name);
         let session = match venue {
+            Venue::Binance if !alt_ids.is_empty() => {
+                binance_session(v.url.as_deref().unwrap_or_default(), v.ca_file.clone())?
+            }
             Venue::Binance => VenueSession::binance(&instruments, BinanceMarket::UsdmFutures),
             Venue::Okx => VenueSession::okx(&instruments),
             Venue::Bybit => VenueSession::bybit(&instruments),
@@ -997,6 +1033,7 @@ fn build(
         telemetry: telemetry_handle,
         topology,
         book_rows,
+        depth_books: depth_ids.len(),
         held,
         venues,
         dry_run,

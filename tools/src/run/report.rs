@@ -41,6 +41,22 @@ pub struct Summary {
     pub option_hedges: u64,
     /// Delta hedges sent to an alternative venue (`--alt-hedge`) because it was cheaper all-in.
     pub alt_venue_hedges: u64,
+    /// Delta-hedge venue choices costed by walking a live book / at the touch, and venues
+    /// passed over because their visible book could not fill the size.
+    pub depth_costed: u64,
+    /// See `depth_costed`.
+    pub touch_costed: u64,
+    /// See `depth_costed`.
+    pub depth_short: u64,
+    /// Hedge books tracked (perpetual, alternatives, liquid options), usable at the end, and
+    /// snapshots applied.
+    pub depth_books: (usize, u64, u64),
+    /// Gamma/vega legs walked through their option's book, and solves run again because a
+    /// book was thinner than its touch.
+    pub option_walks: (u64, u64),
+    /// Estimated cost of the delta hedges sent (cost model, before fills), USD: fees,
+    /// slippage against the mid, latency charge.
+    pub est_cost_usd: [f64; 3],
     /// Risk state at the end (`active`, `reducing`, `halted`).
     pub risk_state: &'static str,
     /// Intents the risk gate refused, and the last limit that refused one.
@@ -67,6 +83,8 @@ pub struct Summary {
     pub conflated: u64,
     /// Events dropped from a full conflation table.
     pub conflation_dropped: u64,
+    /// Book deltas the feed edge had to drop (each book then waits for a snapshot).
+    pub book_levels_lost: u64,
     /// Parsed events.
     pub feed_events: u64,
     /// Coin delta at the first complete reprice.
@@ -150,6 +168,12 @@ impl Summary {
             hedges: 0,
             option_hedges: 0,
             alt_venue_hedges: 0,
+            depth_costed: 0,
+            touch_costed: 0,
+            depth_short: 0,
+            depth_books: (0, 0, 0),
+            option_walks: (0, 0),
+            est_cost_usd: [0.0; 3],
             risk_state: "active",
             vetoes: 0,
             last_veto: None,
@@ -163,6 +187,7 @@ impl Summary {
             trace_drops: 0,
             conflated: 0,
             conflation_dropped: 0,
+            book_levels_lost: 0,
             feed_events: 0,
             delta_before: f64::NAN,
             delta_after: f64::NAN,
@@ -211,6 +236,17 @@ impl Summary {
         self.chain_refusals = l(&p.chain_refusals);
         self.chain_unusable = l(&p.chain_unusable);
         self.chain_cost_per_coin = p.chain_cost_per_coin.get();
+        self.depth_costed = l(&p.depth_costed);
+        self.touch_costed = l(&p.touch_costed);
+        self.depth_short = l(&p.depth_short);
+        self.depth_books.1 = l(&p.depth_books_ready);
+        self.depth_books.2 = l(&p.depth_snapshots);
+        self.option_walks = (l(&p.option_legs_walked), l(&p.option_depth_resolves));
+        self.est_cost_usd = [
+            p.est_fees_usd.get(),
+            p.est_slippage_usd.get(),
+            p.est_latency_usd.get(),
+        ];
         self.risk_state = super::risk_state(p).name();
         self.vetoes = l(&p.vetoes);
         self.pnl_usd = p.pnl_usd.get();
@@ -228,6 +264,7 @@ impl Summary {
             self.ring_full_feed += l(&f.ring_full);
             self.conflated += l(&f.conflated);
             self.conflation_dropped += l(&f.dropped);
+            self.book_levels_lost += l(&f.book_levels_lost);
             self.feed_events += l(&f.events);
         }
         self.delta_before = p.delta_before.get();
@@ -363,6 +400,8 @@ pub fn summary_json(s: &Summary) -> Value {
             pct(&s.latency.get(Stage::TickToTrade)),
         );
         m.insert("stage_ns".into(), Value::Object(stages));
+        m.insert("hedge_costing".into(), hedge_costing(s));
+        m.insert("book_levels_lost".into(), s.book_levels_lost.into());
         m.insert(
             "reconciled".into(),
             s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
@@ -469,6 +508,17 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
+/// How the delta hedges' venues were costed, as JSON.
+fn hedge_costing(s: &Summary) -> Value {
+    json!({"books_tracked": s.depth_books.0, "books_ready": s.depth_books.1,
+           "book_snapshots": s.depth_books.2, "depth_walked": s.depth_costed,
+           "option_legs_walked": s.option_walks.0, "option_resolves": s.option_walks.1, "touch": s.touch_costed,
+           "venues_short_of_depth": s.depth_short,
+           "est_fees_usd": num(s.est_cost_usd[0]),
+           "est_slippage_usd": num(s.est_cost_usd[1]),
+           "est_latency_usd": num(s.est_cost_usd[2])})
+}
+
 /// The summary as a table.
 pub fn summary_table(s: &Summary) -> String {
     use std::fmt::Write as _;
@@ -510,6 +560,24 @@ pub fn summary_table(s: &Summary) -> String {
         format!(
             "{} sent ({} gamma/vega decisions), {} filled, {} without fill",
             s.hedges, s.option_hedges, s.fills, s.rejects
+        ),
+    );
+    row(
+        &mut o,
+        "delta hedge costing",
+        format!(
+            "books {}/{} ready ({} snapshots); delta: {} on live depth, {} at the touch, {} venues short of depth; est. fees ${:.2}, slippage ${:.2}, latency ${:.2}; option legs walked {}, solved again {}",
+            s.depth_books.1,
+            s.depth_books.0,
+            s.depth_books.2,
+            s.depth_costed,
+            s.touch_costed,
+            s.depth_short,
+            s.est_cost_usd[0],
+            s.est_cost_usd[1],
+            s.est_cost_usd[2],
+            s.option_walks.0,
+            s.option_walks.1
         ),
     );
     row(
@@ -562,8 +630,13 @@ pub fn summary_table(s: &Summary) -> String {
         &mut o,
         "rings",
         format!(
-            "feed full {} (conflated {}, dropped {}), intents full {}, traces dropped {}",
-            s.ring_full_feed, s.conflated, s.conflation_dropped, s.ring_full_intents, s.trace_drops
+            "feed full {} (conflated {}, dropped {}, book deltas lost {}), intents full {}, traces dropped {}",
+            s.ring_full_feed,
+            s.conflated,
+            s.conflation_dropped,
+            s.book_levels_lost,
+            s.ring_full_intents,
+            s.trace_drops
         ),
     );
     row(

@@ -215,7 +215,7 @@ enum Proto {
 enum Feed {
     OptionTicker(usize),
     LinearTicker(InstrumentRef),
-    Book(InstrumentRef, SyntheticBook),
+    Book(InstrumentRef, Box<SyntheticBook>),
     Index,
     MarkOptions,
     BookTicker,
@@ -254,7 +254,7 @@ fn deribit_channel(chain: &Chain, ch: &str) -> Option<(Feed, Option<Duration>)> 
         let (name, iv) = rest.rsplit_once('.')?;
         let iv = interval(iv)?;
         let inst = chain.lookup(name)?;
-        return Some((Feed::Book(inst, SyntheticBook::default()), iv));
+        return Some((Feed::Book(inst, Box::default()), iv));
     }
     if ch.strip_prefix("deribit_price_index.") == Some(INDEX_NAME) {
         return Some((Feed::Index, hundred));

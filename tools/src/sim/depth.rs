@@ -32,7 +32,7 @@ const PER_SET: usize = 2 * LEVELS;
 /// Most distinct prices one side of an event can list.
 const PER_EVENT: usize = RING * PER_SET;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct ChangeSet {
     first_id: u64,
     last_id: u64,
@@ -41,6 +41,20 @@ struct ChangeSet {
     n_bids: usize,
     asks: [f64; PER_SET],
     n_asks: usize,
+}
+
+impl Default for ChangeSet {
+    fn default() -> Self {
+        Self {
+            first_id: 0,
+            last_id: 0,
+            prev_id: 0,
+            bids: [0.0; PER_SET],
+            n_bids: 0,
+            asks: [0.0; PER_SET],
+            n_asks: 0,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -331,8 +331,9 @@ pub fn deribit_markprice_options(
     out.push(b']');
 }
 
-/// Book levels per side of the synthetic books.
-pub const LEVELS: usize = 5;
+/// Book levels per side of the synthetic books: 20, so that a hedge of several BTC finds its
+/// size in the perpetual's book (about 3 M USD a side) and in Binance's (about 50 BTC).
+pub const LEVELS: usize = 20;
 
 /// What happened to a level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -374,10 +375,19 @@ impl Side {
 }
 
 /// Changes of one side in one message.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct SideDiff {
     items: [(LevelAction, f64, f64); 2 * LEVELS],
     n: usize,
+}
+
+impl Default for SideDiff {
+    fn default() -> Self {
+        Self {
+            items: [(LevelAction::default(), 0.0, 0.0); 2 * LEVELS],
+            n: 0,
+        }
+    }
 }
 
 impl SideDiff {
