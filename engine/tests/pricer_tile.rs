@@ -80,7 +80,13 @@ impl Rig {
     }
 
     fn with_limits(limits: keel_engine::risk::RiskLimits) -> Self {
-        Self::build(limits, None, None)
+        Self::build(limits, None, None, false)
+    }
+
+    /// With `chain`, an on-chain venue (instrument 3) beside the perpetual: 1 gwei gas, no DEX
+    /// fee, so it is the cheaper venue once a chain head arrives.
+    fn with(limits: keel_engine::risk::RiskLimits, chain: bool) -> Self {
+        Self::build(limits, None, None, chain)
     }
 
     /// With Binance's linear perpetual (instrument 3) as an alternative delta hedge at
@@ -90,6 +96,7 @@ impl Rig {
             keel_engine::risk::RiskLimits::default(),
             Some(alt_fee),
             None,
+            false,
         )
     }
 
@@ -100,6 +107,7 @@ impl Rig {
             keel_engine::risk::RiskLimits::default(),
             None,
             Some(options),
+            false,
         )
     }
 
@@ -107,6 +115,7 @@ impl Rig {
         limits: keel_engine::risk::RiskLimits,
         alt_fee: Option<f64>,
         options: Option<keel_engine::pipeline::pricer::OptionHedging>,
+        chain: bool,
     ) -> Self {
         let now_ms = now_ns() / 1_000_000;
         let exp = now_ms + 30 * DAY_MS;
@@ -126,6 +135,12 @@ impl Rig {
             exp,
             Some(OptionRight::Call),
         )); // 2
+        if chain {
+            let mut c = inst("BTC-ONCHAIN", InstrumentKind::Spot, f64::NAN, 0, None);
+            c.venue = Venue::Ethereum;
+            c.inverse = false;
+            v.insert(c); // 3
+        }
         if options.is_some() {
             v.insert(inst(
                 "D",
@@ -156,7 +171,11 @@ impl Rig {
         let book = Book::new(
             &market,
             &[(InstrumentId(2), "C".into(), -10.0)],
-            &[(InstrumentId(0), true)],
+            &if chain {
+                vec![(InstrumentId(0), true), (InstrumentId(3), false)]
+            } else {
+                vec![(InstrumentId(0), true)]
+            },
             1_000,
         )
         .unwrap();
@@ -203,6 +222,21 @@ impl Rig {
                 })
                 .into_iter()
                 .collect(),
+            chain_hedge: chain.then_some(keel_engine::pipeline::pricer::ChainHedge {
+                instrument: InstrumentId(3),
+                venue: Venue::Ethereum,
+                lot_coin: 0.5,
+                rungs: 6,
+                max_order_coin: f64::INFINITY,
+                fee: 0.0,
+                gas: keel_engine::policy::cost::GasSpec {
+                    gas_units: 200_000,
+                    priority_fee_wei: 0,
+                },
+                eth_usd: Some(3_000.0),
+                head_max_age_ns: 60_000_000_000,
+                backoff_ns: 60_000_000_000,
+            }),
         };
         let rings = PricerRings {
             inputs: vec![feed_rx],
@@ -728,4 +762,80 @@ fn an_index_off_its_other_sources_or_a_vol_jump_holds_hedges() {
     r.tile.step();
     assert!(r.intents.pop().is_none(), "held by the vol guard");
     assert_eq!(r.stats.guard().unwrap().0, "iv_jump");
+}
+
+#[test]
+fn an_on_chain_refusal_releases_the_exposure_without_counting_as_a_venue_reject() {
+    let mut r = Rig::with(
+        keel_engine::risk::RiskLimits {
+            max_consecutive_rejects: 1,
+            ..keel_engine::risk::RiskLimits::default()
+        },
+        true,
+    );
+    // No chain head yet: the perpetual is the only usable venue.
+    r.market(100_000.0);
+    r.tile.step();
+    let first = r.intents.pop().expect("a hedge on Deribit");
+    assert_eq!(first.venue, Venue::Deribit);
+    let mut filled = rejected(&first, 0);
+    filled.status = FillStatus::Filled;
+    filled.filled = 10.0;
+    filled.price = 100_000.0;
+    r.fills.push(filled).unwrap();
+    r.tile.step();
+    // A chain head: 1 gwei, gas 0.6 USD a transaction, the cheaper venue by far.
+    let mut head = MarketEvent {
+        exchange_ts_ns: 0,
+        recv_ts_ns: now_ns(),
+        instrument: InstrumentId::NONE,
+        venue: Venue::Ethereum,
+        conn: 1,
+        body: EventBody::ChainHead {
+            number: 7,
+            base_fee_wei: 1_000_000_000,
+            gas_used: 15_000_000,
+            gas_limit: 30_000_000,
+            timestamp_s: 1,
+        },
+    };
+    r.feed
+        .push(TickMsg {
+            event: head,
+            parsed_ns: now_ns(),
+        })
+        .unwrap();
+    r.market(100_000.0);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge on chain");
+    assert_eq!(i.venue, Venue::Ethereum);
+    assert_eq!(i.instrument, InstrumentId(3));
+    assert_eq!(i.side, Side::Buy);
+    // Coin, a rung of the ladder (0.5 · 2^k).
+    assert!([2.0, 4.0, 8.0].contains(&i.amount), "{i:?}");
+    assert_eq!(i.coin_delta, i.amount);
+    // The exec side refuses it before sending (nonce busy): released, not a venue reject —
+    // with one reject allowed in a row, a venue reject would halt.
+    r.fills.push(rejected(&i, -1001)).unwrap();
+    head.recv_ts_ns = now_ns();
+    r.feed
+        .push(TickMsg {
+            event: head,
+            parsed_ns: now_ns(),
+        })
+        .unwrap();
+    r.market(100_000.0);
+    r.tile.step();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(r.stats.risk_state.load(Relaxed), 0, "still ACTIVE");
+    assert_eq!(r.stats.chain_refusals.load(Relaxed), 1);
+    // The exposure was released and hedged again at once, on Deribit: the chain backs off.
+    let again = r.intents.pop().expect("hedged again");
+    assert_eq!(again.venue, Venue::Deribit);
+    assert!(r.stats.chain_unusable.load(Relaxed) >= 1);
+    // A venue's own rejection still counts: one in a row halts.
+    r.fills.push(rejected(&again, 10009)).unwrap();
+    r.market(100_000.0);
+    r.tile.step();
+    assert_eq!(r.stats.risk_state.load(Relaxed), 2, "HALTED");
 }

@@ -183,6 +183,57 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     assert!(summary.reprices_full + summary.reprices_spot > 0);
 }
 
+#[test]
+fn on_chain_hedges_do_not_allocate_after_start_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    BYTES.store(0, Ordering::SeqCst);
+    ALLOCS.store(0, Ordering::SeqCst);
+    let mut cfg = RunConfig::defaults();
+    cfg.sim.options = 1_000;
+    cfg.delta_band = 0.002;
+    // The on-chain venue, cheapest by far (no DEX fee, gas at 0.001 gwei): the chain head
+    // feed, the venue choice with gas, the router and the EVM exec tile (rung pick, copies on
+    // three keep-alive routes, replies raced) all run armed. The signer thread is not a tile:
+    // it signs off the hot path and may allocate.
+    cfg.alt_hedges = vec![("evm".into(), String::new())];
+    cfg.deribit.fee_bps = 50.0;
+    cfg.evm.fee_bps = 0.0;
+    cfg.evm.priority_fee_gwei = 0.0;
+    cfg.evm.sim_base_fee_gwei = 0.001;
+    cfg.evm.sim_block_time = Duration::from_millis(100);
+    cfg.deribit.rate_limit = Some(200);
+    cfg.status_every = Duration::ZERO;
+    cfg.dev = true;
+    let wrap = |t: Box<dyn Tile>| -> Box<dyn Tile> { Box::new(OnTile(t)) };
+    let wrap_ref: TileWrap<'_> = &wrap;
+    let run = start(&cfg, Some(wrap_ref)).expect("pipeline starts");
+    let p = run.pricer();
+    let on_chain = || p.chain_venue_hedges.load(Ordering::Relaxed);
+    let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
+    wait_for(
+        "warm-up (an on-chain hedge back)",
+        Duration::from_secs(60),
+        || on_chain() >= 1 && fills() >= 1,
+    );
+    let (c0, f0) = (on_chain(), fills());
+    ARMED.store(true, Ordering::SeqCst);
+    wait_for(
+        "five armed on-chain hedges and their outcomes",
+        Duration::from_secs(120),
+        || on_chain() >= c0 + 5 && fills() >= f0 + 5,
+    );
+    ARMED.store(false, Ordering::SeqCst);
+    let summary = run.finish().expect("clean shutdown");
+    let n = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations ({} bytes) on feed/pricer/exec threads with on-chain hedges",
+        BYTES.load(Ordering::SeqCst),
+    );
+    assert!(summary.evm.expect("on-chain report").won >= 5);
+}
+
 /// Allocations made on this thread while `f` runs.
 fn allocations_in(f: impl FnOnce()) -> u64 {
     let before = THREAD_ALLOCS.with(Cell::get);

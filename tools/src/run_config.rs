@@ -166,6 +166,8 @@ pub struct RunConfig {
     pub stale_after: Duration,
     /// The embedded simulated venue, used when no venue is enabled.
     pub sim: SimSettings,
+    /// The on-chain hedge venue (`--alt-hedge evm`, `[evm]`, `--evm-*`).
+    pub evm: EvmSettings,
     /// Deribit.
     pub deribit: VenueConfig,
     /// Binance.
@@ -209,6 +211,115 @@ impl Default for SimSettings {
             silent_after: None,
             delay_ms: None,
         }
+    }
+}
+
+/// The on-chain delta-hedge venue's settings (`[evm]`, `--evm-*`): where transactions go, whose
+/// key signs them, the call they make and what it costs. Keys are named (environment variables,
+/// a keystore file), never given. With no `rpc_url`, `--alt-hedge evm` starts keel-sim's mock
+/// node and two builders in-process (a fresh random key per run, funded on the mock chain).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvmSettings {
+    /// JSON-RPC endpoints (`eth_sendRawTransaction`), http:// or https://; repeatable. The
+    /// first is also where the nonce and the head are read.
+    pub rpc_url: Vec<String>,
+    /// Block builders (`eth_sendBundle`, Flashbots-signed), http:// or https://; repeatable.
+    pub builder_url: Vec<String>,
+    /// `newHeads` WebSocket of a node, ws:// or wss:// (the embedded node's when not given).
+    pub ws_url: Option<String>,
+    /// Environment variable holding the sender's private key (0x-hex).
+    pub key_env: Option<String>,
+    /// Keystore v3 file of the sender's key (with `password_env` or `password_file`).
+    pub keystore: Option<PathBuf>,
+    /// Environment variable holding the keystore's password.
+    pub password_env: Option<String>,
+    /// File holding the keystore's password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the Flashbots reputation key (needed with builders).
+    pub flashbots_key_env: Option<String>,
+    /// EIP-155 chain id (embedded node: 1).
+    pub chain_id: Option<u64>,
+    /// The contract called (DEX router), 0x address (EIP-55 checked when mixed case).
+    pub router: Option<String>,
+    /// Calldata of a buy: 4-byte selector then 32-byte words, 0x-hex; the amount goes in word
+    /// `amount_word`.
+    pub calldata_buy: Option<String>,
+    /// Calldata of a sell (same layout).
+    pub calldata_sell: Option<String>,
+    /// Index of the `uint256` word (after the selector) that holds the token amount.
+    pub amount_word: usize,
+    /// Decimals of the token traded (the amount word is coin × 10^decimals).
+    pub decimals: u8,
+    /// Gas limit of a hedge transaction (also the gas the cost model charges).
+    pub gas_limit: u64,
+    /// Priority fee (tip), gwei.
+    pub priority_fee_gwei: f64,
+    /// Fee cap = base fee × this + tip (the headroom over the base fee before re-signing).
+    pub fee_multiplier: u32,
+    /// Smallest rung, coin; rungs are lot·2^i.
+    pub lot: f64,
+    /// Rungs per side.
+    pub rungs: u8,
+    /// DEX fee (and expected price impact), basis points of the notional.
+    pub fee_bps: f64,
+    /// ETH price, USD, for gas (`None`: the index when the underlying is ETH; the embedded node
+    /// uses 3000).
+    pub eth_usd: Option<f64>,
+    /// Largest hedge order on chain, coin.
+    pub max_order: Option<f64>,
+    /// Per-request timeout of every route, ms (also the race deadline).
+    pub timeout_ms: u64,
+    /// A chain head older than this makes the venue unusable.
+    #[serde(serialize_with = "ser_duration")]
+    pub head_stale_after: Duration,
+    /// How often the signer thread reads the chain.
+    #[serde(serialize_with = "ser_duration")]
+    pub poll: Duration,
+    /// Block time of the embedded mock chain.
+    #[serde(serialize_with = "ser_duration")]
+    pub sim_block_time: Duration,
+    /// Base fee of the embedded mock chain, gwei.
+    pub sim_base_fee_gwei: f64,
+}
+
+impl Default for EvmSettings {
+    fn default() -> Self {
+        EvmSettings {
+            rpc_url: Vec::new(),
+            builder_url: Vec::new(),
+            ws_url: None,
+            key_env: None,
+            keystore: None,
+            password_env: None,
+            password_file: None,
+            flashbots_key_env: None,
+            chain_id: None,
+            router: None,
+            calldata_buy: None,
+            calldata_sell: None,
+            amount_word: 0,
+            decimals: 8,
+            gas_limit: 200_000,
+            priority_fee_gwei: 1.0,
+            fee_multiplier: 2,
+            lot: 0.001,
+            rungs: 12,
+            fee_bps: 30.0,
+            eth_usd: None,
+            max_order: None,
+            timeout_ms: 2_000,
+            head_stale_after: Duration::from_secs(36),
+            poll: Duration::from_millis(500),
+            sim_block_time: Duration::from_secs(12),
+            sim_base_fee_gwei: 10.0,
+        }
+    }
+}
+
+impl EvmSettings {
+    /// True when the embedded mock node and builders stand in for the chain (no RPC URL).
+    pub fn uses_sim(&self) -> bool {
+        self.rpc_url.is_empty()
     }
 }
 
@@ -325,6 +436,7 @@ impl RunConfig {
             max_consecutive_rejects: 5,
             stale_after: DEFAULT_STALE_AFTER,
             sim: SimSettings::default(),
+            evm: EvmSettings::default(),
             deribit: VenueConfig::defaults("deribit"),
             binance: VenueConfig::defaults("binance"),
             okx: VenueConfig::defaults("okx"),
@@ -803,6 +915,9 @@ pub struct RunArgs {
     /// The embedded simulated venue (`--sim-*`).
     #[command(flatten)]
     pub sim: SimFlags,
+    /// The on-chain hedge venue (`--evm-*`).
+    #[command(flatten)]
+    pub evm: EvmFlags,
     /// `--deribit-*`.
     #[command(flatten)]
     pub deribit: DeribitFlags,
@@ -849,6 +964,115 @@ pub struct SimFlags {
     /// Fault: hold every outgoing message MS milliseconds [default: 0].
     #[arg(long = "sim-delay-ms", value_name = "MS")]
     pub delay_ms: Option<u64>,
+}
+
+/// The `--evm-*` flags: the on-chain delta-hedge venue (`--alt-hedge evm`). See [`EvmSettings`].
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "On-chain hedge venue (--alt-hedge evm)")]
+pub struct EvmFlags {
+    /// JSON-RPC endpoint (eth_sendRawTransaction), http(s)://, repeatable; the first also gives
+    /// the nonce and the head [default: keel-sim's mock node, started in-process].
+    #[arg(long = "evm-rpc-url", visible_alias = "rpc-url", value_name = "URL")]
+    pub rpc_url: Option<Vec<String>>,
+    /// Block builder (eth_sendBundle with X-Flashbots-Signature), http(s)://, repeatable
+    /// [default: the mock's two builders with the mock node; none with --evm-rpc-url].
+    #[arg(
+        long = "evm-builder-url",
+        visible_alias = "builder-url",
+        value_name = "URL"
+    )]
+    pub builder_url: Option<Vec<String>>,
+    /// newHeads WebSocket of a node, ws(s):// [default: the mock node's; required with --evm-rpc-url].
+    #[arg(long = "evm-ws-url", value_name = "URL")]
+    pub ws_url: Option<String>,
+    /// NAME of the environment variable holding the sender's private key (never the key).
+    #[arg(long = "evm-key-env", value_name = "NAME")]
+    pub key_env: Option<String>,
+    /// Keystore v3 file of the sender's key (with --evm-password-env or --evm-password-file).
+    #[arg(long = "evm-keystore", value_name = "FILE")]
+    pub keystore: Option<PathBuf>,
+    /// NAME of the environment variable holding the keystore's password.
+    #[arg(long = "evm-password-env", value_name = "NAME")]
+    pub password_env: Option<String>,
+    /// File holding the keystore's password (one trailing line break ignored).
+    #[arg(long = "evm-password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// NAME of the environment variable holding the Flashbots reputation key (a separate key;
+    /// needed with builders).
+    #[arg(long = "evm-flashbots-key-env", value_name = "NAME")]
+    pub flashbots_key_env: Option<String>,
+    /// EIP-155 chain id, checked against the node's eth_chainId [default: 1 on the mock node;
+    /// required with --evm-rpc-url].
+    #[arg(long = "evm-chain-id", value_name = "N")]
+    pub chain_id: Option<u64>,
+    /// The contract called, 0x address [default: a mock router on the mock node].
+    #[arg(long = "evm-router", value_name = "ADDRESS")]
+    pub router: Option<String>,
+    /// Calldata of a buy, 0x-hex: 4-byte selector then 32-byte words [default: mock on the mock node].
+    #[arg(long = "evm-calldata-buy", value_name = "HEX")]
+    pub calldata_buy: Option<String>,
+    /// Calldata of a sell, same layout.
+    #[arg(long = "evm-calldata-sell", value_name = "HEX")]
+    pub calldata_sell: Option<String>,
+    /// Index of the uint256 word after the selector that holds the token amount [default: 0].
+    #[arg(long = "evm-amount-word", value_name = "K")]
+    pub amount_word: Option<usize>,
+    /// Decimals of the token traded: the amount word is coin × 10^decimals [default: 8].
+    #[arg(long = "evm-decimals", value_name = "N")]
+    pub decimals: Option<u8>,
+    /// Gas limit of a hedge transaction, also the gas the cost charges [default: 200000].
+    #[arg(long = "evm-gas-limit", value_name = "GAS")]
+    pub gas_limit: Option<u64>,
+    /// Priority fee (tip), gwei [default: 1].
+    #[arg(long = "evm-priority-fee-gwei", value_name = "GWEI")]
+    pub priority_fee_gwei: Option<f64>,
+    /// Max fee headroom: fee cap = base fee × M + tip, re-signed when the base fee passes it
+    /// [default: 2].
+    #[arg(long = "evm-fee-multiplier", value_name = "M")]
+    pub fee_multiplier: Option<u32>,
+    /// Smallest ladder rung, coin; rungs are lot·2^i [default: 0.001].
+    #[arg(long = "evm-lot", value_name = "COINS")]
+    pub lot: Option<f64>,
+    /// Ladder rungs per side, 1..=24 [default: 12].
+    #[arg(long = "evm-rungs", value_name = "N")]
+    pub rungs: Option<u8>,
+    /// DEX fee plus expected price impact, basis points of the notional, >= 0 [default: 30].
+    #[arg(
+        long = "evm-fee-bps",
+        value_name = "BPS",
+        allow_negative_numbers = true
+    )]
+    pub fee_bps: Option<f64>,
+    /// ETH price in USD for gas [default: the index when the underlying is ETH; 3000 on the
+    /// mock node; required otherwise].
+    #[arg(
+        long = "evm-eth-usd",
+        value_name = "USD",
+        allow_negative_numbers = true
+    )]
+    pub eth_usd: Option<f64>,
+    /// Largest hedge order on chain, coin [default: no limit but the largest rung].
+    #[arg(
+        long = "evm-max-order",
+        value_name = "COINS",
+        allow_negative_numbers = true
+    )]
+    pub max_order: Option<f64>,
+    /// Per-request timeout of every route, ms, also the race deadline [default: 2000].
+    #[arg(long = "evm-timeout-ms", value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// A chain head older than this makes the venue unusable [default: 36s].
+    #[arg(long = "evm-head-stale-after", value_name = "DURATION")]
+    pub head_stale_after: Option<String>,
+    /// How often the signer thread reads the chain (nonce, head) [default: 500ms].
+    #[arg(long = "evm-poll", value_name = "DURATION")]
+    pub poll: Option<String>,
+    /// Block time of the embedded mock chain (keep --evm-poll well below it: bundles target the next block) [default: 12s].
+    #[arg(long = "evm-sim-block-time", value_name = "DURATION")]
+    pub sim_block_time: Option<String>,
+    /// Base fee of the embedded mock chain, gwei [default: 10].
+    #[arg(long = "evm-sim-base-fee-gwei", value_name = "GWEI")]
+    pub sim_base_fee_gwei: Option<f64>,
 }
 
 /// One venue's flags, whichever venue: what the per-venue flag structs hold, by setting.
@@ -1036,6 +1260,8 @@ struct RunFile {
     #[serde(default)]
     sim: SimFile,
     #[serde(default)]
+    evm: EvmFile,
+    #[serde(default)]
     deribit: VenueFile,
     #[serde(default)]
     binance: VenueFile,
@@ -1058,6 +1284,39 @@ struct SimFile {
     malformed_rate: Option<Spanned<f64>>,
     silent_after: Option<Spanned<String>>,
     delay_ms: Option<Spanned<u64>>,
+}
+
+/// `[evm]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EvmFile {
+    rpc_url: Option<Spanned<Vec<String>>>,
+    builder_url: Option<Spanned<Vec<String>>>,
+    ws_url: Option<Spanned<String>>,
+    key_env: Option<Spanned<String>>,
+    keystore: Option<Spanned<PathBuf>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    flashbots_key_env: Option<Spanned<String>>,
+    chain_id: Option<Spanned<u64>>,
+    router: Option<Spanned<String>>,
+    calldata_buy: Option<Spanned<String>>,
+    calldata_sell: Option<Spanned<String>>,
+    amount_word: Option<Spanned<usize>>,
+    decimals: Option<Spanned<u8>>,
+    gas_limit: Option<Spanned<u64>>,
+    priority_fee_gwei: Option<Spanned<f64>>,
+    fee_multiplier: Option<Spanned<u32>>,
+    lot: Option<Spanned<f64>>,
+    rungs: Option<Spanned<u8>>,
+    fee_bps: Option<Spanned<f64>>,
+    eth_usd: Option<Spanned<f64>>,
+    max_order: Option<Spanned<f64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    head_stale_after: Option<Spanned<String>>,
+    poll: Option<Spanned<String>>,
+    sim_block_time: Option<Spanned<String>>,
+    sim_base_fee_gwei: Option<Spanned<f64>>,
 }
 
 /// `[deribit]`, `[binance]`, ...
@@ -1204,7 +1463,7 @@ trait Shown {
 macro_rules! shown_by_display {
     ($($t:ty),*) => {$(impl Shown for $t { fn shown(&self) -> String { self.to_string() } })*};
 }
-shown_by_display!(f64, u64, u32, usize, bool, String);
+shown_by_display!(f64, u64, u32, usize, u8, bool, String);
 
 impl Shown for PathBuf {
     fn shown(&self) -> String {
@@ -1332,15 +1591,23 @@ fn check_ws_url(url: &str) -> Result<String, String> {
 fn check_alt_hedges(list: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(list.len());
     for item in list {
+        if item.eq_ignore_ascii_case("evm") {
+            if out.iter().any(|(v, _)| v == "evm") {
+                return Err(format!("{item:?} given twice"));
+            }
+            out.push(("evm".to_owned(), String::new()));
+            continue;
+        }
         let Some((venue, symbol)) = item.split_once(':') else {
             return Err(format!(
-                "{item:?} is not VENUE:SYMBOL (e.g. binance:BTCUSDT)"
+                "{item:?} is not VENUE:SYMBOL (e.g. binance:BTCUSDT) or evm"
             ));
         };
         let venue = venue.to_ascii_lowercase();
         if venue != "binance" {
             return Err(format!(
-                "{item:?}: only binance (USDⓈ-M linear perpetuals) can be an alternative hedge venue"
+                "{item:?}: only binance (USDⓈ-M linear perpetuals) or evm (on chain) can be an \
+                 alternative hedge venue"
             ));
         }
         if symbol.is_empty() || symbol.chars().any(|c| !c.is_ascii_alphanumeric()) {
@@ -1591,6 +1858,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
         cfg.dev = g.value;
     }
     cfg.sim = resolve_sim(l, &args.sim)?;
+    cfg.evm = resolve_evm(l, &args.evm)?;
     for ((venue, flags), (_, slot)) in args.venue_flags().iter().zip(cfg.venues_mut()) {
         *slot = resolve_venue(l, venue, flags)?;
     }
@@ -1647,6 +1915,150 @@ fn resolve_sim(l: &Layers<'_>, f: &SimFlags) -> Result<SimSettings> {
         s.delay_ms = Some(g.value);
     }
     Ok(s)
+}
+
+/// An `http://` or `https://` URL with a host and a valid port.
+fn check_http_url(url: &str) -> Result<String, String> {
+    let parsed = Url::parse(url).map_err(|e| e.reason.to_owned())?;
+    if parsed.scheme().is_websocket() {
+        return Err("scheme must be http:// or https://".to_owned());
+    }
+    Ok(url.to_owned())
+}
+
+fn resolve_evm(l: &Layers<'_>, f: &EvmFlags) -> Result<EvmSettings> {
+    let mut e = EvmSettings::default();
+    // `$field` names the setting in EvmFlags, EvmFile and the flag/key names alike.
+    macro_rules! pick {
+        ($field:ident) => {
+            l.pick(
+                &f.$field,
+                &format!("--evm-{}", stringify!($field).replace('_', "-")),
+                |d| &d.evm.$field,
+                &format!("evm.{}", stringify!($field)),
+            )
+        };
+    }
+    let urls = |g: &Given<Vec<String>>| -> Result<Vec<String>> {
+        if g.value.is_empty() {
+            return Err(g.error("give at least one URL"));
+        }
+        let mut out = Vec::new();
+        for u in &g.value {
+            let u = g.parse(|_| check_http_url(u))?;
+            if out.contains(&u) {
+                return Err(g.error(format_args!("{u} given twice")));
+            }
+            out.push(u);
+        }
+        Ok(out)
+    };
+    if let Some(g) = pick!(rpc_url) {
+        e.rpc_url = urls(&g)?;
+    }
+    if let Some(g) = pick!(builder_url) {
+        e.builder_url = urls(&g)?;
+    }
+    if let Some(g) = pick!(ws_url) {
+        e.ws_url = Some(g.parse(|v| check_ws_url(v))?);
+    }
+    if let Some(g) = pick!(key_env) {
+        e.key_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(keystore) {
+        e.keystore = Some(g.existing_path()?);
+    }
+    if let Some(g) = pick!(password_env) {
+        e.password_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(password_file) {
+        e.password_file = Some(g.existing_path()?);
+    }
+    if let Some(g) = pick!(flashbots_key_env) {
+        e.flashbots_key_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(chain_id) {
+        e.chain_id = Some(g.check(|&c| c > 0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(router) {
+        g.parse(|v| {
+            keel_engine::exec::evm::parse::address("router", v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        e.router = Some(g.value);
+    }
+    for (slot, g) in [
+        (&mut e.calldata_buy, pick!(calldata_buy)),
+        (&mut e.calldata_sell, pick!(calldata_sell)),
+    ] {
+        if let Some(g) = g {
+            g.parse(|v| {
+                keel_engine::exec::evm::parse::hex_bytes("calldata", v)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })?;
+            *slot = Some(g.value);
+        }
+    }
+    if let Some(g) = pick!(amount_word) {
+        e.amount_word = g.check(|&k| k < 64, "must be below 64")?;
+    }
+    if let Some(g) = pick!(decimals) {
+        e.decimals = g.check(|&d| d <= 36, "must be at most 36")?;
+    }
+    if let Some(g) = pick!(gas_limit) {
+        e.gas_limit = g.check(
+            |&x| (21_000..=30_000_000).contains(&x),
+            "must be 21000..=30000000",
+        )?;
+    }
+    if let Some(g) = pick!(priority_fee_gwei) {
+        e.priority_fee_gwei = g.check(
+            |x| x.is_finite() && (0.0..=1e6).contains(x),
+            "must be 0..=1000000",
+        )?;
+    }
+    if let Some(g) = pick!(fee_multiplier) {
+        e.fee_multiplier = g.check(|&m| (1..=100).contains(&m), "must be 1..=100")?;
+    }
+    if let Some(g) = pick!(lot) {
+        e.lot = g.check(|x| x.is_finite() && *x > 0.0, "must be > 0")?;
+    }
+    if let Some(g) = pick!(rungs) {
+        e.rungs = g.check(|&r| (1..=24).contains(&r), "must be 1..=24")?;
+    }
+    if let Some(g) = pick!(fee_bps) {
+        e.fee_bps = g.check(|x| x.is_finite() && *x >= 0.0, "must be >= 0")?;
+    }
+    if let Some(g) = pick!(eth_usd) {
+        e.eth_usd = Some(g.check(|x| x.is_finite() && *x > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(max_order) {
+        e.max_order = Some(g.check(|x| x.is_finite() && *x > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(timeout_ms) {
+        e.timeout_ms = g.check(|&x| x > 0, "must be > 0")?;
+    }
+    if let Some(g) = pick!(head_stale_after) {
+        e.head_stale_after = g.parse(|v| positive_duration(v))?;
+    }
+    if let Some(g) = pick!(poll) {
+        e.poll = g.parse(|v| positive_duration(v))?;
+    }
+    if let Some(g) = pick!(sim_block_time) {
+        e.sim_block_time = g.parse(|v| match positive_duration(v)? {
+            d if d < Duration::from_millis(10) => Err("at least 10ms".to_owned()),
+            d => Ok(d),
+        })?;
+    }
+    if let Some(g) = pick!(sim_base_fee_gwei) {
+        e.sim_base_fee_gwei = g.check(
+            |x| x.is_finite() && *x > 0.0 && *x <= 1e6,
+            "must be > 0 and at most 1000000",
+        )?;
+    }
+    Ok(e)
 }
 
 fn resolve_venue(l: &Layers<'_>, venue: &'static str, f: &VenueFlags) -> Result<VenueConfig> {
@@ -1707,6 +2119,81 @@ fn resolve_venue(l: &Layers<'_>, venue: &'static str, f: &VenueFlags) -> Result<
     Ok(v)
 }
 
+/// The `[evm]` settings that depend on each other, checked when `--alt-hedge evm` is given:
+/// against a real node every endpoint, the chain id, the key, the call and the ETH price must
+/// be given (no silent default stands in for a real chain's); builders need the reputation key;
+/// a keystore needs its password; a key from two places is refused.
+fn check_evm(cfg: &RunConfig) -> Result<()> {
+    let e = &cfg.evm;
+    if !cfg.alt_hedges.iter().any(|(v, _)| v == "evm") {
+        return Ok(());
+    }
+    if e.key_env.is_some() && e.keystore.is_some() {
+        bail!("--evm-key-env and --evm-keystore (evm.key_env, evm.keystore): give one key source");
+    }
+    if e.keystore.is_some() && e.password_env.is_none() && e.password_file.is_none() {
+        bail!(
+            "--evm-keystore (evm.keystore): needs --evm-password-env or --evm-password-file for \
+             its password"
+        );
+    }
+    if e.password_env.is_some() && e.password_file.is_some() {
+        bail!("--evm-password-env and --evm-password-file: give one password source");
+    }
+    if e.uses_sim() {
+        if !e.builder_url.is_empty() || e.ws_url.is_some() {
+            bail!(
+                "--evm-builder-url/--evm-ws-url: need --evm-rpc-url (without it the embedded mock \
+                 node and its builders are used)"
+            );
+        }
+        return Ok(());
+    }
+    let need = |what: bool, flag: &str, why: &str| -> Result<()> {
+        if what {
+            Ok(())
+        } else {
+            bail!("--alt-hedge evm with --evm-rpc-url needs {flag} ({why})")
+        }
+    };
+    need(
+        e.chain_id.is_some(),
+        "--evm-chain-id",
+        "the chain the transactions are signed for",
+    )?;
+    need(
+        e.ws_url.is_some(),
+        "--evm-ws-url",
+        "a newHeads WebSocket for the gas price",
+    )?;
+    need(
+        e.key_env.is_some() || e.keystore.is_some(),
+        "--evm-key-env or --evm-keystore",
+        "the sender's key",
+    )?;
+    need(
+        e.router.is_some(),
+        "--evm-router",
+        "the contract the hedge calls",
+    )?;
+    need(
+        e.calldata_buy.is_some() && e.calldata_sell.is_some(),
+        "--evm-calldata-buy and --evm-calldata-sell",
+        "the call of each side",
+    )?;
+    need(
+        e.eth_usd.is_some() || cfg.underlying == "ETH",
+        "--evm-eth-usd",
+        "the ETH price gas is converted at, unless the underlying is ETH",
+    )?;
+    need(
+        e.builder_url.is_empty() || e.flashbots_key_env.is_some(),
+        "--evm-flashbots-key-env",
+        "builders authenticate bundles with a reputation key",
+    )?;
+    Ok(())
+}
+
 /// Checks that span settings: venue pins against stage pins, the underlying on the simulated
 /// venue; and fills the default hedge instrument.
 fn check_across(cfg: &mut RunConfig) -> Result<()> {
@@ -1732,6 +2219,7 @@ fn check_across(cfg: &mut RunConfig) -> Result<()> {
             );
         }
     }
+    check_evm(cfg)?;
     if cfg.uses_sim() && cfg.underlying != SIM_UNDERLYING {
         bail!(
             "--underlying (underlying) {}: the simulated venue, used when no venue is enabled, \
@@ -1810,7 +2298,13 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
         "alt_hedge",
         cfg.alt_hedges
             .iter()
-            .map(|(v, s)| format!("{v}:{s}"))
+            .map(|(v, s)| {
+                if s.is_empty() {
+                    v.clone()
+                } else {
+                    format!("{v}:{s}")
+                }
+            })
             .collect::<Vec<_>>(),
     );
     out.opt("policy", cfg.policy.clone(), "the delta band");
@@ -1855,6 +2349,82 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     out.set("malformed_rate", s.malformed_rate);
     out.opt("silent_after", s.silent_after.map(format_duration), "never");
     out.opt("delay_ms", s.delay_ms, "no delay");
+
+    let e = &cfg.evm;
+    out.blank();
+    out.table(
+        "evm",
+        (!cfg.alt_hedges.iter().any(|(v, _)| v == "evm")).then_some("not used: no --alt-hedge evm"),
+    );
+    out.opt(
+        "rpc_url",
+        (!e.rpc_url.is_empty()).then(|| e.rpc_url.clone()),
+        "the embedded mock node",
+    );
+    out.opt(
+        "builder_url",
+        (!e.builder_url.is_empty()).then(|| e.builder_url.clone()),
+        "the mock's builders with the mock node, none otherwise",
+    );
+    out.opt("ws_url", e.ws_url.as_deref(), "the embedded node's");
+    for (setting, var) in [
+        ("key_env", &e.key_env),
+        ("password_env", &e.password_env),
+        ("flashbots_key_env", &e.flashbots_key_env),
+    ] {
+        match var {
+            Some(var) => {
+                let state = if is_set(env, var) { "set" } else { "NOT set" };
+                out.set_noted(setting, var.as_str(), state);
+            }
+            None => out.absent(setting, ""),
+        }
+    }
+    out.opt(
+        "keystore",
+        e.keystore.as_ref().map(|p| p.display().to_string()),
+        "",
+    );
+    out.opt(
+        "password_file",
+        e.password_file.as_ref().map(|p| p.display().to_string()),
+        "",
+    );
+    out.opt("chain_id", e.chain_id, "1 on the embedded node");
+    out.opt(
+        "router",
+        e.router.as_deref(),
+        "a mock router on the embedded node",
+    );
+    out.opt(
+        "calldata_buy",
+        e.calldata_buy.as_deref(),
+        "mock calldata on the embedded node",
+    );
+    out.opt(
+        "calldata_sell",
+        e.calldata_sell.as_deref(),
+        "mock calldata on the embedded node",
+    );
+    out.set("amount_word", e.amount_word);
+    out.set("decimals", u64::from(e.decimals));
+    out.set("gas_limit", e.gas_limit);
+    out.set("priority_fee_gwei", e.priority_fee_gwei);
+    out.set("fee_multiplier", u64::from(e.fee_multiplier));
+    out.set("lot", e.lot);
+    out.set("rungs", u64::from(e.rungs));
+    out.set("fee_bps", e.fee_bps);
+    out.opt(
+        "eth_usd",
+        e.eth_usd,
+        "the index for ETH, 3000 on the embedded node",
+    );
+    out.opt("max_order", e.max_order, "the largest rung");
+    out.set("timeout_ms", e.timeout_ms);
+    out.set("head_stale_after", format_duration(e.head_stale_after));
+    out.set("poll", format_duration(e.poll));
+    out.set("sim_block_time", format_duration(e.sim_block_time));
+    out.set("sim_base_fee_gwei", e.sim_base_fee_gwei);
 
     for (name, v) in cfg.venues() {
         out.blank();

@@ -614,3 +614,106 @@ fn help_groups_the_flags_by_venue() {
         "{help}"
     );
 }
+
+#[test]
+fn the_on_chain_venue_reads_evm_flags_and_its_table() {
+    // The issue's spellings are aliases; URLs repeat; the file's [evm] table fills the rest.
+    let (_dir, path) = toml_file(
+        "[evm]\nchain_id = 5\nws_url = \"ws://127.0.0.1:8546\"\nkey_env = \"EVM_KEY\"\n\
+         router = \"0x00000000000000000000000000000000000dec0d\"\n\
+         calldata_buy = \"0x7ff36ab50000000000000000000000000000000000000000000000000000000000000000\"\n\
+         calldata_sell = \"0x18cbafe50000000000000000000000000000000000000000000000000000000000000000\"\n\
+         eth_usd = 3000.0\nfee_bps = 5.0\ngas_limit = 150000\n",
+    );
+    let argv = with_file(
+        &path,
+        &[
+            "--alt-hedge",
+            "evm",
+            "--rpc-url",
+            "http://127.0.0.1:8545",
+            "--evm-rpc-url",
+            "http://127.0.0.1:9545",
+            "--builder-url",
+            "https://relay.example:443",
+            "--evm-flashbots-key-env",
+            "FB_KEY",
+            "--evm-fee-bps",
+            "7",
+        ],
+    );
+    let cfg = resolved(&strs(&argv));
+    assert_eq!(cfg.alt_hedges, vec![("evm".to_owned(), String::new())]);
+    let e = &cfg.evm;
+    assert_eq!(
+        e.rpc_url,
+        vec!["http://127.0.0.1:8545", "http://127.0.0.1:9545"]
+    );
+    assert_eq!(e.builder_url, vec!["https://relay.example:443"]);
+    assert_eq!(
+        (e.chain_id, e.gas_limit, e.fee_bps),
+        (Some(5), 150_000, 7.0)
+    );
+    assert!(!e.uses_sim());
+    // The embedded mock needs none of it.
+    let cfg = resolved(&["--alt-hedge", "evm"]);
+    assert!(cfg.evm.uses_sim() && cfg.uses_sim());
+}
+
+#[test]
+fn the_on_chain_venue_refuses_what_a_real_chain_cannot_default() {
+    let real = [
+        "--alt-hedge",
+        "evm",
+        "--evm-rpc-url",
+        "http://127.0.0.1:8545",
+    ];
+    let e = error(&real);
+    assert!(e.contains("--evm-chain-id"), "{e}");
+    for (extra, says) in [
+        (vec!["--evm-rpc-url", "ws://x:1"], "http:// or https://"),
+        (
+            vec!["--evm-key-env", "0xabc"],
+            "NAME of an environment variable",
+        ),
+        (vec!["--evm-router", "0x12"], "router"),
+        (vec!["--evm-calldata-buy", "0xzz"], "calldata"),
+        (vec!["--evm-rungs", "30"], "1..=24"),
+        (vec!["--evm-fee-bps", "-1"], ">= 0"),
+        (vec!["--evm-head-stale-after", "0s"], "must be > 0"),
+        (
+            vec!["--evm-keystore", "Cargo.toml", "--evm-key-env", "K"],
+            "one key source",
+        ),
+        (
+            vec!["--evm-builder-url", "http://127.0.0.1:1"],
+            "--evm-rpc-url",
+        ),
+    ] {
+        let mut argv = vec!["--alt-hedge", "evm"];
+        argv.extend(extra.iter().copied());
+        let err = error(&argv);
+        assert!(err.contains(says), "{argv:?}: {err}");
+        assert!(
+            !err.contains("0xabc"),
+            "a key-like value is never echoed: {err}"
+        );
+    }
+    // Builders without the reputation key, against a real node.
+    let (_dir, path) = toml_file(
+        "[evm]\nchain_id = 1\nws_url = \"ws://127.0.0.1:8546\"\nkey_env = \"K\"\n\
+         router = \"0x00000000000000000000000000000000000dec0d\"\n\
+         calldata_buy = \"0x7ff36ab50000000000000000000000000000000000000000000000000000000000000000\"\n\
+         calldata_sell = \"0x18cbafe50000000000000000000000000000000000000000000000000000000000000000\"\n\
+         eth_usd = 3000.0\nbuilder_url = [\"http://127.0.0.1:1\"]\n",
+    );
+    let argv = with_file(&path, &real);
+    let e = error(&strs(&argv));
+    assert!(e.contains("--evm-flashbots-key-env"), "{e}");
+    // Unknown keys in [evm] are errors naming the key.
+    let e = file_error("[evm]\nrpc = \"http://x:1\"\n");
+    assert!(e.contains("rpc"), "{e}");
+    // A key's value in the file is refused.
+    let e = file_error("[evm]\nprivate_key = \"0x01\"\n");
+    assert!(!e.contains("0x01"), "{e}");
+}

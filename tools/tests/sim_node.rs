@@ -873,3 +873,69 @@ fn a_tampered_signature_is_refused() {
     );
     assert_eq!(node.stats(0).unwrap().rejected, 1);
 }
+
+/// The node's newHeads WebSocket: a subscription id, then each mined block's head, in the
+/// format Keel's own Ethereum parser reads (base fee as configured, half the gas limit used).
+#[test]
+fn new_heads_stream_every_block_over_websocket() {
+    use keel_feeds::event::EventBody;
+    use keel_feeds::venues::EthereumParser;
+    let node = keel_tools::sim::node::NodeSim::start(keel_tools::sim::node::NodeConfig {
+        block_time: Duration::from_millis(50),
+        base_fee: 7_000_000_000,
+        ..keel_tools::sim::node::NodeConfig::default()
+    })
+    .unwrap();
+    let (mut ws, _) = tungstenite::connect(node.ws_url()).expect("connects");
+    ws.send(tungstenite::Message::Text(
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#.into(),
+    ))
+    .unwrap();
+    let mut parser = EthereumParser::new();
+    let mut heads = Vec::new();
+    let mut replies = 0;
+    while heads.len() < 3 {
+        let msg = ws.read().expect("a message");
+        let text = msg.into_text().unwrap();
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        if v.get("id").is_some() {
+            assert!(v["result"].as_str().unwrap().starts_with("0x"), "{v}");
+            replies += 1;
+            continue;
+        }
+        parser
+            .parse(text.as_bytes(), 1, &mut |ev| {
+                if let EventBody::ChainHead {
+                    number,
+                    base_fee_wei,
+                    gas_used,
+                    gas_limit,
+                    ..
+                } = ev.body
+                {
+                    heads.push((number, base_fee_wei, gas_used, gas_limit));
+                }
+            })
+            .expect("Keel's parser reads it");
+    }
+    assert_eq!(replies, 1);
+    for w in heads.windows(2) {
+        assert!(w[1].0 > w[0].0, "{heads:?}");
+    }
+    for h in &heads {
+        assert_eq!((h.1, h.2, h.3), (7_000_000_000, 15_000_000, 30_000_000));
+    }
+    // Anything but newHeads is refused with a JSON-RPC error, the connection stays up.
+    ws.send(tungstenite::Message::Text(
+        r#"{"jsonrpc":"2.0","id":2,"method":"eth_subscribe","params":["logs"]}"#.into(),
+    ))
+    .unwrap();
+    loop {
+        let v: Value =
+            serde_json::from_str(ws.read().unwrap().into_text().unwrap().as_str()).unwrap();
+        if v["id"] == 2 {
+            assert_eq!(v["error"]["code"], -32602);
+            break;
+        }
+    }
+}

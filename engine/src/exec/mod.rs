@@ -37,7 +37,10 @@ pub struct HedgeIntent {
     pub trace: TickTrace,
     /// Unique per run (also the JSON-RPC id and, with the run tag, the order label).
     pub id: u64,
-    /// Amount in the venue's unit (USD for an inverse perpetual), > 0.
+    /// Amount in the venue's unit, > 0: USD for an inverse perpetual (Deribit's
+    /// BTC-PERPETUAL), coin for a linear perpetual (Binance's BTCUSDT) and for the on-chain
+    /// venue (`Venue::Ethereum`: the size of the pre-signed rung, in coin of the underlying;
+    /// the ladder maps it to the token's integer amount).
     pub amount: f64,
     /// Price the decision assumed (mid), quote currency; paper fills use it.
     pub ref_price: f64,
@@ -47,7 +50,8 @@ pub struct HedgeIntent {
     pub instrument: InstrumentId,
     /// Buy or sell.
     pub side: Side,
-    /// Where.
+    /// Where. `Venue::Ethereum` is the on-chain venue (a DEX swap raced to RPC nodes and
+    /// block builders by `evm::exec::EvmExecTile`); the same venue id names the chain-head feed.
     pub venue: Venue,
 }
 
@@ -85,7 +89,8 @@ pub struct Fill {
     pub done_ns: u64,
     /// The instrument.
     pub instrument: InstrumentId,
-    /// The venue's error code when rejected (0 otherwise).
+    /// The venue's error code when rejected (0 otherwise); at or below −1000 the exec side
+    /// refused the decision before sending anything (the EVM exec's `Refusal::code`).
     pub error_code: i32,
     /// The outcome.
     pub status: FillStatus,

@@ -90,6 +90,7 @@ pub enum Resolution {
 }
 
 /// Per-route outcome counters and send→ack latency.
+#[derive(Clone)]
 pub struct RouteStats {
     /// The route's name ("rpc 127.0.0.1:8545", "builder 2", "binance ws#1").
     pub name: String,

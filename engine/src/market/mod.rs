@@ -19,8 +19,12 @@
 //! Between index ticks the forwards move with the index at a constant basis F/S, so an index
 //! tick is a spot move for every row ([`Change::SPOT`]) while a new vol mark is a full change
 //! ([`Change::VOL`]).
+//!
+//! Chain heads (`EventBody::ChainHead` from an Ethereum `newHeads` feed) are kept for the
+//! on-chain hedge venue's gas ([`MarketState::chain_head`]); a chain-head connection that drops
+//! makes only that venue unusable, never the whole market (its `Disconnected` is tracked apart).
 
-use keel_feeds::event::{EventBody, MarketEvent, OptionTicker, VenueGreeks};
+use keel_feeds::event::{EventBody, MarketEvent, OptionTicker, Venue, VenueGreeks};
 use keel_feeds::instrument::{InstrumentId, InstrumentKind, Instruments, OptionRight};
 
 use crate::greeks::{OptionKind, OptionRow, iv::implied_vol};
@@ -125,6 +129,19 @@ pub enum ForwardSource {
     Parity,
     /// Carried from the index at the last observed basis.
     Index,
+}
+
+/// The latest Ethereum chain head, as the on-chain venue's gas estimate needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHeadState {
+    /// Block number.
+    pub number: u64,
+    /// Its base fee per gas, wei.
+    pub base_fee_wei: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Gas limit.
+    pub gas_limit: u64,
 }
 
 /// The hedge instrument's latest quote.
@@ -276,6 +293,12 @@ pub struct MarketState {
     /// Other instruments the delta may be hedged with (other venues' perpetuals), and their
     /// quotes; the policy picks the cheapest usable one per decision.
     alt_hedges: Vec<(InstrumentId, HedgeQuote)>,
+    /// The latest Ethereum chain head (`newHeads`) and its local receive time, ns; for the
+    /// on-chain hedge venue's gas. `None` before the first.
+    chain_head: Option<(ChainHeadState, u64)>,
+    /// Chain-head connections down, as a bit set of `MarketEvent::conn`: a chain head feed
+    /// that is down makes the on-chain venue unusable, never the whole market.
+    chain_down: u128,
     /// Order books of hedge instruments whose depth is streamed ([`Self::track_depth`]).
     depth: Vec<(InstrumentId, DepthBook)>,
     now_ms: u64,
@@ -430,6 +453,8 @@ impl MarketState {
             hedge,
             hedge_quote: HedgeQuote::EMPTY,
             alt_hedges: Vec::new(),
+            chain_head: None,
+            chain_down: 0,
             depth: Vec::new(),
             now_ms: 0,
             down: 0,
@@ -521,6 +546,18 @@ impl MarketState {
                 && now_ns.saturating_sub(q.recv_ns) <= self.config.stale_after_ns
                 && !self.is_stale(id)
         })
+    }
+    /// The latest chain head, if one arrived within `max_age_ns` of `now_ns` and its feed is
+    /// up (a stale head makes the on-chain venue unusable, like a stale quote).
+    pub fn chain_head(&self, now_ns: u64, max_age_ns: u64) -> Option<ChainHeadState> {
+        match self.chain_head {
+            Some((h, recv))
+                if self.chain_down == 0 && now_ns.saturating_sub(recv) <= max_age_ns =>
+            {
+                Some(h)
+            }
+            _ => None,
+        }
     }
     /// The index (NaN before the first).
     pub fn index(&self) -> f64 {
@@ -636,6 +673,41 @@ impl MarketState {
         }
         let id = ev.instrument;
         match ev.body {
+            // A chain-head feed: only the on-chain venue depends on it.
+            EventBody::Disconnected { .. } if ev.venue == Venue::Ethereum => {
+                self.counters.disconnects += 1;
+                self.chain_down |= 1u128 << (ev.conn & 127);
+                Change::CONNECTION
+            }
+            EventBody::Connected | EventBody::Reconnected { .. } if ev.venue == Venue::Ethereum => {
+                if matches!(ev.body, EventBody::Reconnected { .. }) {
+                    self.counters.reconnects += 1;
+                }
+                self.chain_down &= !(1u128 << (ev.conn & 127));
+                Change::CONNECTION
+            }
+            EventBody::ChainHead {
+                number,
+                base_fee_wei,
+                gas_used,
+                gas_limit,
+                ..
+            } => {
+                // Heads only move forward (a reorg's replacement at the same height counts).
+                if self.chain_head.is_some_and(|(h, _)| number < h.number) {
+                    return self.ignore();
+                }
+                self.chain_head = Some((
+                    ChainHeadState {
+                        number,
+                        base_fee_wei,
+                        gas_used,
+                        gas_limit,
+                    },
+                    ev.recv_ts_ns,
+                ));
+                Change::HEDGE_QUOTE
+            }
             EventBody::Disconnected { .. } => {
                 self.counters.disconnects += 1;
                 self.down |= 1u128 << (ev.conn & 127);
@@ -1000,6 +1072,55 @@ pub(crate) mod tests {
             underlying,
             index: f64::NAN,
         })
+    }
+
+    #[test]
+    fn chain_heads_feed_the_on_chain_venue_and_only_it_depends_on_their_connection() {
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap();
+        let head = |number: u64, recv: u64| MarketEvent {
+            exchange_ts_ns: 0,
+            recv_ts_ns: recv,
+            instrument: InstrumentId::NONE,
+            venue: Venue::Ethereum,
+            conn: 3,
+            body: EventBody::ChainHead {
+                number,
+                base_fee_wei: 7,
+                gas_used: 10,
+                gas_limit: 30,
+                timestamp_s: 1,
+            },
+        };
+        assert_eq!(m.chain_head(0, u64::MAX), None);
+        assert_eq!(m.apply(&head(10, 1_000)), Change::HEDGE_QUOTE);
+        let h = m.chain_head(2_000, 5_000).expect("fresh head");
+        assert_eq!(
+            (h.number, h.base_fee_wei, h.gas_used, h.gas_limit),
+            (10, 7, 10, 30)
+        );
+        // Older than the limit: unusable, like a stale quote.
+        assert_eq!(m.chain_head(7_000, 5_000), None);
+        // An older block never replaces a newer one.
+        assert_eq!(m.apply(&head(9, 3_000)), Change::NONE);
+        assert_eq!(m.chain_head(3_000, 5_000).map(|h| h.number), Some(10));
+        // The chain-head feed drops: the venue is unusable, the market's data is not faulted.
+        let mut down = head(0, 3_000);
+        down.body = EventBody::Disconnected {
+            reason: keel_feeds::event::DisconnectReason::PeerClosed,
+        };
+        m.apply(&down);
+        assert_eq!(m.chain_head(3_000, 5_000), None);
+        assert_ne!(m.fault(3_000), Some(DataFault::Disconnected));
+        let mut up = down;
+        up.body = EventBody::Reconnected { attempts: 1 };
+        m.apply(&up);
+        assert!(m.chain_head(3_000, 5_000).is_some());
     }
 
     #[test]

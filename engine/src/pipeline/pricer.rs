@@ -27,7 +27,7 @@ use super::ring::{Consumer, Producer};
 use super::telemetry::TickTrace;
 use super::tile::Tile;
 use crate::book::{Book, Bucket, PortfolioGreeks, RepriceKind};
-use crate::exec::{Fill, HedgeIntent};
+use crate::exec::{Fill, FillStatus, HedgeIntent};
 use crate::greeks::to_coin;
 use crate::market::{Change, DataFault, MarketState};
 use crate::policy::construct::{self, Band, BucketBand, Candidate};
@@ -81,6 +81,17 @@ pub struct PricerStats {
     pub option_hedges: AtomicU64,
     /// Delta hedges sent to an alternative venue because it was cheaper all-in.
     pub alt_venue_hedges: AtomicU64,
+    /// Delta hedges sent on chain ([`ChainHedge`]), past the risk gate.
+    pub chain_venue_hedges: AtomicU64,
+    /// On-chain decisions the exec side refused before sending anything (nonce busy, fee cap
+    /// stale, no ladder, ...; `Fill::error_code` ≤ [`REFUSED_BEFORE_SEND`]): released, not
+    /// counted as venue rejections.
+    pub chain_refusals: AtomicU64,
+    /// Decisions on which the on-chain venue was left out: no fresh chain head, or backing off
+    /// after a refusal or a failed hedge.
+    pub chain_unusable: AtomicU64,
+    /// The on-chain candidate's last all-in cost, USD per coin of delta (NaN before one).
+    pub chain_cost_per_coin: AtomicF64,
     /// Delta-hedge venue choices costed by walking a live book.
     pub depth_costed: AtomicU64,
     /// Delta-hedge venue choices costed at the touch (no usable depth, or none deep enough).
@@ -262,6 +273,87 @@ pub struct PricerConfig {
     /// usable venue (fresh quote) with the lowest all-in cost: taker fee + half the spread for
     /// the size (the main hedge's fee is `kappa`).
     pub alt_hedges: Vec<AltHedge>,
+    /// The on-chain delta-hedge venue, if any (`--alt-hedge evm`).
+    pub chain_hedge: Option<ChainHedge>,
+}
+
+/// `Fill::error_code` at or below this: the exec side refused the decision before anything
+/// was sent (the EVM exec's `Refusal::code`, −1000 − reason). Such an outcome releases the
+/// exposure but is not a venue rejection: it neither counts toward nor resets the risk gate's
+/// consecutive-rejects streak (the venue never saw the order; a nonce still pending or a fee
+/// cap being re-signed says nothing about the venue being broken). The venue backs off instead.
+pub const REFUSED_BEFORE_SEND: i32 = -1000;
+
+/// The on-chain delta-hedge venue: a DEX swap sent as a pre-signed transaction (ladders of
+/// sizes `lot·2^i`). Its all-in cost per decision: the DEX fee on the notional plus gas
+/// (`gas_units` × (predicted next base fee + priority fee), from the latest chain head by the
+/// EIP-1559 rule, in USD at the ETH price), per coin of delta the chosen rung removes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChainHedge {
+    /// The instrument the book counts the on-chain position under (linear, coin).
+    pub instrument: InstrumentId,
+    /// Its venue (intents are routed by it).
+    pub venue: Venue,
+    /// Size of rung 0, coin.
+    pub lot_coin: f64,
+    /// Rungs per side (sizes `lot_coin·2^i`, i < rungs).
+    pub rungs: u8,
+    /// Largest order, coin.
+    pub max_order_coin: f64,
+    /// DEX fee, fraction of notional (30 bp = 0.003).
+    pub fee: f64,
+    /// Gas of one hedge transaction.
+    pub gas: crate::policy::cost::GasSpec,
+    /// ETH price, USD; `None`: the index (the underlying is ETH).
+    pub eth_usd: Option<f64>,
+    /// A chain head older than this makes the venue unusable, ns.
+    pub head_max_age_ns: u64,
+    /// After a refusal or a failed hedge the venue is left out this long, ns, doubled for each
+    /// such outcome in a row (at most 32×); a fill on chain resets it.
+    pub backoff_ns: u64,
+}
+
+impl ChainHedge {
+    /// The rung nearest `coin` (ties to the smaller) not above `max_order_coin`, as the exec
+    /// side's `Ladder::pick` chooses it; `None` if none fits.
+    pub fn rung_for(&self, coin: f64) -> Option<f64> {
+        if !(coin.is_finite() && coin > 0.0 && self.lot_coin > 0.0) {
+            return None;
+        }
+        let mut best: Option<f64> = None;
+        for i in 0..self.rungs.min(63) {
+            let r = self.lot_coin * (1u64 << i) as f64;
+            if r > self.max_order_coin {
+                break;
+            }
+            if best.is_none_or(|b| (r - coin).abs() < (b - coin).abs()) {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// All-in cost in USD of a rung of `coin` at `price` (USD per coin) after `head`, and the
+    /// gas part; `None` if the head or a price is not usable.
+    pub fn cost_usd(
+        &self,
+        coin: f64,
+        price: f64,
+        head: &crate::market::ChainHeadState,
+        index: f64,
+    ) -> Option<(f64, f64)> {
+        let eth_usd = self.eth_usd.unwrap_or(index);
+        let h = crate::policy::cost::ChainHead {
+            base_fee_wei: head.base_fee_wei,
+            gas_used: head.gas_used,
+            gas_limit: head.gas_limit,
+        };
+        let gas = crate::policy::cost::gas_quote(&self.gas, &h, eth_usd).ok()?;
+        if !(price.is_finite() && price > 0.0) {
+            return None;
+        }
+        Some((self.fee * coin * price + gas.usd, gas.usd))
+    }
 }
 
 /// Another venue's instrument for the delta hedge (a linear perpetual: amount in coin).
@@ -320,6 +412,7 @@ impl Pnl {
         id: keel_feeds::instrument::InstrumentId,
         filled: f64,
         price: f64,
+        chain: Option<InstrumentId>,
     ) {
         if !price.is_finite() || price <= 0.0 {
             return;
@@ -335,7 +428,7 @@ impl Pnl {
         } else if Some(id) == m.hedge_instrument() {
             self.hedge_amount += filled;
             self.hedge_coin += filled / price;
-        } else if m.quote_of(id).is_some() {
+        } else if m.quote_of(id).is_some() || Some(id) == chain {
             self.alt_coin += filled;
             self.alt_cash_usd -= filled * price;
         }
@@ -404,6 +497,10 @@ pub struct PricerTile {
     cand_bucket: Vec<u16>,
     /// The buckets given to the solve (capacity: every expiry).
     bucket_bands: Vec<BucketBand>,
+    /// The on-chain venue is left out of decisions until this local time, ns.
+    chain_backoff_until_ns: u64,
+    /// On-chain outcomes without a fill in a row (the sit-out doubles with each).
+    chain_fail_streak: u32,
 }
 
 /// Intents of one decision at most: every option leg and the delta hedge.
@@ -431,6 +528,7 @@ impl PricerTile {
         } = rings;
         let stats = Arc::new(PricerStats::default());
         stats.delta_before.set(f64::NAN);
+        stats.chain_cost_per_coin.set(f64::NAN);
         let n_expiries = market.expiries().len();
         Ok((
             Self {
@@ -470,6 +568,8 @@ impl PricerTile {
                 trigger_state: TriggerState::new(config.triggers.as_deref().unwrap_or(&[])),
                 last_decision_ns: 0,
                 iv_fault: None,
+                chain_backoff_until_ns: 0,
+                chain_fail_streak: 0,
                 config,
             },
             stats,
@@ -491,12 +591,36 @@ impl PricerTile {
                 continue;
             };
             self.in_flight_coin -= x.coin_delta;
-            self.gate.record_outcome(f.status, clock::now_ns());
+            let now = clock::now_ns();
+            let on_chain = self
+                .config
+                .chain_hedge
+                .is_some_and(|c| c.instrument == f.instrument);
+            if f.error_code <= REFUSED_BEFORE_SEND && f.status == FillStatus::Rejected {
+                // Refused before sending: released, not a venue rejection (see
+                // REFUSED_BEFORE_SEND); the venue backs off.
+                self.stats.chain_refusals.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.gate.record_outcome(f.status, now);
+            }
+            if on_chain && let Some(c) = &self.config.chain_hedge {
+                if f.filled == 0.0 {
+                    // Sits out, twice as long for each failure in a row (at most 32×): a venue
+                    // that keeps refusing costs a decision now and then, not every one (nor the
+                    // order-rate budget, which every intent counts in).
+                    let k = self.chain_fail_streak.min(5);
+                    self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
+                    self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+                } else {
+                    self.chain_fail_streak = 0;
+                }
+            }
             if f.filled != 0.0 {
                 self.learn_latency(&f);
                 self.book.apply_fill(&self.market, f.instrument, f.filled);
+                let chain = self.config.chain_hedge.map(|c| c.instrument);
                 self.pnl
-                    .on_fill(&self.market, f.instrument, f.filled, f.price);
+                    .on_fill(&self.market, f.instrument, f.filled, f.price, chain);
                 self.stats.fills.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.rejects.fetch_add(1, Ordering::Relaxed);
@@ -928,6 +1052,8 @@ impl PricerTile {
             latency_factor: DEFAULT_LATENCY_FACTOR,
             gas: None,
         };
+        // The on-chain candidate (no book to walk: DEX fee + gas), the same in both passes.
+        let chain = self.chain_candidate(order, trace, now);
         for depth in [true, false] {
             let mut best: Option<(f64, HedgeIntent, CostBreakdown, bool)> = None;
             let mut short = 0u64;
@@ -983,6 +1109,9 @@ impl PricerTile {
                     venue: a.venue,
                 };
                 consider(intent, self.cost_at(&v, &intent, underlying, sigma, depth));
+            }
+            if let Some((cost, intent)) = chain {
+                consider(intent, Some((cost, false)));
             }
             if let Some((_, intent, cost, walked)) = best {
                 let s = &self.stats;
@@ -1085,6 +1214,49 @@ impl PricerTile {
         } else {
             0.0
         }
+    }
+
+    /// The on-chain candidate for a delta hedge of `order.coin_delta`, with its all-in cost in
+    /// USD (DEX fee + gas at the predicted next base fee, see [`ChainHedge`]): the rung the exec
+    /// side will pick, in coin (the intent's amount for this venue is coin). `None` when there
+    /// is no on-chain venue, no fresh chain head, the venue backs off, or no rung fits.
+    fn chain_candidate(
+        &mut self,
+        order: crate::policy::HedgeOrder,
+        trace: TickTrace,
+        now: u64,
+    ) -> Option<(CostBreakdown, HedgeIntent)> {
+        let c = self.config.chain_hedge?;
+        let head = self.market.chain_head(now, c.head_max_age_ns);
+        let index = self.market.index();
+        let (Some(head), true) = (head, now >= self.chain_backoff_until_ns) else {
+            self.stats.chain_unusable.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let coin = c.rung_for(order.coin_delta.abs())?;
+        let (total, gas) = c.cost_usd(coin, index, &head, index)?;
+        self.stats.chain_cost_per_coin.set(total / coin);
+        let cost = CostBreakdown {
+            fees: total - gas,
+            slippage: 0.0,
+            gas,
+            latency: 0.0,
+            total,
+        };
+        let coin_delta = if order.coin_delta > 0.0 { coin } else { -coin };
+        Some((
+            cost,
+            HedgeIntent {
+                trace,
+                id: 0,
+                amount: coin,
+                ref_price: index,
+                coin_delta,
+                instrument: c.instrument,
+                side: order.side,
+                venue: c.venue,
+            },
+        ))
     }
 
     /// The delta hedge: the band, or the configured triggers on a context built from the book
@@ -1257,6 +1429,9 @@ impl PricerTile {
                 s.est_fees_usd.add(cost.fees);
                 s.est_slippage_usd.add(cost.slippage);
                 s.est_latency_usd.add(cost.latency);
+                if Some(intent.venue) == self.config.chain_hedge.map(|c| c.venue) {
+                    s.chain_venue_hedges.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         if !sent {
@@ -1420,5 +1595,79 @@ impl Tile for PricerTile {
             self.trace(trace);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::ChainHeadState;
+    use crate::policy::cost::GasSpec;
+
+    fn chain() -> ChainHedge {
+        ChainHedge {
+            instrument: InstrumentId(9),
+            venue: Venue::Ethereum,
+            lot_coin: 0.01,
+            rungs: 6,
+            max_order_coin: 0.2,
+            fee: 0.0005,
+            gas: GasSpec {
+                gas_units: 200_000,
+                priority_fee_wei: 1_000_000_000,
+            },
+            eth_usd: Some(3_000.0),
+            head_max_age_ns: 1,
+            backoff_ns: 1,
+        }
+    }
+
+    #[test]
+    fn the_on_chain_rung_is_the_one_the_ladder_picks() {
+        let c = chain();
+        // Rungs 0.01, 0.02, 0.04, 0.08, 0.16 (0.32 is above the limit); ties to the smaller.
+        for (want, rung) in [
+            (0.001, Some(0.01)),
+            (0.015, Some(0.01)),
+            (0.016, Some(0.02)),
+            (0.07, Some(0.08)),
+            (5.0, Some(0.16)),
+            (0.0, None),
+            (f64::NAN, None),
+        ] {
+            assert_eq!(c.rung_for(want), rung, "{want}");
+        }
+        let mut tight = c;
+        tight.max_order_coin = 0.005;
+        assert_eq!(tight.rung_for(0.01), None, "no rung within the limit");
+    }
+
+    #[test]
+    fn the_on_chain_cost_is_dex_fee_plus_gas_at_the_predicted_base_fee() {
+        let c = chain();
+        // A full block: the next base fee is 10 gwei × 1.125.
+        let head = ChainHeadState {
+            number: 1,
+            base_fee_wei: 10_000_000_000,
+            gas_used: 30_000_000,
+            gas_limit: 30_000_000,
+        };
+        let (cost, gas) = c.cost_usd(0.16, 60_000.0, &head, 60_000.0).unwrap();
+        // (11.25 + 1) gwei × 200,000 = 0.00245 ETH × 3000 = 7.35 USD.
+        assert!((gas - 7.35).abs() < 1e-9, "{gas}");
+        // 5 bp of 0.16 × 60,000 = 4.8 USD.
+        assert!((cost - (4.8 + 7.35)).abs() < 1e-9, "{cost}");
+        // The ETH price from the index when none is configured (the underlying is ETH).
+        let mut eth = c;
+        eth.eth_usd = None;
+        let (_, gas) = eth.cost_usd(1.0, 3_000.0, &head, 3_000.0).unwrap();
+        assert!((gas - 7.35).abs() < 1e-9);
+        // A head the EIP-1559 rule cannot use, or no price: no candidate.
+        let bad = ChainHeadState {
+            gas_used: 31_000_000,
+            ..head
+        };
+        assert!(c.cost_usd(0.16, 60_000.0, &bad, 60_000.0).is_none());
+        assert!(c.cost_usd(0.16, f64::NAN, &head, 60_000.0).is_none());
     }
 }

@@ -13,6 +13,7 @@
 //! thread, `--topology single` the feed, the pricer and the exec tile. This module builds them, runs the status loop on the main thread, and prints the
 //! summary; it is start-up and reporting code and allocates freely.
 
+pub mod evm;
 mod instruments;
 pub mod reconcile;
 mod report;
@@ -34,13 +35,14 @@ use keel_engine::exec::{ExecCounters, ExecTile, PaperExec};
 use keel_engine::market::{MarketConfig, MarketState};
 use keel_engine::pipeline::feed_tile::{FeedCounters, FeedTile, TickMsg};
 use keel_engine::pipeline::pricer::{
-    AltHedge, OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
+    AltHedge, ChainHedge, OptionHedging, PricerConfig, PricerRings, PricerStats, PricerTile,
 };
 use keel_engine::pipeline::{
     PinMap, PinPolicy, StopFlag, TelemetryHandle, TelemetryTile, Tile, TileSpec, TileThread,
     Topology, WaitMap, WaitStrategy, available_cores, ring, spawn,
 };
 use keel_engine::policy::construct::Band;
+use keel_engine::policy::cost::GasSpec;
 use keel_engine::policy::{DeltaBand, HedgeSpec};
 use keel_engine::risk::{
     DEFAULT_POLL_EVERY, IndexConfig, IvLimits, KillFile, KillFlags, RiskLimits, RiskState,
@@ -71,6 +73,9 @@ const TRACE_RING: usize = 16_384;
 const DEPTH_SNAPSHOT_LIMIT: u32 = 500;
 /// How often time to expiry moves on (a full reprice), ms.
 const TAU_REFRESH_MS: u64 = 1_000;
+/// After a refused or failed on-chain hedge, the on-chain venue sits out this long, doubled for
+/// each in a row up to 32× (the next decisions go to the next-cheapest venue).
+const EVM_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs `keel run`.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -103,6 +108,8 @@ struct Built {
     reconciled: Option<report::Reconciled>,
     /// Looks at the halt file every 50 ms (off the hot path) until the stop flag.
     kill_watch: Option<std::thread::JoinHandle<()>>,
+    /// The on-chain hedge venue (`--alt-hedge evm`): signer thread, embedded node.
+    evm: Option<evm::EvmVenue>,
 }
 
 /// Wraps every tile before it is spawned (tests count allocations on tile threads with it).
@@ -129,6 +136,10 @@ impl Running {
     pub fn sim(&self) -> Option<&SimHandle> {
         self.sim.as_ref()
     }
+    /// The embedded mock Ethereum node (`--alt-hedge evm` without `--evm-rpc-url`), if any.
+    pub fn evm_node(&self) -> Option<&crate::sim::node::NodeHandle> {
+        self.built.evm.as_ref().and_then(|e| e.node.as_ref())
+    }
     /// The shared stop flag (Ctrl-C raises it).
     pub fn stop_flag(&self) -> &StopFlag {
         &self.stop
@@ -153,7 +164,29 @@ impl Running {
             } else {
                 format!("LIVE orders to {}", b.exec_target)
             }
-        ) + &match &b.reconciled {
+        ) + &match &b.evm {
+            Some(e) => format!(
+                "; on chain: {} ({} routes{}{})",
+                if !e.live {
+                    "paper".to_string()
+                } else if e.node.is_some() {
+                    "embedded mock node".to_string()
+                } else {
+                    e.routes
+                        .first()
+                        .map(|r| r.url.to_string())
+                        .unwrap_or_default()
+                },
+                e.routes.len(),
+                e.nonce_start
+                    .map(|n| format!(", nonce {n}"))
+                    .unwrap_or_default(),
+                e.eth_usd
+                    .map(|p| format!(", gas at ETH/USD {p}"))
+                    .unwrap_or_else(|| ", gas at the index".to_string()),
+            ),
+            None => String::new(),
+        } + &match &b.reconciled {
             Some(r) => format!(
                 "; reconciled with the venue: {} positions, {} open orders, {} differences from \
                  the positions file",
@@ -190,6 +223,8 @@ impl Running {
         }
         // After the tiles stopped: every counter is final.
         summary.fill_final(&b.pricer, &b.feeds, &b.exec, &b.telemetry);
+        // The exec tile is joined: the signer thread stops and the final nonce is read.
+        summary.evm = b.evm.map(evm::EvmVenue::finish);
         if let Some(s) = self.sim.as_mut() {
             summary.sim_orders = Some(s.stats());
             s.stop();
@@ -361,8 +396,14 @@ fn build(
     // Alternative delta-hedge instruments (Binance USDⓈ-M perpetuals): their quotes come from the
     // Binance feed (the embedded venue's, or --binance-url's, which must then be enabled).
     let binance_enabled = others.iter().any(|(n, _)| *n == "binance");
-    let mut alt_ids = Vec::with_capacity(cfg.alt_hedges.len());
-    for (venue, symbol) in &cfg.alt_hedges {
+    let binance_alts: Vec<(String, String)> = cfg
+        .alt_hedges
+        .iter()
+        .filter(|(v, _)| v == "binance")
+        .cloned()
+        .collect();
+    let mut alt_ids = Vec::with_capacity(binance_alts.len());
+    for (venue, symbol) in &binance_alts {
         if sim.is_none() && !binance_enabled {
             bail!("--alt-hedge {venue}:{symbol}: needs the Binance feed (--binance-url)");
         }
@@ -379,6 +420,16 @@ fn build(
     )
     .with_context(|| format!("--underlying {underlying}"))?;
     market.set_alt_hedges(&alt_ids);
+    // The on-chain venue: its position is booked under an instrument of its own (linear, coin).
+    let evm_on = cfg.alt_hedges.iter().any(|(v, _)| v == "evm");
+    let chain_inst = evm_on.then(|| {
+        register(
+            &mut instruments,
+            Venue::Ethereum,
+            &format!("{underlying}-ONCHAIN"),
+            false,
+        )
+    });
 
     // Positions: the file (or, on the simulated venue, the sample book the simulated account
     // is given); then, whenever orders go to a venue with credentials, the venue's own account
@@ -453,7 +504,7 @@ fn build(
     };
     let mut alt_positions = Vec::new();
     if let Some(route) = &binance {
-        for ((_, symbol), &id) in cfg.alt_hedges.iter().zip(&alt_ids) {
+        for ((_, symbol), &id) in binance_alts.iter().zip(&alt_ids) {
             let q = reconcile::fetch_binance_position(
                 &route.rest_base,
                 &route.creds,
@@ -479,6 +530,7 @@ fn build(
         &resolved,
         &std::iter::once((hedge_id, hedge_inst.inverse))
             .chain(alt_ids.iter().map(|&id| (id, false)))
+            .chain(chain_inst.map(|id| (id, false)))
             .collect::<Vec<_>>(),
         TAU_REFRESH_MS,
     )
@@ -561,7 +613,8 @@ fn build(
                         name: &'static str,
                         url: &str,
                         ca: Option<std::path::PathBuf>,
-                        session: VenueSession|
+                        session: VenueSession,
+                        stale: Duration|
      -> Result<()> {
         let mut c = ConnectionConfig::new(url).with_context(|| format!("--{name}-url {url}"))?;
         c.ca_file = ca;
@@ -652,12 +705,26 @@ fn build(
             &|id, _| part[id.0 as usize] == k as u16,
             &|id, _| id == hedge_id || liquid_ids.contains(&id),
         );
-        add_conn(deribit_pin, "deribit", &deribit_url, ca.clone(), session)?;
+        add_conn(
+            deribit_pin,
+            "deribit",
+            &deribit_url,
+            ca.clone(),
+            session,
+            stale,
+        )?;
     }
     if let (Some(s), false) = (sim, alt_ids.is_empty() || binance_enabled) {
         // The embedded venue's Binance streams carry the alternative hedges' quotes.
         let url = s.binance_url();
-        add_conn(None, "binance", &url, None, binance_session(&url, None)?)?;
+        add_conn(
+            None,
+            "binance",
+            &url,
+            None,
+            binance_session(&url, None)?,
+            stale,
+        )?;
     }
     for (name, v) in &others {
         let venue = venue_of(name);
@@ -671,7 +738,25 @@ fn build(
             _ => VenueSession::ethereum(),
         };
         let url = v.url.clone().unwrap_or_default();
-        add_conn(v.pin, name, &url, v.ca_file.clone(), session)?;
+        add_conn(v.pin, name, &url, v.ca_file.clone(), session, stale)?;
+    }
+    // The on-chain venue's chain heads (newHeads): silent longer than a head may be old is
+    // stale. Keys, nonce and the first ladders come first: no hedge is decided before them.
+    let mut evm_venue = if evm_on {
+        Some(evm::EvmVenue::start(cfg, timeout)?)
+    } else {
+        None
+    };
+    if let Some(e) = &evm_venue {
+        add_conn(
+            None,
+            "evm",
+            &e.ws_url,
+            None,
+            VenueSession::ethereum(),
+            cfg.evm.head_stale_after,
+        )
+        .context("--evm-ws-url")?;
     }
 
     let mut feed_tiles = Vec::new();
@@ -698,37 +783,47 @@ fn build(
     // venue's session and merges the fills: Deribit as below, Binance on paper at its quote
     // (a Binance order session comes with its adapter).
     let mut exec_extra: Vec<Box<dyn Tile>> = Vec::new();
-    let (intent_rx, fill_tx) = if alt_ids.is_empty() {
+    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() {
         (intent_rx, fill_tx)
     } else {
         let (d_itx, d_irx) = ring(ORDER_RING)?;
         let (d_ftx, d_frx) = ring(ORDER_RING)?;
-        let (b_itx, b_irx) = ring(ORDER_RING)?;
-        let (b_ftx, b_frx) = ring(ORDER_RING)?;
-        let router = Router::new(
-            intent_rx,
-            fill_tx,
-            vec![
-                Route {
-                    venue: Venue::Deribit,
-                    intents: d_itx,
-                    fills: d_frx,
-                },
-                Route {
-                    venue: Venue::Binance,
-                    intents: b_itx,
-                    fills: b_frx,
-                },
-            ],
-        );
-        exec_extra.push(Box::new(router));
-        exec_extra.push(binance_exec(
-            cfg,
-            binance.as_ref(),
-            &cfg.alt_hedges[0].1,
-            b_irx,
-            b_ftx,
-        )?);
+        let mut routes = vec![Route {
+            venue: Venue::Deribit,
+            intents: d_itx,
+            fills: d_frx,
+        }];
+        let mut tiles: Vec<Box<dyn Tile>> = Vec::new();
+        if !alt_ids.is_empty() {
+            let (b_itx, b_irx) = ring(ORDER_RING)?;
+            let (b_ftx, b_frx) = ring(ORDER_RING)?;
+            routes.push(Route {
+                venue: Venue::Binance,
+                intents: b_itx,
+                fills: b_frx,
+            });
+            tiles.push(binance_exec(
+                cfg,
+                binance.as_ref(),
+                &binance_alts[0].1,
+                b_irx,
+                b_ftx,
+            )?);
+        }
+        // The on-chain venue: Venue::Ethereum (the chain-head feed's venue id too; no other
+        // order session uses it).
+        if let Some(e) = evm_venue.as_mut() {
+            let (e_itx, e_irx) = ring(ORDER_RING)?;
+            let (e_ftx, e_frx) = ring(ORDER_RING)?;
+            routes.push(Route {
+                venue: Venue::Ethereum,
+                intents: e_itx,
+                fills: e_frx,
+            });
+            tiles.push(e.exec_tile(e_irx, e_ftx));
+        }
+        exec_extra.push(Box::new(Router::new(intent_rx, fill_tx, routes)));
+        exec_extra.extend(tiles);
         (d_irx, d_ftx)
     };
     // Exec: keel-sim's order endpoint, Deribit with keys and --live, or paper.
@@ -814,6 +909,28 @@ fn build(
                 fee: cfg.binance.fee_bps / 1e4,
             })
             .collect(),
+        chain_hedge: match (&evm_venue, chain_inst) {
+            (Some(e), Some(instrument)) => Some(ChainHedge {
+                instrument,
+                venue: Venue::Ethereum,
+                lot_coin: cfg.evm.lot,
+                rungs: cfg.evm.rungs,
+                max_order_coin: cfg
+                    .evm
+                    .max_order
+                    .unwrap_or(f64::INFINITY)
+                    .min(max_order_coin),
+                fee: cfg.evm.fee_bps / 1e4,
+                gas: GasSpec {
+                    gas_units: cfg.evm.gas_limit,
+                    priority_fee_wei: (cfg.evm.priority_fee_gwei * 1e9).round() as u64,
+                },
+                eth_usd: e.eth_usd,
+                head_max_age_ns: cfg.evm.head_stale_after.as_nanos() as u64,
+                backoff_ns: EVM_BACKOFF.as_nanos() as u64,
+            }),
+            _ => None,
+        },
     };
     let rings = PricerRings {
         inputs: feed_rx,
@@ -826,6 +943,11 @@ fn build(
     let (telemetry, telemetry_handle) =
         TelemetryTile::new(vec![trace_rx], Duration::from_millis(250));
     let telemetry = telemetry.with_hedge_log(hedge_log);
+
+    // The signer thread runs for the whole run (stopped by the stop flag, joined in finish).
+    if let Some(e) = evm_venue.as_mut() {
+        e.spawn_signer(stop)?;
+    }
 
     // Threads.
     let cores = available_cores();
@@ -923,6 +1045,7 @@ fn build(
         exec_target,
         reconciled,
         kill_watch: Some(kill_watch),
+        evm: evm_venue,
     })
 }
 
@@ -1101,6 +1224,7 @@ fn status_loop(
     let mut last_ticks = 0u64;
     let mut last_reprices = 0u64;
     let mut last_at = started;
+    let mut signer_warned = false;
     loop {
         if stop.is_stopped() {
             break;
@@ -1117,6 +1241,14 @@ fn status_loop(
             // error comes from join.
             break;
         }
+        if !signer_warned && b.evm.as_ref().is_some_and(|e| !e.signer_running()) {
+            signer_warned = true;
+            let _ = writeln!(
+                out,
+                "on chain: the ladder signer thread stopped; on-chain hedges are refused from now \
+                 on (stale ladders) and go to the other venues"
+            );
+        }
         if !cfg.status_every.is_zero() && now >= next_status {
             let p = &b.pricer;
             let ticks = p.ticks.load(Ordering::Relaxed);
@@ -1127,7 +1259,7 @@ fn status_loop(
             let t2t = lat.get(keel_engine::pipeline::Stage::TickToTrade);
             let _ = writeln!(
                 out,
-                "[{:>6.1}s] ticks {:>7.0}/s  reprices {:>6.0}/s  Δ {:+.4} {}  Γ {:+.6}  ν {:+.3}  hedges {} fills {}  t2t p50 {} p99 {}  {}",
+                "[{:>6.1}s] ticks {:>7.0}/s  reprices {:>6.0}/s  Δ {:+.4} {}  Γ {:+.6}  ν {:+.3}  hedges {}{} fills {}  t2t p50 {} p99 {}  {}",
                 now.duration_since(started).as_secs_f64(),
                 (ticks - last_ticks) as f64 / dt,
                 (reprices - last_reprices) as f64 / dt,
@@ -1136,6 +1268,15 @@ fn status_loop(
                 p.gamma_coin.get(),
                 p.vega_coin.get(),
                 p.hedges.load(Ordering::Relaxed),
+                if b.evm.is_some() {
+                    format!(
+                        " ({} on chain, {} refused)",
+                        p.chain_venue_hedges.load(Ordering::Relaxed),
+                        p.chain_refusals.load(Ordering::Relaxed)
+                    )
+                } else {
+                    String::new()
+                },
                 p.fills.load(Ordering::Relaxed),
                 report::fmt_ns(t2t.p50_ns),
                 report::fmt_ns(t2t.p99_ns),

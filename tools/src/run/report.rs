@@ -125,6 +125,18 @@ pub struct Summary {
     pub buckets: Vec<Bucket>,
     /// Start-up reconciliation with the venue (when orders go to a venue with credentials).
     pub reconciled: Option<Reconciled>,
+    /// Delta hedges sent on chain, on-chain decisions refused before sending (released, not
+    /// venue rejections), decisions where the on-chain venue was unusable (stale head, backing
+    /// off), and its last all-in cost per coin (USD).
+    pub chain_venue_hedges: u64,
+    /// See `chain_venue_hedges`.
+    pub chain_refusals: u64,
+    /// See `chain_venue_hedges`.
+    pub chain_unusable: u64,
+    /// See `chain_venue_hedges`.
+    pub chain_cost_per_coin: f64,
+    /// The on-chain venue (`--alt-hedge evm`).
+    pub evm: Option<super::evm::EvmReport>,
 }
 
 /// What start-up reconciliation found.
@@ -196,6 +208,11 @@ impl Summary {
             sim_orders: None,
             buckets: Vec::new(),
             reconciled: None,
+            chain_venue_hedges: 0,
+            chain_refusals: 0,
+            chain_unusable: 0,
+            chain_cost_per_coin: f64::NAN,
+            evm: None,
         }
     }
 
@@ -215,6 +232,10 @@ impl Summary {
         self.hedges = l(&p.hedges);
         self.option_hedges = l(&p.option_hedges);
         self.alt_venue_hedges = l(&p.alt_venue_hedges);
+        self.chain_venue_hedges = l(&p.chain_venue_hedges);
+        self.chain_refusals = l(&p.chain_refusals);
+        self.chain_unusable = l(&p.chain_unusable);
+        self.chain_cost_per_coin = p.chain_cost_per_coin.get();
         self.depth_costed = l(&p.depth_costed);
         self.touch_costed = l(&p.touch_costed);
         self.depth_short = l(&p.depth_short);
@@ -386,6 +407,10 @@ pub fn summary_json(s: &Summary) -> Value {
             s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
         );
         m.insert(
+            "evm".into(),
+            s.evm.as_ref().map_or(Value::Null, |e| evm_json(s, e)),
+        );
+        m.insert(
             "sim".into(),
             s.sim_orders.as_ref().map_or(Value::Null, |x| {
                 json!({
@@ -397,6 +422,57 @@ pub fn summary_json(s: &Summary) -> Value {
         );
     }
     v
+}
+
+fn evm_json(s: &Summary, e: &super::evm::EvmReport) -> Value {
+    let refusals: serde_json::Map<String, Value> = e
+        .refusals
+        .iter()
+        .map(|(k, n)| ((*k).to_string(), json!(n)))
+        .collect();
+    let routes: Vec<Value> = e
+        .routes
+        .iter()
+        .map(|r| {
+            let o: serde_json::Map<String, Value> = keel_engine::exec::race::CopyOutcome::ALL
+                .iter()
+                .map(|x| (x.name().to_string(), json!(r.outcomes[*x as usize])))
+                .collect();
+            json!({"route": r.name, "copies": r.fired, "outcomes": o,
+                   "send_to_ack_ns": {"p50": r.p50_ns, "p99": r.p99_ns}, "health": r.health})
+        })
+        .collect();
+    json!({
+        "target": e.target,
+        "address": e.address,
+        "hedges": s.chain_venue_hedges,
+        "decisions": e.decisions,
+        "fired": e.fired,
+        "won": e.won,
+        "failed": e.failed,
+        "held": e.held,
+        "late_fills": e.late_fills,
+        "not_found": e.not_found,
+        "refused": s.chain_refusals,
+        "refusals": refusals,
+        "unusable_decisions": s.chain_unusable,
+        "last_cost_usd_per_coin": num(s.chain_cost_per_coin),
+        "routes": routes,
+        "nonce_start": e.nonce_start,
+        "nonce_end": e.nonce_end,
+        "chain_reads": e.chain_reads,
+        "chain_read_errors": e.chain_read_errors,
+        "ladders_signed": e.ladders_signed,
+        "sign_errors": e.sign_errors,
+        "disconnects": e.disconnects,
+        "mock_chain": e.mock.as_ref().map(|m| json!({
+            "accepted": m.accepted.len(),
+            "duplicate": m.duplicate,
+            "rejected": m.rejected,
+            "unauthorized": m.unauthorized,
+            "builder_requests": m.builder_requests,
+        })),
+    })
 }
 
 fn reconciled_json(r: &Reconciled) -> Value {
@@ -586,6 +662,70 @@ pub fn summary_table(s: &Summary) -> String {
             s.fault.or(s.guard).unwrap_or("ok")
         ),
     );
+    if let Some(e) = &s.evm {
+        row(
+            &mut o,
+            "on chain",
+            format!(
+                "{} ({}): {} hedges; {} decisions, {} accepted, {} all refused, {} held ({} landed \
+                 late, {} not found); nonce {} → {}; last cost {:.2} USD/coin",
+                e.target,
+                e.address.as_deref().unwrap_or("no key"),
+                s.chain_venue_hedges,
+                e.decisions,
+                e.won,
+                e.failed,
+                e.held,
+                e.late_fills,
+                e.not_found,
+                e.nonce_start.map_or("?".into(), |n| n.to_string()),
+                e.nonce_end.map_or("?".into(), |n| n.to_string()),
+                s.chain_cost_per_coin,
+            ),
+        );
+        let refused: Vec<String> = e
+            .refusals
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        row(
+            &mut o,
+            "  refused before sending",
+            if refused.is_empty() {
+                "none".into()
+            } else {
+                refused.join(", ")
+            },
+        );
+        row(
+            &mut o,
+            "  chain reads",
+            format!(
+                "{} ({} failed), {} ladders signed ({} failed)",
+                e.chain_reads, e.chain_read_errors, e.ladders_signed, e.sign_errors
+            ),
+        );
+        for r in &e.routes {
+            row(
+                &mut o,
+                &format!("  {}", r.name),
+                format!(
+                    "{} copies: {} accepted, {} duplicate, {} rejected, {} timeout, {} error; \
+                     send→ack p50 {} p99 {}; {}",
+                    r.fired,
+                    r.outcomes[0],
+                    r.outcomes[1],
+                    r.outcomes[2],
+                    r.outcomes[3],
+                    r.outcomes[4],
+                    fmt_ns(r.p50_ns),
+                    fmt_ns(r.p99_ns),
+                    r.health
+                ),
+            );
+        }
+    }
     let _ = writeln!(
         o,
         "  {:<28} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",

@@ -305,6 +305,8 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         )?;
         if let Some(node) = &node {
             writeln!(out, "node: {}", node.node_url())?;
+            // Before the builders: readers stop at the last builder line.
+            writeln!(out, "heads: {}", node.ws_url())?;
             for (k, url) in node.builder_urls().iter().enumerate() {
                 writeln!(out, "builder{}: {url}", k + 1)?;
             }

@@ -229,6 +229,7 @@ struct State {
 pub struct EvmExec {
     pool: HttpPool,
     st: State,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for EvmExec {
@@ -275,6 +276,7 @@ impl EvmExec {
             .saturating_add(50_000_000);
         Ok(Self {
             pool,
+            request_timeout: cfg.request_timeout + Duration::from_millis(50),
             st: State {
                 shelf,
                 race: RaceBook::new(&name_refs, SLOTS, timeout_ns),
@@ -300,6 +302,11 @@ impl EvmExec {
     /// Per-route statistics (send→ack histograms, outcomes, health).
     pub fn route_stats(&self) -> &[RouteStats] {
         self.st.race.route_stats()
+    }
+
+    /// The race deadline: how long a copy may stay unanswered.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The race table.
@@ -697,15 +704,28 @@ impl CopyOutcome {
 
 /// The EVM exec tile: hedge intents from a ring, fills back on another
 /// (DESIGN.md "exec thread: ladder.pick(intent) -> race(raw bytes, venues) -> acks/fills").
+/// At teardown it waits (at most the race deadline) for copies still out, so a decision whose
+/// transaction may land is resolved rather than abandoned, then publishes its route statistics
+/// ([`EvmExecTile::with_route_report`]). `keel run --alt-hedge evm` routes `Venue::Ethereum`
+/// intents to it (`tools/src/run/evm.rs`); their amount is coin.
 pub struct EvmExecTile {
     exec: EvmExec,
     intents: Consumer<HedgeIntent>,
     fills: Producer<Fill>,
     warm_timeout: Duration,
     counters: Arc<EvmExecCounters>,
+    routes_out: Option<Arc<std::sync::Mutex<Vec<RouteStats>>>>,
+    drain_timeout: Duration,
 }
 
 impl EvmExecTile {
+    /// At teardown (off the hot path) the tile copies its per-route statistics (copies fired,
+    /// outcomes, send→answer latencies) into `out`, for the run's summary.
+    pub fn with_route_report(mut self, out: Arc<std::sync::Mutex<Vec<RouteStats>>>) -> Self {
+        self.routes_out = Some(out);
+        self
+    }
+
     /// A tile over `exec`.
     pub fn new(
         exec: EvmExec,
@@ -715,10 +735,12 @@ impl EvmExecTile {
     ) -> Self {
         Self {
             counters: exec.counters(),
+            drain_timeout: exec.request_timeout(),
             exec,
             intents,
             fills,
             warm_timeout,
+            routes_out: None,
         }
     }
 
@@ -765,6 +787,18 @@ impl Tile for EvmExecTile {
     }
 
     fn teardown(&mut self) {
+        // Copies still out get their answers first (bounded by the request timeout): a
+        // decision whose transaction may land is resolved, not abandoned, at the end of a run.
+        let deadline = std::time::Instant::now() + self.drain_timeout;
+        while self.exec.race().in_flight() > 0 && std::time::Instant::now() < deadline {
+            self.exec.poll(Duration::from_millis(1));
+        }
         self.exec.shutdown();
+        if let Some(out) = &self.routes_out
+            && let Ok(mut v) = out.lock()
+        {
+            v.clear();
+            v.extend(self.exec.route_stats().iter().cloned());
+        }
     }
 }

@@ -4,6 +4,10 @@
 //! fault injection, deterministic for a seed. Started in-process with [`NodeSim::start`] or by
 //! `keel-sim --node-port`.
 //!
+//! A WebSocket endpoint ([`NodeHandle::ws_url`], [`heads`]) answers `eth_subscribe
+//! ["newHeads"]` and streams every mined block's head (base fee, gas used and limit; each block
+//! uses half its limit, so the base fee stays the configured one, as the chain enforces).
+//!
 //! Endpoints (JSON-RPC 2.0 over `POST`, any path; batches allowed):
 //! - the node (endpoint 0): `eth_sendRawTransaction`, `eth_getTransactionCount` (`"latest"` or
 //!   `"pending"`), `eth_blockNumber`, `eth_chainId`, `eth_getTransactionReceipt`;
@@ -29,6 +33,7 @@
 
 pub mod chain;
 pub mod cli;
+pub mod heads;
 mod server;
 
 use std::net::SocketAddr;
@@ -401,8 +406,17 @@ impl NodeSim {
         let counters: Vec<Arc<Counters>> = (0..=config.builders)
             .map(|_| Arc::new(Counters::default()))
             .collect();
-        let server = server::Server::bind(&config, Arc::clone(&block), counters.clone())?;
+        let head = Arc::new(heads::HeadCell::default());
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let server = server::Server::bind(
+            &config,
+            Arc::clone(&block),
+            counters.clone(),
+            head.clone(),
+            log.clone(),
+        )?;
         let addrs = server.addrs();
+        let ws = heads::HeadsServer::start(config.listen.ip(), head, Arc::clone(&stop))?;
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("keel-sim-node".into())
@@ -417,6 +431,8 @@ impl NodeSim {
             block,
             stop,
             thread: Some(thread),
+            ws,
+            log,
         })
     }
 }
@@ -428,9 +444,21 @@ pub struct NodeHandle {
     block: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    ws: heads::HeadsServer,
+    log: Arc<std::sync::Mutex<Vec<TxRecord>>>,
 }
 
 impl NodeHandle {
+    /// The newHeads WebSocket URL (`ws://IP:PORT/`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/", self.ws.addr)
+    }
+
+    /// Every transaction the chain accepted so far, in order (any endpoint).
+    pub fn accepted_txs(&self) -> Vec<TxRecord> {
+        self.log.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     /// The node's URL (`http://IP:PORT/`).
     pub fn node_url(&self) -> String {
         format!("http://{}/", self.addrs[0])
@@ -493,6 +521,7 @@ impl NodeHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.ws.join();
     }
 }
 

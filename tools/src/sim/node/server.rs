@@ -18,7 +18,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{Value, json};
 
-use super::chain::{ChainParams, ChainState, RefusalKind};
+use super::chain::{ChainParams, ChainState, RefusalKind, TxRecord};
+use super::heads::HeadCell;
 use super::{Counters, EndpointBehaviour, NodeConfig, unit};
 use crate::sim::SimError;
 
@@ -70,6 +71,20 @@ pub(super) struct Server {
     block: Arc<AtomicU64>,
     block_time: Duration,
     max_request: usize,
+    /// The head the newHeads endpoint streams.
+    head: Arc<HeadCell>,
+    /// Every accepted transaction, in order (tests check one per sender and nonce).
+    log: Arc<std::sync::Mutex<Vec<TxRecord>>>,
+}
+
+/// Gas limit of every simulated block; each uses half of it (the EIP-1559 target), so the
+/// base fee the heads announce is the one the chain keeps and a predictor agrees with it.
+pub(super) const BLOCK_GAS_LIMIT: u64 = 30_000_000;
+
+fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> SimError {
@@ -81,6 +96,8 @@ impl Server {
         cfg: &NodeConfig,
         block: Arc<AtomicU64>,
         counters: Vec<Arc<Counters>>,
+        head: Arc<HeadCell>,
+        log: Arc<std::sync::Mutex<Vec<TxRecord>>>,
     ) -> Result<Self, SimError> {
         let poll = Poll::new().map_err(io_err("create the node's poll"))?;
         let mut listeners = Vec::new();
@@ -126,7 +143,32 @@ impl Server {
             block,
             block_time: cfg.block_time,
             max_request: cfg.max_request,
+            head,
+            log,
         })
+        .inspect(Server::publish_head)
+    }
+
+    fn publish_head(&self) {
+        let h = &self.head;
+        h.base_fee.store(
+            u64::try_from(self.chain.base_fee()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        h.gas_limit.store(BLOCK_GAS_LIMIT, Ordering::Relaxed);
+        h.gas_used.store(BLOCK_GAS_LIMIT / 2, Ordering::Relaxed);
+        h.timestamp.store(unix_s(), Ordering::Relaxed);
+        h.number.store(self.chain.block_number(), Ordering::Release);
+    }
+
+    /// Records an accepted raw transaction in the log.
+    fn log_accepted(&self, raw: &[u8]) {
+        if let Ok(tx) = evm::decode(raw)
+            && let Some(r) = self.chain.tx(&tx.hash)
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.push(*r);
+        }
     }
 
     pub(super) fn addrs(&self) -> Vec<SocketAddr> {
@@ -143,6 +185,7 @@ impl Server {
                 self.chain.mine();
                 self.block
                     .store(self.chain.block_number(), Ordering::Release);
+                self.publish_head();
                 next_block += self.block_time;
                 if next_block < now {
                     next_block = now + self.block_time;
@@ -578,6 +621,7 @@ impl Server {
         match self.chain.submit(&raw, ep) {
             Ok(hash) => {
                 Counters::bump(&counters.accepted);
+                self.log_accepted(&raw);
                 Ok(json!(format!("{hash:#x}")))
             }
             Err(r) => {
@@ -634,6 +678,9 @@ impl Server {
                 counters
                     .accepted
                     .fetch_add(raws.len() as u64, Ordering::Relaxed);
+                for raw in &raws {
+                    self.log_accepted(raw);
+                }
                 Ok(json!({"bundleHash": format!("{hash:#x}")}))
             }
             Err(r) => {
