@@ -38,20 +38,25 @@ static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static TRACE: AtomicBool = AtomicBool::new(false);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Set while the tracer prints: its own allocations are not the hot path's.
+    static PRINTING: Cell<bool> = const { Cell::new(false) };
+}
+
 fn count(size: usize) {
     let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
     if ARMED.load(Ordering::Relaxed) && ON_TILE.try_with(Cell::get).unwrap_or(false) {
+        if PRINTING.try_with(Cell::get).unwrap_or(true) {
+            return;
+        }
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(size as u64, Ordering::Relaxed);
         if TRACE.load(Ordering::Relaxed) {
-            thread_local! { static IN: Cell<bool> = const { Cell::new(false) }; }
-            // The backtrace allocates too: not traced again while printing.
-            if IN.try_with(|c| !c.replace(true)).unwrap_or(false) {
-                let bt = std::backtrace::Backtrace::force_capture();
-                let t = std::thread::current();
-                eprintln!("counted allocation of {size} B on {:?}:\n{bt}", t.name());
-                let _ = IN.try_with(|c| c.set(false));
-            }
+            let _ = PRINTING.try_with(|c| c.set(true));
+            let bt = std::backtrace::Backtrace::force_capture();
+            let t = std::thread::current();
+            eprintln!("counted allocation of {size} B on {:?}:\n{bt}", t.name());
+            let _ = PRINTING.try_with(|c| c.set(false));
         }
     }
 }
