@@ -706,16 +706,7 @@ const LANES: usize = 24;
 
 /// The lanes of a [`decimal_x4`](super::super::json::decimal::decimal_x4) group that it
 /// declined (bits of `lanes`), by the one-number path.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vl",
-    target_feature = "avx512dq",
-    target_feature = "avx512cd",
-    target_feature = "avx512bitalg",
-    target_feature = "avx512vbmi"
-))]
+#[cfg(keel_avx512)]
 #[cold]
 #[inline(never)]
 fn declined(
@@ -745,16 +736,7 @@ fn numbers(
 ) -> Option<[f64; LANES]> {
     let mut num = [f64::NAN; LANES];
     let ids = shape.numbers.get(..shape.number_count)?;
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq",
-        target_feature = "avx512cd",
-        target_feature = "avx512bitalg",
-        target_feature = "avx512vbmi"
-    ))]
+    #[cfg(keel_avx512)]
     {
         use super::super::json::decimal::decimal_x4;
         // Four at a time, one per 128-bit lane.
@@ -774,16 +756,7 @@ fn numbers(
         }
         Some(num)
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq",
-        target_feature = "avx512cd",
-        target_feature = "avx512bitalg",
-        target_feature = "avx512vbmi"
-    )))]
+    #[cfg(not(keel_avx512))]
     {
         // The numbers as (mantissa, power of ten) pairs, then every value in one pass of
         // multiplications and divisions that the compiler turns into vector instructions

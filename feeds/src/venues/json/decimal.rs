@@ -96,16 +96,7 @@ pub(crate) fn decimal_parts(buf: &[u8], start: usize, end: usize) -> Option<Part
 /// answers, its value is [`decimal_parts`]'s for the same token, and so
 /// `str::parse::<f64>`'s, bit for bit: the digits are combined exactly, and one vector division
 /// rounds each lane as the scalar one would.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vl",
-    target_feature = "avx512dq",
-    target_feature = "avx512cd",
-    target_feature = "avx512bitalg",
-    target_feature = "avx512vbmi"
-))]
+#[cfg(keel_avx512)]
 #[inline(always)]
 pub(crate) fn decimal_x4(buf: &[u8], start: &[usize; 4], lanes: u8) -> ([f64; 4], u8) {
     use core::arch::x86_64::*;
@@ -455,16 +446,7 @@ mod tests {
 
     /// `decimal_x4` on four tokens laid out in one buffer: each lane that answers agrees with
     /// std; lanes of the venue's usual spellings answer.
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq",
-        target_feature = "avx512cd",
-        target_feature = "avx512bitalg",
-        target_feature = "avx512vbmi"
-    ))]
+    #[cfg(keel_avx512)]
     fn check_x4(texts: [&str; 4], must_answer: [bool; 4]) {
         let mut buf = vec![b'x'; 16];
         let (mut start, mut end) = ([0; 4], [0; 4]);
@@ -496,16 +478,7 @@ mod tests {
         }
     }
 
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq",
-        target_feature = "avx512cd",
-        target_feature = "avx512bitalg",
-        target_feature = "avx512vbmi"
-    ))]
+    #[cfg(keel_avx512)]
     #[test]
     fn four_at_once_agree_with_std() {
         let yes = [true; 4];
@@ -551,16 +524,7 @@ mod tests {
 
     /// `text` in every lane of [`decimal_x4`] (where the build has it), beside other numbers.
     fn x4(text: &str, must_answer: bool) {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx512f",
-            target_feature = "avx512bw",
-            target_feature = "avx512vl",
-            target_feature = "avx512dq",
-            target_feature = "avx512cd",
-            target_feature = "avx512bitalg",
-            target_feature = "avx512vbmi"
-        ))]
+        #[cfg(keel_avx512)]
         {
             check_x4(
                 [text, "0.5", text, "-7"],
@@ -571,16 +535,7 @@ mod tests {
                 [true, must_answer, true, must_answer],
             );
         }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx512f",
-            target_feature = "avx512bw",
-            target_feature = "avx512vl",
-            target_feature = "avx512dq",
-            target_feature = "avx512cd",
-            target_feature = "avx512bitalg",
-            target_feature = "avx512vbmi"
-        )))]
+        #[cfg(not(keel_avx512))]
         let _ = (text, must_answer);
     }
 
