@@ -131,6 +131,9 @@ pub enum ForwardSource {
     Index,
 }
 
+/// Ethereum's slot time, the block interval assumed until heads have measured it.
+pub const DEFAULT_BLOCK_INTERVAL_NS: u64 = 12_000_000_000;
+
 /// The latest Ethereum chain head, as the on-chain venue's gas estimate needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainHeadState {
@@ -296,6 +299,9 @@ pub struct MarketState {
     /// The latest Ethereum chain head (`newHeads`) and its local receive time, ns; for the
     /// on-chain hedge venue's gas. `None` before the first.
     chain_head: Option<(ChainHeadState, u64)>,
+    /// Time between blocks, ns: an EWMA of the heads' arrival gaps per block (Ethereum's 12 s
+    /// slot until two heads have come).
+    block_interval_ns: u64,
     /// Chain-head connections down, as a bit set of `MarketEvent::conn`: a chain head feed
     /// that is down makes the on-chain venue unusable, never the whole market.
     chain_down: u128,
@@ -454,6 +460,7 @@ impl MarketState {
             hedge_quote: HedgeQuote::EMPTY,
             alt_hedges: Vec::new(),
             chain_head: None,
+            block_interval_ns: DEFAULT_BLOCK_INTERVAL_NS,
             chain_down: 0,
             depth: Vec::new(),
             now_ms: 0,
@@ -558,6 +565,22 @@ impl MarketState {
             }
             _ => None,
         }
+    }
+    /// How long until the next block is expected at `now_ns`, ns: the latest head's arrival
+    /// plus the measured block interval (an on-chain hedge sent now lands in it at the
+    /// earliest); the whole interval if the next block is overdue or no head has come.
+    pub fn next_block_wait_ns(&self, now_ns: u64) -> u64 {
+        match self.chain_head {
+            Some((_, recv)) => match (recv + self.block_interval_ns).checked_sub(now_ns) {
+                Some(w) if w > 0 => w,
+                _ => self.block_interval_ns,
+            },
+            None => self.block_interval_ns,
+        }
+    }
+    /// The measured time between blocks, ns (12 s until two heads have come).
+    pub fn block_interval_ns(&self) -> u64 {
+        self.block_interval_ns
     }
     /// The index (NaN before the first).
     pub fn index(&self) -> f64 {
@@ -696,6 +719,14 @@ impl MarketState {
                 // Heads only move forward (a reorg's replacement at the same height counts).
                 if self.chain_head.is_some_and(|(h, _)| number < h.number) {
                     return self.ignore();
+                }
+                if let Some((h, recv)) = self.chain_head
+                    && number > h.number
+                    && ev.recv_ts_ns > recv
+                {
+                    let gap = (ev.recv_ts_ns - recv) / (number - h.number);
+                    let e = self.block_interval_ns as i128;
+                    self.block_interval_ns = (e + (gap as i128 - e) / 4).max(1) as u64;
                 }
                 self.chain_head = Some((
                     ChainHeadState {
@@ -1121,6 +1152,45 @@ pub(crate) mod tests {
         up.body = EventBody::Reconnected { attempts: 1 };
         m.apply(&up);
         assert!(m.chain_head(3_000, 5_000).is_some());
+    }
+
+    #[test]
+    fn the_block_interval_is_learnt_from_heads_and_gives_the_wait_for_the_next() {
+        let mut m = MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(m.next_block_wait_ns(5), DEFAULT_BLOCK_INTERVAL_NS);
+        let head = |number: u64, recv: u64| MarketEvent {
+            recv_ts_ns: recv,
+            ..ev(
+                u32::MAX,
+                EventBody::ChainHead {
+                    number,
+                    base_fee_wei: 1,
+                    gas_used: 1,
+                    gas_limit: 2,
+                    timestamp_s: 0,
+                },
+            )
+        };
+        m.apply(&head(1, 1_000));
+        assert_eq!(m.next_block_wait_ns(1_000 + 2_000_000_000), 10_000_000_000);
+        // 2 s blocks (one skipped: the gap per block counts).
+        for n in [
+            2u64, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+        ] {
+            m.apply(&head(n, 1_000 + (n - 1) * 2_000_000_000));
+        }
+        let i = m.block_interval_ns();
+        assert!((1_990_000_000..2_200_000_000).contains(&i), "{i}");
+        let last = 1_000 + 19 * 2_000_000_000;
+        assert_eq!(m.next_block_wait_ns(last + 500_000_000), i - 500_000_000);
+        // Overdue: a whole interval.
+        assert_eq!(m.next_block_wait_ns(last + 10 * i), i);
     }
 
     #[test]

@@ -1234,13 +1234,22 @@ impl PricerTile {
             return None;
         };
         let coin = c.rung_for(order.coin_delta.abs())?;
-        let (total, gas) = c.cost_usd(coin, index, &head, index)?;
+        let (fees_gas, gas) = c.cost_usd(coin, index, &head, index)?;
+        // The hedge lands in the next block at the earliest: the latency term for that wait.
+        let latency = crate::policy::cost::latency_cost_usd(
+            crate::policy::cost::DEFAULT_LATENCY_FACTOR,
+            self.book_sigma(),
+            index,
+            self.market.next_block_wait_ns(now),
+            coin,
+        );
+        let total = fees_gas + latency;
         self.stats.chain_cost_per_coin.set(total / coin);
         let cost = CostBreakdown {
-            fees: total - gas,
+            fees: fees_gas - gas,
             slippage: 0.0,
             gas,
-            latency: 0.0,
+            latency,
             total,
         };
         let coin_delta = if order.coin_delta > 0.0 { coin } else { -coin };
