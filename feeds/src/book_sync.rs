@@ -203,6 +203,21 @@ impl DepthSync {
         }
     }
 
+    /// Starts the book of `instrument` (`None`: every book) again as after a (re)connection:
+    /// its next depth update is buffered and a new snapshot fetched.
+    pub fn restart(&mut self, instrument: Option<InstrumentId>, parser: &mut dyn VenueParser) {
+        for b in &mut self.books {
+            if instrument.is_some_and(|i| i != b.instrument) {
+                continue;
+            }
+            b.state = SyncState::AwaitingFirst;
+            b.generation += 1;
+            b.bytes.clear();
+            b.msgs.clear();
+            parser.await_book_snapshot(b.instrument);
+        }
+    }
+
     /// What the parser made of a payload: buffers depth updates of books that are not live,
     /// requests snapshots (first update, gap, overflow) through `request(slot, generation)`,
     /// which returns false if the request could not be queued.
@@ -690,6 +705,33 @@ mod tests {
             s.buffered(0),
             2,
             "the update after the break and its successor"
+        );
+    }
+
+    #[test]
+    fn a_restart_fetches_a_new_snapshot_on_the_next_update() {
+        let (_, mut s) = run(&[(100, 104, 99)], 101, &[(105, 106, 104)]);
+        assert_eq!(s.state(0), Some(SyncState::Live));
+        let (mut p, _, id) = setup();
+        s.restart(Some(InstrumentId(id.0 + 1)), &mut p);
+        assert_eq!(s.state(0), Some(SyncState::Live), "another book: untouched");
+        s.restart(Some(id), &mut p);
+        assert_eq!(s.state(0), Some(SyncState::AwaitingFirst));
+        // The next update is buffered and a snapshot requested.
+        let payload = depth(107, 108, 106, "99.0");
+        let parsed = p.parse(&payload, 7, &mut |_| {}).unwrap();
+        let mut reqs = Vec::new();
+        s.on_parsed(&parsed, &payload, 7, 7, &mut |_, g| {
+            reqs.push(g);
+            true
+        });
+        assert_eq!(reqs.len(), 1, "one snapshot fetch");
+        assert_eq!(s.state(0), Some(SyncState::Fetching));
+        s.restart(None, &mut p);
+        assert_eq!(
+            s.state(0),
+            Some(SyncState::AwaitingFirst),
+            "None: every book"
         );
     }
 

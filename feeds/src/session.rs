@@ -61,7 +61,14 @@ pub struct VenueSession {
     depth: Option<DepthFeed>,
     /// Per-subscription staleness.
     fresh: Freshness,
+    /// Books to start again from a snapshot ([`Session::request_resync`]), at most
+    /// [`RESYNC_PENDING`] (more: all of them, `resync_all`).
+    resync: Vec<InstrumentId>,
+    resync_all: bool,
 }
+
+/// Book resync requests held at once before they become one "every book" request.
+const RESYNC_PENDING: usize = 16;
 
 /// A Binance session's depth books: their synchronisation and the snapshot fetcher.
 struct DepthFeed {
@@ -510,6 +517,8 @@ impl VenueSession {
             opens: 0,
             depth: None,
             fresh: Freshness::new(venue, &[], None),
+            resync: Vec::with_capacity(RESYNC_PENDING),
+            resync_all: false,
         }
     }
 
@@ -572,6 +581,50 @@ impl VenueSession {
 impl Session for VenueSession {
     fn venue(&self) -> Venue {
         self.venue
+    }
+
+    fn request_resync(&mut self, instrument: InstrumentId) {
+        if instrument == InstrumentId::NONE || self.resync.len() == RESYNC_PENDING {
+            self.resync_all = true;
+        } else if !self.resync.contains(&instrument) {
+            self.resync.push(instrument);
+        }
+    }
+
+    fn poll_outgoing(&mut self, out: &mut Outbox<'_>) -> bool {
+        if self.resync.is_empty() && !self.resync_all {
+            return false;
+        }
+        // Deribit: unsubscribe and subscribe the book again (a new subscription starts with a
+        // snapshot). Binance: the book awaits its next update and fetches a REST snapshot.
+        let mut sent = false;
+        let all = std::mem::take(&mut self.resync_all);
+        let mut one = |session: &mut Self, instrument: Option<InstrumentId>| {
+            if let Some(d) = &mut session.depth {
+                d.sync.restart(instrument, &mut *session.parser);
+            }
+            let ids: &mut dyn Iterator<Item = usize> = match instrument {
+                Some(i) => &mut std::iter::once(i.0 as usize),
+                None => &mut (0..session.book_resubscribe.len()),
+            };
+            for k in ids {
+                if let Some(Some(reqs)) = session.book_resubscribe.get(k) {
+                    for req in reqs {
+                        out.send_text(req);
+                    }
+                    sent = true;
+                }
+            }
+        };
+        if all {
+            self.resync.clear();
+            one(self, None);
+        } else {
+            while let Some(i) = self.resync.pop() {
+                one(self, Some(i));
+            }
+        }
+        sent
     }
 
     fn on_open(&mut self, out: &mut Outbox<'_>) {
@@ -888,6 +941,46 @@ mod tests {
         assert!(
             sent[1].contains("public/subscribe") && sent[1].contains("book.BTC-PERPETUAL.100ms")
         );
+    }
+
+    #[test]
+    fn a_resync_request_resubscribes_the_book_on_the_next_poll() {
+        let mut reg = Instruments::new();
+        let perp = register(&mut reg, Venue::Deribit, "BTC-PERPETUAL", false);
+        let opt = register(&mut reg, Venue::Deribit, "BTC-27DEC24-100000-C", false);
+        let mut s = VenueSession::deribit(&reg, true);
+        opened(&mut s);
+        let poll = |s: &mut VenueSession| {
+            let mut enc = FrameEncoder::with_seed(5);
+            let mut buf = Vec::new();
+            let wrote = s.poll_outgoing(&mut Outbox::new(&mut enc, &mut buf));
+            let sent: Vec<String> = parse_client_frames(&buf)
+                .unwrap()
+                .into_iter()
+                .map(|(_, _, p)| String::from_utf8(p).unwrap())
+                .collect();
+            (wrote, sent)
+        };
+        assert_eq!(poll(&mut s), (false, vec![]), "nothing asked, nothing sent");
+        s.request_resync(perp);
+        s.request_resync(perp);
+        let (wrote, sent) = poll(&mut s);
+        assert!(wrote);
+        assert_eq!(sent.len(), 2, "once, however often asked: {sent:?}");
+        assert!(sent[0].contains("public/unsubscribe") && sent[0].contains("book.BTC-PERPETUAL"));
+        assert!(sent[1].contains("public/subscribe") && sent[1].contains("book.BTC-PERPETUAL"));
+        assert_eq!(poll(&mut s), (false, vec![]));
+        // Every book.
+        s.request_resync(InstrumentId::NONE);
+        let (_, sent) = poll(&mut s);
+        assert_eq!(sent.len(), 4, "{sent:?}");
+        assert!(sent.iter().any(|m| m.contains("book.BTC-27DEC24-100000-C")));
+        let _ = opt;
+        // A session without books ignores it.
+        let mut plain = VenueSession::deribit(&reg, false);
+        opened(&mut plain);
+        plain.request_resync(perp);
+        assert_eq!(poll(&mut plain), (false, vec![]));
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! and chain heads get keys of their own and are never replaced; connection events and book
 //! deltas are also never evicted for newer ticks. A book delta that still has to be dropped
 //! (the table full of kept entries) is never lost silently: its book gets a `SequenceGap` as
-//! soon as there is room, so the pricer stops using that book until its next snapshot (the
-//! venue's next one: the feed tile does not ask the session for a new one). Never allocates per
-//! message.
+//! soon as there is room, so the pricer stops using that book until its next snapshot, which
+//! the feed tile asks the book's session for at once (`Session::request_resync`: Deribit
+//! resubscribes the channel, Binance fetches a REST snapshot). Never allocates per message.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,11 +62,34 @@ struct LostBooks {
     n: usize,
     /// More than [`LOST_BOOKS`] distinct books: one gap for every book (instrument NONE).
     all: bool,
+    /// The same books, to be asked of their sessions for a new snapshot (after the read).
+    resync: [(InstrumentId, u8); LOST_BOOKS],
+    n_resync: usize,
+    resync_all: bool,
 }
 
 impl LostBooks {
+    const fn new() -> Self {
+        Self {
+            books: [(InstrumentId::NONE, Venue::Deribit, 0); LOST_BOOKS],
+            n: 0,
+            all: false,
+            resync: [(InstrumentId::NONE, 0); LOST_BOOKS],
+            n_resync: 0,
+            resync_all: false,
+        }
+    }
+
     fn record(&mut self, ev: &MarketEvent) {
         let key = (ev.instrument, ev.venue, ev.conn);
+        if !self.resync_all && !self.resync[..self.n_resync].contains(&(ev.instrument, ev.conn)) {
+            if self.n_resync < LOST_BOOKS {
+                self.resync[self.n_resync] = (ev.instrument, ev.conn);
+                self.n_resync += 1;
+            } else {
+                self.resync_all = true;
+            }
+        }
         if self.all || self.books[..self.n].contains(&key) {
             return;
         }
@@ -76,6 +99,22 @@ impl LostBooks {
         } else {
             self.all = true;
         }
+    }
+
+    /// Asks the sessions for new snapshots of the books that lost a delta (`conn_base`: the
+    /// loop's first connection id).
+    fn resync(&mut self, feed: &mut FeedLoop, conn_base: u8) {
+        if self.resync_all {
+            for c in 0..feed.len() {
+                feed.request_resync(c, InstrumentId::NONE);
+            }
+        } else {
+            for &(i, c) in &self.resync[..self.n_resync] {
+                feed.request_resync(usize::from(c.wrapping_sub(conn_base)), i);
+            }
+        }
+        self.n_resync = 0;
+        self.resync_all = false;
     }
 
     /// Offers the pending gaps (kept entries); what does not fit waits for the next step.
@@ -186,11 +225,7 @@ impl Edge {
         Self {
             out,
             pending: Box::new(Conflator::new()),
-            lost: LostBooks {
-                books: [(InstrumentId::NONE, Venue::Deribit, 0); LOST_BOOKS],
-                n: 0,
-                all: false,
-            },
+            lost: LostBooks::new(),
             conn_seq: 0,
         }
     }
@@ -303,6 +338,9 @@ impl Tile for FeedTile {
         };
         // A poller error is not a connection failure: try again on the next step.
         let _ = feed.run_once(Duration::ZERO, &mut emit);
+        if books_lost > 0 {
+            edge.lost.resync(feed, base);
+        }
         if n > 0 {
             counters.events.fetch_add(n, Ordering::Relaxed);
         }
@@ -417,6 +455,11 @@ mod tests {
             "refused once the table is all kept"
         );
         assert_eq!(e.lost.n, 1);
+        assert_eq!(
+            e.lost.resync[..e.lost.n_resync],
+            [(InstrumentId(8), 0)],
+            "its session is asked for a new snapshot after the read"
+        );
         // Drain and flush until everything has come through: the first level, the
         // disconnection, every kept level, and the gap for book 8 after them.
         let mut seen = Vec::new();
@@ -455,7 +498,7 @@ mod tests {
         for k in 0..=(LOST_BOOKS as u32) {
             e.lost.record(&level(k, 1.0));
         }
-        assert!(e.lost.all);
+        assert!(e.lost.all && e.lost.resync_all);
         e.flush();
         assert!(!e.lost.all && e.lost.n == 0);
     }

@@ -453,6 +453,11 @@ impl Connection {
         }
     }
 
+    /// Passes a resync request to the session ([`Session::request_resync`]).
+    pub fn request_resync(&mut self, instrument: crate::instrument::InstrumentId) {
+        self.session.request_resync(instrument);
+    }
+
     /// Lets an open connection's session queue messages on its own initiative
     /// ([`Session::poll_outgoing`]) and writes them at once.
     pub(crate) fn poll_outgoing(&mut self, registry: &Registry, emit: &mut dyn FnMut(MarketEvent)) {

@@ -58,6 +58,14 @@ impl FeedLoop {
     }
 
     /// Number of connections.
+    /// Asks connection `conn`'s session to start the book of `instrument` again from a new
+    /// snapshot ([`Session::request_resync`]); no-op for an unknown connection.
+    pub fn request_resync(&mut self, conn: usize, instrument: crate::instrument::InstrumentId) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.request_resync(instrument);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.conns.len()
     }

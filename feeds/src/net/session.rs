@@ -59,6 +59,15 @@ pub trait Session: Send {
     fn on_flushed(&mut self, now_ns: u64) {
         let _ = now_ns;
     }
+
+    /// The book of `instrument` ([`InstrumentId::NONE`]: every book) lost an update downstream
+    /// (the engine dropped one under overload): start it again from a new snapshot, from the
+    /// next [`Session::poll_outgoing`]. Sessions without books ignore it. Never allocates.
+    ///
+    /// [`InstrumentId::NONE`]: crate::instrument::InstrumentId::NONE
+    fn request_resync(&mut self, instrument: crate::instrument::InstrumentId) {
+        let _ = instrument;
+    }
 }
 
 /// Queues client frames (masked, framed) into a connection's preallocated write buffer; the
