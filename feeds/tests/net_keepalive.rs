@@ -436,8 +436,21 @@ fn https_with_a_private_ca() {
 
 #[test]
 fn an_unreachable_endpoint_reports_down_once_and_keeps_trying() {
-    let (listener, port) = bind_loopback();
-    drop(listener); // nothing listens there now
+    // A port that refuses connections for the whole test: bound, never listening. (A port
+    // freed by dropping a listener is not safe: a connect to a free port of the ephemeral range
+    // may pick that very port as its source and connect to itself — TCP simultaneous open —
+    // which this test once saw as an `Up`.)
+    let refusing = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    refusing
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = refusing
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address")
+        .port();
     let mut pool = HttpPool::new().unwrap();
     pool.add(config(&format!("http://127.0.0.1:{port}/")))
         .unwrap();
@@ -455,4 +468,5 @@ fn an_unreachable_endpoint_reports_down_once_and_keeps_trying() {
     );
     assert!(pool.conn(0).unwrap().stats().failures >= 3);
     assert!(!pool.conn(0).unwrap().is_ready());
+    drop(refusing);
 }
