@@ -440,8 +440,8 @@ fn an_unreachable_endpoint_reports_down_once_and_keeps_trying() {
     // freed by dropping a listener is not safe: a connect to a free port of the ephemeral range
     // may pick that very port as its source and connect to itself — TCP simultaneous open —
     // which this test once saw as an `Up`.)
-    let refusing = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let refusing =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     refusing
         .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .expect("bind");
