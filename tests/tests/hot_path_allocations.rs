@@ -116,6 +116,24 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// `keel run`'s pipeline on the embedded venue with every tile marked ([`OnTile`]): orders at
+/// up to 200/s, no status line, pinning failures tolerated.
+fn start_marked(mut cfg: RunConfig) -> keel_tools::run::Running {
+    cfg.deribit.rate_limit = Some(200);
+    cfg.status_every = Duration::ZERO;
+    cfg.dev = true;
+    let wrap = |t: Box<dyn Tile>| -> Box<dyn Tile> { Box::new(OnTile(t)) };
+    let wrap_ref: TileWrap<'_> = &wrap;
+    start(&cfg, Some(wrap_ref)).expect("pipeline starts")
+}
+
+/// Counts the marked threads' allocations while `what` comes true (within `limit`).
+fn armed_until(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    ARMED.store(true, Ordering::SeqCst);
+    wait_for(what, limit, ok);
+    ARMED.store(false, Ordering::SeqCst);
+}
+
 #[test]
 fn feed_pricer_exec_do_not_allocate_after_start_up() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -148,12 +166,7 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     cfg.vega_bucket_band = Some(0.02);
     // An alternative hedge venue: the all-in venue choice and the exec router run too.
     cfg.alt_hedges = vec![("binance".into(), "BTCUSDT".into())];
-    cfg.deribit.rate_limit = Some(200);
-    cfg.status_every = Duration::ZERO;
-    cfg.dev = true;
-    let wrap = |t: Box<dyn Tile>| -> Box<dyn Tile> { Box::new(OnTile(t)) };
-    let wrap_ref: TileWrap<'_> = &wrap;
-    let run = start(&cfg, Some(wrap_ref)).expect("pipeline starts");
+    let run = start_marked(cfg);
     let p = run.pricer();
     let ticks = || p.ticks.load(Ordering::Relaxed);
     let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
@@ -164,13 +177,11 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
         || fills() >= 1 && ticks() >= 20_000,
     );
     let (t0, f0) = (ticks(), fills());
-    ARMED.store(true, Ordering::SeqCst);
-    wait_for(
+    armed_until(
         "100k armed ticks and a fill",
         Duration::from_secs(120),
         || ticks() >= t0 + 100_000 && fills() > f0,
     );
-    ARMED.store(false, Ordering::SeqCst);
     let (t1, f1) = (ticks(), fills());
     let summary = run.finish().expect("clean shutdown");
     let n = ALLOCS.load(Ordering::SeqCst);
@@ -206,12 +217,7 @@ fn on_chain_hedges_do_not_allocate_after_start_up() {
     cfg.evm.priority_fee_gwei = 0.0;
     cfg.evm.sim_base_fee_gwei = 0.001;
     cfg.evm.sim_block_time = Duration::from_millis(100);
-    cfg.deribit.rate_limit = Some(200);
-    cfg.status_every = Duration::ZERO;
-    cfg.dev = true;
-    let wrap = |t: Box<dyn Tile>| -> Box<dyn Tile> { Box::new(OnTile(t)) };
-    let wrap_ref: TileWrap<'_> = &wrap;
-    let run = start(&cfg, Some(wrap_ref)).expect("pipeline starts");
+    let run = start_marked(cfg);
     let p = run.pricer();
     let on_chain = || p.chain_venue_hedges.load(Ordering::Relaxed);
     let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
@@ -221,13 +227,11 @@ fn on_chain_hedges_do_not_allocate_after_start_up() {
         || on_chain() >= 1 && fills() >= 1,
     );
     let (c0, f0) = (on_chain(), fills());
-    ARMED.store(true, Ordering::SeqCst);
-    wait_for(
+    armed_until(
         "five armed on-chain hedges and their outcomes",
         Duration::from_secs(120),
         || on_chain() >= c0 + 5 && fills() >= f0 + 5,
     );
-    ARMED.store(false, Ordering::SeqCst);
     let summary = run.finish().expect("clean shutdown");
     let n = ALLOCS.load(Ordering::SeqCst);
     assert_eq!(

@@ -1077,6 +1077,17 @@ pub(crate) mod tests {
         v
     }
 
+    /// The market state of [`instruments`], hedged with the perpetual, default limits.
+    fn market() -> MarketState {
+        MarketState::new(
+            &instruments(),
+            "BTC",
+            Some(InstrumentId(0)),
+            MarketConfig::default(),
+        )
+        .unwrap()
+    }
+
     /// An event for instrument `id` at a fixed exchange time, received at local time 1 µs.
     pub(crate) fn ev(id: u32, body: EventBody) -> MarketEvent {
         MarketEvent {
@@ -1107,13 +1118,7 @@ pub(crate) mod tests {
 
     #[test]
     fn chain_heads_feed_the_on_chain_venue_and_only_it_depends_on_their_connection() {
-        let mut m = MarketState::new(
-            &instruments(),
-            "BTC",
-            Some(InstrumentId(0)),
-            MarketConfig::default(),
-        )
-        .unwrap();
+        let mut m = market();
         let head = |number: u64, recv: u64| MarketEvent {
             exchange_ts_ns: 0,
             recv_ts_ns: recv,
@@ -1156,13 +1161,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_block_interval_is_learnt_from_heads_and_gives_the_wait_for_the_next() {
-        let mut m = MarketState::new(
-            &instruments(),
-            "BTC",
-            Some(InstrumentId(0)),
-            MarketConfig::default(),
-        )
-        .unwrap();
+        let mut m = market();
         assert_eq!(m.next_block_wait_ns(5), DEFAULT_BLOCK_INTERVAL_NS);
         let head = |number: u64, recv: u64| MarketEvent {
             recv_ts_ns: recv,
@@ -1196,13 +1195,7 @@ pub(crate) mod tests {
     #[test]
     fn books_follow_their_events_and_a_gap_for_no_instrument_breaks_them_all() {
         use keel_feeds::event::{DisconnectReason, Side};
-        let mut m = MarketState::new(
-            &instruments(),
-            "BTC",
-            Some(InstrumentId(0)),
-            MarketConfig::default(),
-        )
-        .unwrap();
+        let mut m = market();
         m.track_depth(&[InstrumentId(0), InstrumentId(4)], 8);
         let level = |price: f64, side: Side, first: bool, last: bool| EventBody::BookLevel {
             price,
@@ -1258,13 +1251,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rows_are_in_book_order_with_expiries_and_futures() {
-        let m = MarketState::new(
-            &instruments(),
-            "BTC",
-            Some(InstrumentId(0)),
-            MarketConfig::default(),
-        )
-        .unwrap();
+        let m = market();
         let names: Vec<u32> = m.options().iter().map(|o| o.id.0).collect();
         assert_eq!(names, vec![4, 3, 5, 2]);
         assert_eq!(m.expiries().len(), 2);
@@ -1276,13 +1263,7 @@ pub(crate) mod tests {
 
     #[test]
     fn index_moves_forwards_at_constant_basis_and_vols_are_full_changes() {
-        let mut m = MarketState::new(
-            &instruments(),
-            "BTC",
-            Some(InstrumentId(0)),
-            MarketConfig::default(),
-        )
-        .unwrap();
+        let mut m = market();
         assert_eq!(
             m.apply(&ev(1, EventBody::Index { price: 100_000.0 })),
             Change::SPOT

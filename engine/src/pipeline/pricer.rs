@@ -1053,7 +1053,7 @@ impl PricerTile {
             gas: None,
         };
         // The on-chain candidate (no book to walk: DEX fee + gas), the same in both passes.
-        let chain = self.chain_candidate(order, trace, now);
+        let chain = self.chain_candidate(order, trace, now, sigma);
         for depth in [true, false] {
             let mut best: Option<(f64, HedgeIntent, CostBreakdown, bool)> = None;
             let mut short = 0u64;
@@ -1217,7 +1217,8 @@ impl PricerTile {
     }
 
     /// The on-chain candidate for a delta hedge of `order.coin_delta`, with its all-in cost in
-    /// USD (DEX fee + gas at the predicted next base fee, see [`ChainHedge`]): the rung the exec
+    /// USD (DEX fee + gas at the predicted next base fee, see [`ChainHedge`], and the latency
+    /// term for the wait until the next block at the book's vol `sigma`): the rung the exec
     /// side will pick, in coin (the intent's amount for this venue is coin). `None` when there
     /// is no on-chain venue, no fresh chain head, the venue backs off, or no rung fits.
     fn chain_candidate(
@@ -1225,6 +1226,7 @@ impl PricerTile {
         order: crate::policy::HedgeOrder,
         trace: TickTrace,
         now: u64,
+        sigma: f64,
     ) -> Option<(CostBreakdown, HedgeIntent)> {
         let c = self.config.chain_hedge?;
         let head = self.market.chain_head(now, c.head_max_age_ns);
@@ -1238,7 +1240,7 @@ impl PricerTile {
         // The hedge lands in the next block at the earliest: the latency term for that wait.
         let latency = crate::policy::cost::latency_cost_usd(
             crate::policy::cost::DEFAULT_LATENCY_FACTOR,
-            self.book_sigma(),
+            sigma,
             index,
             self.market.next_block_wait_ns(now),
             coin,
