@@ -613,6 +613,62 @@ fn hedges_once_per_exposure_and_books_the_fill() {
 }
 
 #[test]
+fn a_fill_undone_as_lost_brings_the_exposure_back_and_it_is_hedged_again() {
+    let mut r = Rig::new();
+    r.market(100_000.0);
+    r.tile.step();
+    let i = r.intents.pop().expect("a hedge");
+    let mut trace = i.trace;
+    trace.sent_ns = now_ns();
+    let fill = Fill {
+        trace,
+        intent_id: i.id,
+        filled: i.amount,
+        price: 100_000.0,
+        intent_coin_delta: i.coin_delta,
+        done_ns: now_ns(),
+        instrument: i.instrument,
+        error_code: 0,
+        status: FillStatus::Filled,
+    };
+    r.fills.push(fill).unwrap();
+    r.market(100_000.0);
+    r.tile.step();
+    assert!(r.intents.pop().is_none(), "in band after the fill");
+    let hedged = r.stats.delta_coin.get();
+    assert!(hedged.abs() < 0.5, "{hedged}");
+    // The venue's acceptance never made it into a block: the fill is undone.
+    r.fills
+        .push(Fill {
+            filled: -i.amount,
+            status: FillStatus::Lost,
+            done_ns: now_ns(),
+            ..fill
+        })
+        .unwrap();
+    r.market(100_000.0);
+    r.tile.step();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(r.stats.lost_fills.load(relaxed), 1);
+    assert_eq!(r.stats.fills.load(relaxed), 1, "an undoing is not a fill");
+    assert!(
+        (r.stats.delta_coin.get() - (hedged - i.coin_delta)).abs() < 0.05,
+        "the exposure is back: {} vs {} − {}",
+        r.stats.delta_coin.get(),
+        hedged,
+        i.coin_delta
+    );
+    assert!(
+        r.stats.pnl_usd.get().abs() < 1.0,
+        "bought and taken back at one price: no P&L, {}",
+        r.stats.pnl_usd.get()
+    );
+    let again = r.intents.pop().expect("the exposure is hedged again");
+    assert_eq!((again.side, again.amount), (i.side, i.amount));
+    assert_ne!(again.id, i.id);
+}
+
+#[test]
 fn a_rejected_hedge_releases_the_exposure_and_bad_data_holds_hedges() {
     let mut r = Rig::new();
     r.market(100_000.0);

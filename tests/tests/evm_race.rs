@@ -24,7 +24,20 @@ fn drive(
     first_id: u64,
     n: u64,
 ) -> HashMap<u64, keel_engine::exec::Fill> {
+    drive_reading(exec, signer, first_id, n, false)
+}
+
+/// [`drive`], with a chain reading every 20 ms or more before a re-sign when `read` (as the
+/// signer thread does: the head moves on a chain with short blocks).
+fn drive_reading(
+    exec: &mut keel_engine::exec::evm::exec::EvmExec,
+    signer: &mut keel_engine::exec::evm::signer::LadderSigner,
+    first_id: u64,
+    n: u64,
+    read: bool,
+) -> HashMap<u64, keel_engine::exec::Fill> {
     let mut fills = HashMap::new();
+    let mut last_read = std::time::Instant::now();
     for id in first_id..first_id + n {
         let side = if id % 3 == 0 { Side::Sell } else { Side::Buy };
         let amount = 0.01 * (1 + id % 5) as f64;
@@ -33,6 +46,11 @@ fn drive(
         assert_eq!(f.intent_id, id, "fills come one per decision, in order");
         assert!(fills.insert(id, f).is_none(), "decision {id} filled twice");
         assert!(exec.pop_fill().is_none(), "a second fill for decision {id}");
+        if read && last_read.elapsed() >= Duration::from_millis(20) {
+            // Errors are injected faults: the next reading retries.
+            let _ = signer.read();
+            last_read = std::time::Instant::now();
+        }
         signer.resign();
     }
     fills
@@ -50,7 +68,7 @@ fn drain(exec: &mut keel_engine::exec::evm::exec::EvmExec) {
 fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faults() {
     let mut cfg = NodeConfig {
         builders: 3,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(100),
         seed: 42,
         ..NodeConfig::default()
     };
@@ -61,6 +79,7 @@ fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faul
             timeout_rate: timeout,
             reset_rate: reset,
             malformed_rate: malformed,
+            lost_rate: 0.0,
         }
     };
     cfg.node = flaky(LatencyDist::Uniform(0, 100), 0.02, 0.0005, 0.005, 0.005);
@@ -87,7 +106,10 @@ fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faul
     let mut exec = exec(&routes, shelf, &exec_config(Duration::from_millis(60)));
 
     let n = 10_000;
-    let fills = drive(&mut exec, &mut signer, 1, n);
+    // Blocks every 100 ms: a decision whose bundle copy timed out is held until the head
+    // passes its target block (a builder could still include it), so the chain is read as the
+    // signer thread would.
+    let fills = drive_reading(&mut exec, &mut signer, 1, n, true);
     drain(&mut exec);
 
     // Exactly one outcome per decision.
@@ -240,7 +262,7 @@ fn restart_mid_run_reconciles_the_nonce_and_never_sends_a_stale_ladder() {
 fn bad_replies_are_counted_and_mark_the_venue_degraded_never_losing_a_fill() {
     let mut cfg = NodeConfig {
         builders: 3,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(250),
         ..NodeConfig::default()
     };
     let only = |f: fn(&mut EndpointBehaviour)| {
@@ -278,7 +300,7 @@ fn bad_replies_are_counted_and_mark_the_venue_degraded_never_losing_a_fill() {
     // Every route bad: every decision ends explicitly (nothing landed), none is lost.
     let mut cfg = NodeConfig {
         builders: 1,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(250),
         ..NodeConfig::default()
     };
     cfg.builders = 2;
@@ -369,4 +391,122 @@ fn the_exec_tile_turns_intents_into_fills_over_rings() {
     assert_eq!(pending_nonce(&node), start + 30);
     assert_eq!(node.total().accepted, 30);
     assert!(total.abs() < 1e-9, "15 buys and 15 sells of 0.04");
+}
+
+/// Polls `exec` (the test thread also plays the signer: a reading and a re-sign every 10 ms)
+/// until `want` fills came out or `limit` passed.
+fn fills_within(
+    exec: &mut keel_engine::exec::evm::exec::EvmExec,
+    signer: &mut keel_engine::exec::evm::signer::LadderSigner,
+    want: usize,
+    limit: Duration,
+) -> Vec<keel_engine::exec::Fill> {
+    let t0 = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut last_read = t0;
+    while out.len() < want && t0.elapsed() < limit {
+        exec.poll(Duration::from_micros(200));
+        while let Some(f) = exec.pop_fill() {
+            out.push(f);
+        }
+        if last_read.elapsed() >= Duration::from_millis(10) {
+            last_read = std::time::Instant::now();
+            if signer.read().is_ok() {
+                signer.resign();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_bundle_a_builder_accepts_and_never_includes_is_undone_and_its_nonce_reused() {
+    let mut cfg = NodeConfig {
+        builders: 2,
+        block_time: Duration::from_millis(100),
+        ..NodeConfig::default()
+    };
+    // builder1 answers every valid bundle with its hash and never includes it; builder2 is
+    // honest but 3 ms slower, so builder1's acceptance always wins the race.
+    cfg.builder = vec![
+        EndpointBehaviour {
+            lost_rate: 1.0,
+            ..EndpointBehaviour::default()
+        },
+        EndpointBehaviour {
+            latency: LatencyDist::Fixed(3_000),
+            ..EndpointBehaviour::default()
+        },
+    ];
+    let node = node(cfg);
+    let urls = node.builder_urls();
+    let builder = |u: &str| {
+        keel_engine::exec::evm::ladder::RouteTarget::parse(
+            keel_engine::exec::evm::ladder::RouteKind::Builder,
+            u,
+        )
+        .unwrap()
+    };
+    let ecfg = exec_config(Duration::from_millis(500));
+
+    // The losing builder alone: accepted (a fill, in flight to inclusion), then its target
+    // block passes without the nonce moving: undone, and the nonce is used again.
+    let lone = vec![builder(&urls[0])];
+    let (mut signer, shelf) = signer_reading(&lone, 2, &node.node_url());
+    first_step(&mut signer);
+    let mut exec = evm_common::exec(&lone, shelf, &ecfg);
+    exec.decide(&intent(1, Side::Buy, 0.02)).unwrap();
+    let fills = fills_within(&mut exec, &mut signer, 2, Duration::from_secs(20));
+    assert_eq!(fills.len(), 2, "a fill and its undoing: {fills:?}");
+    assert_eq!(
+        (fills[0].status, fills[0].filled),
+        (FillStatus::Filled, 0.02)
+    );
+    assert_eq!(fills[1].intent_id, 1);
+    assert_eq!(
+        (fills[1].status, fills[1].filled, fills[1].price),
+        (FillStatus::Lost, -0.02, fills[0].price),
+        "the earlier fill taken back, at its price"
+    );
+    let c = exec.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((load(&c.lost), load(&c.confirmed)), (1, 0));
+    assert_eq!(exec.next_nonce(), Some(0), "the nonce was never spent");
+    assert_eq!(exec.watched(), 0);
+    assert!(node.accepted_txs().is_empty(), "nothing reached the chain");
+    assert!(node.stats(1).unwrap().bundles_lost >= 1);
+    // The next decision goes out at the same nonce (a fresh ladder), and is undone again.
+    first_step(&mut signer);
+    exec.decide(&intent(2, Side::Sell, 0.01)).unwrap();
+    let fills = fills_within(&mut exec, &mut signer, 2, Duration::from_secs(20));
+    assert_eq!(
+        fills
+            .iter()
+            .map(|f| (f.status, f.filled))
+            .collect::<Vec<_>>(),
+        vec![(FillStatus::Filled, -0.01), (FillStatus::Lost, 0.01)]
+    );
+    assert_eq!(exec.next_nonce(), Some(0));
+    exec.shutdown();
+
+    // With the honest builder beside it: the losing builder still answers first (the fill),
+    // the honest one's copy of the same transaction lands, and the chain's nonce confirms it.
+    let both = vec![builder(&urls[0]), builder(&urls[1])];
+    let (mut signer, shelf) = signer_reading(&both, 2, &node.node_url());
+    first_step(&mut signer);
+    let mut exec = evm_common::exec(&both, shelf, &ecfg);
+    exec.decide(&intent(3, Side::Buy, 0.01)).unwrap();
+    let fills = fills_within(&mut exec, &mut signer, 2, Duration::from_secs(3));
+    assert_eq!(fills.len(), 1, "one fill, never undone: {fills:?}");
+    assert_eq!(fills[0].status, FillStatus::Filled);
+    let c = exec.counters();
+    assert_eq!((load(&c.lost), load(&c.confirmed)), (0, 1));
+    assert_eq!(
+        exec.route_stats()[0].count(CopyOutcome::Accepted),
+        1,
+        "builder1 won the race"
+    );
+    assert_eq!(node.accepted_txs().len(), 1);
+    assert_eq!(exec.next_nonce(), Some(1));
+    assert_eq!(pending_nonce(&node), 1);
 }

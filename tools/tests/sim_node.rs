@@ -656,6 +656,7 @@ fn every_request_gets_exactly_one_outcome_under_faults() {
         timeout_rate: 0.03,
         reset_rate: 0.1,
         malformed_rate: 0.1,
+        lost_rate: 0.0,
     });
     let node = NodeSim::start(cfg).unwrap();
     let mut pool = HttpPool::new().unwrap();

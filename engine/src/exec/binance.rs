@@ -684,7 +684,7 @@ pub fn copy_outcome(fill: &Fill) -> CopyOutcome {
         FillStatus::Rejected if fill.error_code == DUPLICATE_CLIENT_ORDER_ID => {
             CopyOutcome::Duplicate
         }
-        FillStatus::Rejected | FillStatus::NotFound => CopyOutcome::Rejected,
+        FillStatus::Rejected | FillStatus::NotFound | FillStatus::Lost => CopyOutcome::Rejected,
     }
 }
 

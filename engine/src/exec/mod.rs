@@ -69,6 +69,11 @@ pub enum FillStatus {
     Paper = 4,
     /// The venue has no order with this label (it never arrived): nothing filled.
     NotFound = 5,
+    /// An earlier `Filled` fill undone: a block builder accepted the on-chain hedge's bundle
+    /// but no block included it (its target block passed and the chain's nonce did not move).
+    /// `filled` is minus the earlier fill and `price` its price; the intent is no longer in
+    /// flight (its first fill released it), so this one is applied on its own.
+    Lost = 6,
 }
 
 /// The outcome of one intent. Fixed size, `Copy`; carries the trace through `sent_ns`.

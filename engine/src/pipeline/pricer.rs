@@ -134,6 +134,8 @@ pub struct PricerStats {
     pub fills: AtomicU64,
     /// Outcomes without a fill (rejected, not found).
     pub rejects: AtomicU64,
+    /// Earlier fills undone ([`FillStatus::Lost`]: a builder-accepted bundle never included).
+    pub lost_fills: AtomicU64,
     /// Intents the exec ring had no room for at once (held, then sent).
     pub intent_ring_full: AtomicU64,
     /// Traces the telemetry ring had no room for (dropped: telemetry is best effort).
@@ -580,6 +582,11 @@ impl PricerTile {
         let mut any = false;
         while let Some(f) = self.fills.pop() {
             any = true;
+            if f.status == FillStatus::Lost {
+                // Its intent left the in-flight table with its first fill: undone on its own.
+                self.undo_fill(&f, clock::now_ns());
+                continue;
+            }
             let Some(slot) = self
                 .in_flight
                 .iter()
@@ -632,6 +639,27 @@ impl PricerTile {
             self.in_flight_coin = 0.0;
         }
         any
+    }
+
+    /// Applies a [`FillStatus::Lost`] fill: the position and P&L of the earlier fill are taken
+    /// back (same size, opposite sign, same price), the venue's outcome counts as a failure
+    /// (risk gate, and the on-chain venue sits out as after a refusal).
+    fn undo_fill(&mut self, f: &Fill, now: u64) {
+        self.gate.record_outcome(f.status, now);
+        self.stats.lost_fills.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.config.chain_hedge
+            && c.instrument == f.instrument
+        {
+            let k = self.chain_fail_streak.min(5);
+            self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
+            self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+        }
+        if f.filled != 0.0 && f.filled.is_finite() {
+            self.book.apply_fill(&self.market, f.instrument, f.filled);
+            let chain = self.config.chain_hedge.map(|c| c.instrument);
+            self.pnl
+                .on_fill(&self.market, f.instrument, f.filled, f.price, chain);
+        }
     }
 
     /// Folds a fill's send → outcome time into its venue's latency EWMA (weight 1/8).

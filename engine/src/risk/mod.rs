@@ -467,7 +467,7 @@ impl RiskGate {
     /// the streak of rejections (which halts at `max_consecutive_rejects`); any fill ends it.
     pub fn record_outcome(&mut self, status: FillStatus, now_ns: u64) {
         match status {
-            FillStatus::Rejected | FillStatus::NotFound => {
+            FillStatus::Rejected | FillStatus::NotFound | FillStatus::Lost => {
                 self.counters.rejects += 1;
                 self.reject_streak = self.reject_streak.saturating_add(1);
                 if self.reject_streak >= self.limits.max_consecutive_rejects {

@@ -100,6 +100,11 @@ pub struct EvmReport {
     pub late_fills: u64,
     /// See `failed`.
     pub not_found: u64,
+    /// Builder-won decisions the chain's nonce then showed, and those never included (each
+    /// undone by a `Lost` fill).
+    pub confirmed: u64,
+    /// See `confirmed`.
+    pub lost: u64,
     /// Refusals before sending, by reason name.
     pub refusals: Vec<(&'static str, u64)>,
     /// Per route: name, copies fired, accepted, duplicate, rejected, timeout, error, send→ack
@@ -456,6 +461,8 @@ impl EvmVenue {
             r.held = c.held.load(Relaxed);
             r.late_fills = c.late_fills.load(Relaxed);
             r.not_found = c.not_found.load(Relaxed);
+            r.confirmed = c.confirmed.load(Relaxed);
+            r.lost = c.lost.load(Relaxed);
             r.disconnects = c.disconnects.load(Relaxed);
             r.refusals = Refusal::ALL
                 .iter()

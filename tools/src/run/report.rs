@@ -73,6 +73,8 @@ pub struct Summary {
     pub fills: u64,
     /// Outcomes without one.
     pub rejects: u64,
+    /// Earlier fills undone (an on-chain hedge a builder accepted and no block included).
+    pub lost_fills: u64,
     /// Full-ring events: feed rings (conflated), intent ring (held), trace ring (dropped).
     pub ring_full_feed: u64,
     /// See `ring_full_feed`.
@@ -182,6 +184,7 @@ impl Summary {
             guard: None,
             fills: 0,
             rejects: 0,
+            lost_fills: 0,
             ring_full_feed: 0,
             ring_full_intents: 0,
             trace_drops: 0,
@@ -258,6 +261,7 @@ impl Summary {
         };
         self.fills = l(&p.fills);
         self.rejects = l(&p.rejects);
+        self.lost_fills = l(&p.lost_fills);
         self.ring_full_intents = l(&p.intent_ring_full);
         self.trace_drops = l(&p.trace_drops);
         for f in feeds {
@@ -402,6 +406,7 @@ pub fn summary_json(s: &Summary) -> Value {
         m.insert("stage_ns".into(), Value::Object(stages));
         m.insert("hedge_costing".into(), hedge_costing(s));
         m.insert("book_levels_lost".into(), s.book_levels_lost.into());
+        m.insert("lost_fills".into(), s.lost_fills.into());
         m.insert(
             "reconciled".into(),
             s.reconciled.as_ref().map_or(Value::Null, reconciled_json),
@@ -453,6 +458,8 @@ fn evm_json(s: &Summary, e: &super::evm::EvmReport) -> Value {
         "held": e.held,
         "late_fills": e.late_fills,
         "not_found": e.not_found,
+        "builder_won_confirmed": e.confirmed,
+        "builder_won_lost": e.lost,
         "refused": s.chain_refusals,
         "refusals": refusals,
         "unusable_decisions": s.chain_unusable,
@@ -667,13 +674,16 @@ pub fn summary_table(s: &Summary) -> String {
             &mut o,
             "on chain",
             format!(
-                "{} ({}): {} hedges; {} decisions, {} accepted, {} all refused, {} held ({} landed \
-                 late, {} not found); nonce {} → {}; last cost {:.2} USD/coin",
+                "{} ({}): {} hedges; {} decisions, {} accepted ({} by a builder seen on chain, {} \
+                 lost and undone), {} all refused, {} held ({} landed late, {} not found); nonce {} \
+                 → {}; last cost {:.2} USD/coin",
                 e.target,
                 e.address.as_deref().unwrap_or("no key"),
                 s.chain_venue_hedges,
                 e.decisions,
                 e.won,
+                e.confirmed,
+                e.lost,
                 e.failed,
                 e.held,
                 e.late_fills,

@@ -27,7 +27,17 @@
 //!    the nonce stays. Some copy timed out or failed in transport and none was accepted: the
 //!    fate is unknown (a copy may still land), so the decision is held and the signer asked for
 //!    a nonce reading started after `reconcile_grace`; a pending nonce past `n` means it
-//!    landed ([`FillStatus::Filled`], late), otherwise [`FillStatus::NotFound`].
+//!    landed ([`FillStatus::Filled`], late), otherwise [`FillStatus::NotFound`]. When an
+//!    uncertain copy was a bundle, the reading must also show the head at or past its target
+//!    block: a bundle a builder holds can still land in that block, unseen by the node before.
+//! 7. Confirmation of a builder's acceptance: a bundle accepted by a builder is in no mempool
+//!    the node can see and lands only if that builder wins its target block. The decision is
+//!    watched: a chain view with the pending nonce past `n` confirms it; a view whose head is
+//!    at or past the target block with the nonce not past `n` (the signer reads the head
+//!    first, then the nonce) proves it was never included: a [`FillStatus::Lost`] fill undoes
+//!    the earlier one, and the next nonce goes back to `n` (the signer re-signs there). A
+//!    copy an RPC node accepted is in that node's mempool (the pending nonce shows it), so a
+//!    decision won by an RPC route is not watched.
 //!
 //! # What a fill means here
 //! On chain, "accepted" is acceptance by a node's mempool or a builder, not inclusion in a
@@ -71,6 +81,9 @@ const SLOTS: usize = 16;
 const PIPELINE: usize = 16;
 /// Fills queued for a full ring at most before start-up capacity would be exceeded.
 const OUTBOX: usize = 1024;
+/// Builder-won decisions watched for inclusion at most; a decision is refused
+/// ([`Refusal::NonceBusy`]) while the table is full.
+const WATCHED: usize = 16;
 
 /// Why a decision was refused before anything was sent.
 #[repr(u8)]
@@ -148,6 +161,11 @@ pub struct EvmExecCounters {
     pub late_fills: AtomicU64,
     /// Held decisions found not landed.
     pub not_found: AtomicU64,
+    /// Builder-won decisions whose transaction the chain's pending nonce then showed.
+    pub confirmed: AtomicU64,
+    /// Builder-won decisions never included (target block passed, nonce not moved): each
+    /// undone by a [`FillStatus::Lost`] fill.
+    pub lost: AtomicU64,
     /// Refusals by [`Refusal`] (index = reason as usize).
     pub refused: [AtomicU64; 8],
     /// Fills handed to the pricer.
@@ -195,8 +213,12 @@ struct Decision {
     intent: HedgeIntent,
     nonce: u64,
     rung_amount: f64,
+    /// The block the ladder's bundles target (0 without builder routes).
+    target_block: u64,
     /// A copy timed out or failed in transport: its fate is unknown.
     uncertain: bool,
+    /// One of those copies was a bundle: it may still land in the target block.
+    uncertain_bundle: bool,
     /// Resolved (fill given or decision held).
     done: bool,
 }
@@ -218,6 +240,8 @@ struct State {
     decisions: [Option<Decision>; SLOTS],
     next_nonce: Option<u64>,
     held: Option<Decision>,
+    /// Builder-won decisions not yet seen on chain (step 7).
+    watched: [Option<Decision>; WATCHED],
     reconcile_after_ns: u64,
     outbox: VecDeque<Fill>,
     counters: Arc<EvmExecCounters>,
@@ -285,6 +309,7 @@ impl EvmExec {
                 decisions: [None; SLOTS],
                 next_nonce: None,
                 held: None,
+                watched: [None; WATCHED],
                 reconcile_after_ns: 0,
                 outbox: VecDeque::with_capacity(OUTBOX),
                 counters: Arc::default(),
@@ -348,11 +373,17 @@ impl EvmExec {
             }
         });
         for (d, r) in resolved.into_iter().flatten() {
-            self.st.mark_uncertain(d);
+            self.st.mark_uncertain(d, None);
             self.st.resolve(d, r, now);
         }
         self.st.reconcile(now);
+        self.st.confirm(now);
         self.st.sweep();
+    }
+
+    /// Builder-won decisions still waiting to be seen on chain.
+    pub fn watched(&self) -> usize {
+        self.st.watched.iter().flatten().count()
     }
 
     /// Takes the next fill for the pricer.
@@ -405,7 +436,9 @@ impl EvmExec {
             return Err(Refusal::NonceUnknown);
         };
         drop(view_guard);
-        let busy = st.held.is_some() || st.decisions.iter().flatten().any(|d| !d.done);
+        let busy = st.held.is_some()
+            || st.decisions.iter().flatten().any(|d| !d.done)
+            || st.watched.iter().all(Option::is_some);
         let nonce = match st.next_nonce {
             None => view.pending_nonce,
             Some(n) if !busy => n.max(view.pending_nonce),
@@ -482,6 +515,11 @@ impl EvmExec {
             }
         }
         let rung_amount = rung.amount;
+        let target_block = if ladder.has_builders() {
+            ladder.target_block
+        } else {
+            0
+        };
         drop(guard);
         if fired == 0 {
             st.race.abandon(intent.id, CopyOutcome::Error);
@@ -493,7 +531,9 @@ impl EvmExec {
             intent: *intent,
             nonce,
             rung_amount,
+            target_block,
             uncertain: false,
+            uncertain_bundle: false,
             done: false,
         });
         st.counters.fired.fetch_add(1, Ordering::Relaxed);
@@ -546,7 +586,7 @@ impl State {
                 };
                 let cl = classify(r.status, r.body, c.id, c.hash.as_ref());
                 if cl.outcome.is_uncertain() {
-                    self.mark_uncertain(c.decision);
+                    self.mark_uncertain(c.decision, Some(r.conn));
                 }
                 if let Some(res) = self.race.outcome(c.decision, r.conn, cl.outcome, r.recv_ns) {
                     self.resolve(c.decision, res, r.recv_ns);
@@ -566,7 +606,7 @@ impl State {
         let Some(c) = self.take_copy(route, seq) else {
             return;
         };
-        self.mark_uncertain(c.decision);
+        self.mark_uncertain(c.decision, Some(route));
         let now = clock::now_ns();
         if let Some(res) = self
             .race
@@ -576,11 +616,14 @@ impl State {
         }
     }
 
-    fn mark_uncertain(&mut self, decision: u64) {
+    /// A copy of `decision` on `route` (None: some copy still out) has an unknown fate.
+    fn mark_uncertain(&mut self, decision: u64, route: Option<usize>) {
+        let bundle = route.is_none_or(|r| self.kinds.get(r) == Some(&RouteKind::Builder));
         if let Some(i) = self.slot_of(decision)
             && let Some(d) = self.decisions[i].as_mut()
         {
             d.uncertain = true;
+            d.uncertain_bundle |= bundle && d.target_block != 0;
         }
     }
 
@@ -630,10 +673,18 @@ impl State {
         d.done = true;
         self.decisions[i] = Some(d);
         match res {
-            Resolution::Won { .. } => {
+            Resolution::Won { route, .. } => {
                 self.counters.won.fetch_add(1, Ordering::Relaxed);
+                if self.kinds.get(route) == Some(&RouteKind::Builder)
+                    && d.target_block != 0
+                    && let Some(w) = self.watched.iter_mut().find(|w| w.is_none())
+                {
+                    *w = Some(d);
+                }
                 let next = d.nonce + 1;
-                if self.next_nonce.is_none_or(|n| n < next) {
+                // Only from the nonce it fired at: a lost bundle (step 7) may have taken the
+                // next nonce back below it while this decision was out.
+                if self.next_nonce.is_none_or(|n| n == d.nonce) {
                     self.next_nonce = Some(next);
                     self.shelf.set_exec_next_nonce(next);
                 }
@@ -665,6 +716,10 @@ impl State {
         if view.read_started_ns < self.reconcile_after_ns {
             return;
         }
+        if d.uncertain_bundle && view.head_block < d.target_block {
+            // A builder may still include the bundle in its target block.
+            return;
+        }
         self.held = None;
         self.reconcile_after_ns = 0;
         self.shelf.request_reconcile(0);
@@ -680,6 +735,63 @@ impl State {
         if let Some(n) = self.next_nonce {
             self.shelf.set_exec_next_nonce(n);
         }
+    }
+
+    /// Step 7: settles builder-won decisions from the latest chain view.
+    fn confirm(&mut self, now: u64) {
+        if self.watched.iter().all(Option::is_none) {
+            return;
+        }
+        let guard = self.shelf.view();
+        let Some(view) = guard.as_deref().copied() else {
+            return;
+        };
+        drop(guard);
+        let mut lowest_lost: Option<u64> = None;
+        for i in 0..WATCHED {
+            let Some(d) = self.watched[i] else {
+                continue;
+            };
+            if view.pending_nonce > d.nonce {
+                self.watched[i] = None;
+                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
+            } else if view.head_block >= d.target_block {
+                self.watched[i] = None;
+                self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                lowest_lost = Some(lowest_lost.map_or(d.nonce, |n| n.min(d.nonce)));
+                self.lost_fill(&d, now);
+            }
+        }
+        if let Some(n) = lowest_lost
+            && self.next_nonce.is_some_and(|x| x > n)
+        {
+            // The nonce was never spent: the next decision uses it again.
+            self.next_nonce = Some(n);
+            self.shelf.set_exec_next_nonce(n);
+        }
+    }
+
+    /// The fill undoing a builder-won decision's fill.
+    fn lost_fill(&mut self, d: &Decision, now: u64) {
+        let mut trace = d.intent.trace;
+        if trace.sent_ns == 0 {
+            trace.sent_ns = now;
+        }
+        let filled = match d.intent.side {
+            Side::Buy => -d.rung_amount,
+            Side::Sell => d.rung_amount,
+        };
+        self.push_fill(Fill {
+            trace,
+            intent_id: d.intent.id,
+            filled,
+            price: d.intent.ref_price,
+            intent_coin_delta: d.intent.coin_delta,
+            done_ns: now,
+            instrument: d.intent.instrument,
+            error_code: 0,
+            status: FillStatus::Lost,
+        });
     }
 
     /// Frees the slots of decisions resolved and fully answered.

@@ -35,7 +35,8 @@ pub const NONCE_UNKNOWN: u64 = u64::MAX;
 /// What the signer last read from the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainView {
-    /// `eth_getTransactionCount(address, "pending")`.
+    /// `eth_getTransactionCount(address, "pending")`, read after `head_block` (so it counts
+    /// every transaction included up to that block).
     pub pending_nonce: u64,
     /// `eth_blockNumber`.
     pub head_block: u64,

@@ -2,8 +2,9 @@
 //! fees move"): reads the chain, publishes what it saw, and keeps fresh ladders on the shelf.
 //!
 //! One [`LadderSigner::step`]:
-//! 1. read the chain — `eth_getTransactionCount(address, "pending")`, `eth_blockNumber` and the
-//!    head block's `baseFeePerGas` ([`RpcChainReader`]) — and publish the [`ChainView`];
+//! 1. read the chain — the head block's number and `baseFeePerGas`, then
+//!    `eth_getTransactionCount(address, "pending")` ([`RpcChainReader`]; in that order, so the
+//!    nonce counts every block up to the head) — and publish the [`ChainView`];
 //! 2. take the base nonce: the exec tile's next nonce, or the chain's pending nonce when that is
 //!    higher or the exec tile does not know its nonce yet;
 //! 3. for the base nonce and the one after, re-sign the ladder on the shelf if there is none,
@@ -125,14 +126,17 @@ impl RpcChainReader {
 
 impl ChainReader for RpcChainReader {
     fn read(&mut self) -> Result<ChainView, ChainReadError> {
-        let params = format!(r#"["{:#x}","pending"]"#, self.address);
-        let n = self.call("eth_getTransactionCount", &params)?;
-        let pending_nonce = self.quantity("eth_getTransactionCount", &n)?;
+        // The head first, the nonce after: the nonce then counts at least every block up to
+        // `head_block`, so "head past a bundle's target block and the nonce not past the
+        // bundle's" proves the bundle was not included (see `exec`'s confirmation).
         let b = self.call("eth_getBlockByNumber", r#"["latest",false]"#)?;
         let head = b.get("number").cloned().unwrap_or_default();
         let head_block = self.quantity("eth_getBlockByNumber", &head)?;
         let fee = b.get("baseFeePerGas").cloned().unwrap_or_default();
         let base_fee = self.quantity("eth_getBlockByNumber", &fee)?;
+        let params = format!(r#"["{:#x}","pending"]"#, self.address);
+        let n = self.call("eth_getTransactionCount", &params)?;
+        let pending_nonce = self.quantity("eth_getTransactionCount", &n)?;
         let too_big = |what: &str| ChainReadError {
             url: self.url.clone(),
             method: "eth_getTransactionCount",

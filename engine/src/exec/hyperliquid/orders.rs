@@ -372,7 +372,7 @@ pub fn copy_outcome(fill: &Fill) -> CopyOutcome {
     match fill.status {
         FillStatus::Filled | FillStatus::Partial | FillStatus::Paper => CopyOutcome::Accepted,
         FillStatus::Rejected if fill.error_code == ERR_NONCE => CopyOutcome::Duplicate,
-        FillStatus::Rejected | FillStatus::NotFound => CopyOutcome::Rejected,
+        FillStatus::Rejected | FillStatus::NotFound | FillStatus::Lost => CopyOutcome::Rejected,
     }
 }
 

@@ -238,6 +238,22 @@ impl ChainState {
     /// `eth_sendBundle` at `endpoint`, all or nothing: the bundle hash (keccak256 of the
     /// concatenated transaction hashes, as Flashbots computes it) and how many transactions.
     pub fn submit_bundle(&mut self, raws: &[Vec<u8>], endpoint: usize) -> Result<B256, Refusal> {
+        let (hash, decoded) = self.check_bundle(raws)?;
+        for tx in &decoded {
+            self.accept(tx, endpoint);
+        }
+        Ok(hash)
+    }
+
+    /// A bundle a builder answers and then loses (it never reaches a block): checked like
+    /// [`submit_bundle`](Self::submit_bundle) — an invalid one is still refused — and its hash
+    /// returned, but nothing is accepted: the node's pending nonce does not see it, and no
+    /// block will include it.
+    pub fn answer_bundle_only(&self, raws: &[Vec<u8>]) -> Result<B256, Refusal> {
+        self.check_bundle(raws).map(|(hash, _)| hash)
+    }
+
+    fn check_bundle(&self, raws: &[Vec<u8>]) -> Result<(B256, Vec<DecodedTx>), Refusal> {
         let mut extra: HashMap<Address, u64> = HashMap::new();
         let mut decoded = Vec::with_capacity(raws.len());
         for raw in raws {
@@ -247,10 +263,9 @@ impl ChainState {
         }
         let mut hashes = Vec::with_capacity(32 * decoded.len());
         for tx in &decoded {
-            self.accept(tx, endpoint);
             hashes.extend_from_slice(tx.hash.as_slice());
         }
-        Ok(keccak256(&hashes))
+        Ok((keccak256(&hashes), decoded))
     }
 }
 

@@ -84,8 +84,9 @@ pub struct NodeArgs {
     )]
     pub rpc_malformed_rate: f64,
     /// Per-endpoint override, repeatable: NAME:KEY=VALUE[,KEY=VALUE...] with NAME node or
-    /// builderK and KEY latency, error, timeout, reset or malformed
-    /// (e.g. builder2:latency=uniform:200..900,reset=0.05).
+    /// builderK and KEY latency, error, timeout, reset, malformed or lost (a builder's
+    /// fraction of valid bundles answered with their hash and then never included)
+    /// (e.g. builder2:latency=uniform:200..900,reset=0.05 or builder1:lost=1).
     #[arg(long, value_name = "SPEC", help_heading = "JSON-RPC node and builders")]
     pub rpc_endpoint: Vec<String>,
     /// Only this sender has funds (repeatable; default: every sender): a transaction whose
@@ -206,6 +207,8 @@ mod tests {
             "builder2:latency=fixed:900,reset=0.05",
             "--rpc-endpoint",
             "node:error=0",
+            "--rpc-endpoint",
+            "builder3:lost=0.25",
         ]);
         let c = a.node.config(ip, 9).unwrap().unwrap();
         assert_eq!((c.builders, c.chain_id, c.seed), (3, 11_155_111, 9));
@@ -216,9 +219,14 @@ mod tests {
         assert_eq!(c.builder[0].error_rate, 0.1);
         assert_eq!(c.builder[1].latency, LatencyDist::Fixed(900));
         assert_eq!(c.builder[1].reset_rate, 0.05);
+        assert_eq!(
+            (c.builder[1].lost_rate, c.builder[2].lost_rate),
+            (0.0, 0.25)
+        );
         for (flag, value, needle) in [
             ("--rpc-endpoint", "builder4:error=0.1", "builder4"),
             ("--rpc-endpoint", "node:bogus=1", "bogus"),
+            ("--rpc-endpoint", "builder1:lost=2", "lost rate"),
             ("--rpc-latency-us", "gauss:5", "gauss:5"),
             ("--rpc-error-rate", "1.5", "rpc-error-rate"),
             ("--base-fee-gwei", "ten", "ten"),

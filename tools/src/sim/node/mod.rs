@@ -155,11 +155,14 @@ pub struct EndpointBehaviour {
     pub reset_rate: f64,
     /// Fraction of requests answered malformed.
     pub malformed_rate: f64,
+    /// Fraction of valid bundles a builder answers with their hash and then loses: never
+    /// included, never seen by the node (the builder did not win the block). Builders only.
+    pub lost_rate: f64,
 }
 
 impl EndpointBehaviour {
     /// Applies `key=value[,key=value...]` (keys `latency`, `error`, `timeout`, `reset`,
-    /// `malformed`); the error names the offending part.
+    /// `malformed`, `lost`); the error names the offending part.
     pub fn apply(&mut self, spec: &str) -> Result<(), String> {
         for part in spec.split(',').filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -177,9 +180,10 @@ impl EndpointBehaviour {
                 "timeout" => self.timeout_rate = rate()?,
                 "reset" => self.reset_rate = rate()?,
                 "malformed" => self.malformed_rate = rate()?,
+                "lost" => self.lost_rate = rate()?,
                 _ => {
                     return Err(format!(
-                        "unknown key {k:?} (latency, error, timeout, reset, malformed)"
+                        "unknown key {k:?} (latency, error, timeout, reset, malformed, lost)"
                     ));
                 }
             }
@@ -216,6 +220,13 @@ impl EndpointBehaviour {
                     format!("{name}: must be in 0..=1"),
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&self.lost_rate) {
+            return Err(super::invalid(
+                "rpc-endpoint lost",
+                self.lost_rate,
+                format!("{name}: must be in 0..=1"),
+            ));
         }
         let sum: f64 = rates.iter().map(|r| r.1).sum();
         if sum > 1.0 + 1e-9 {
@@ -354,6 +365,8 @@ pub struct EndpointStats {
     pub fault_resets: u64,
     /// Injected faults: malformed replies.
     pub fault_malformed: u64,
+    /// Bundles answered with their hash and then lost (`lost` rate): never included.
+    pub bundles_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -369,6 +382,7 @@ pub(crate) struct Counters {
     pub fault_timeouts: AtomicU64,
     pub fault_resets: AtomicU64,
     pub fault_malformed: AtomicU64,
+    pub bundles_lost: AtomicU64,
 }
 
 impl Counters {
@@ -390,6 +404,7 @@ impl Counters {
             fault_timeouts: g(&self.fault_timeouts),
             fault_resets: g(&self.fault_resets),
             fault_malformed: g(&self.fault_malformed),
+            bundles_lost: g(&self.bundles_lost),
         }
     }
 }

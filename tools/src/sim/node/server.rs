@@ -673,6 +673,21 @@ impl Server {
         for (i, t) in txs.iter().enumerate() {
             raws.push(hex_arg(Some(t), &format!("txs[{i}]"))?);
         }
+        let e = &mut self.endpoints[ep];
+        if e.behaviour.lost_rate > 0.0 && unit(&mut e.rng) < e.behaviour.lost_rate {
+            // The builder answers as it would and then loses the block: nothing reaches the
+            // chain (a real builder drops a bundle it cannot include, silently).
+            return match self.chain.answer_bundle_only(&raws) {
+                Ok(hash) => {
+                    Counters::bump(&counters.bundles_lost);
+                    Ok(json!({"bundleHash": format!("{hash:#x}")}))
+                }
+                Err(r) => {
+                    count_refusal(counters, r.kind);
+                    Err((r.code, r.message))
+                }
+            };
+        }
         match self.chain.submit_bundle(&raws, ep) {
             Ok(hash) => {
                 counters
