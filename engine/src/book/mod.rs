@@ -160,6 +160,21 @@ pub struct PortfolioGreeks {
     pub delta_usd: f64,
     /// Index used.
     pub index: f64,
+    /// Σ|Γ·qty| over the held options (USD gamma), the weight of the two sums below.
+    pub gamma_weight: f64,
+    /// Σ|Γ·qty|·τ (years): over `gamma_weight`, the book's gamma-weighted time to expiry.
+    pub gamma_weighted_tau: f64,
+    /// Σ|Γ·qty|·σ: over `gamma_weight`, the book's gamma-weighted vol (the policy's σ).
+    pub gamma_weighted_vol: f64,
+}
+
+impl PortfolioGreeks {
+    /// The gamma-weighted vol and time to expiry of the held options, `None` when no held
+    /// option has gamma.
+    pub fn gamma_weighted(&self) -> Option<(f64, f64)> {
+        let w = self.gamma_weight;
+        is_pos(w).then(|| (self.gamma_weighted_vol / w, self.gamma_weighted_tau / w))
+    }
 }
 
 /// Largest difference seen between Keel's Greeks and the venue's published ones, per Greek
@@ -383,6 +398,34 @@ impl Book {
         }
         g
     }
+    /// The Greeks the aggregate sums (price, delta, gamma, vega, theta) of one row, as
+    /// [`row_greeks`](Self::row_greeks) gives them, reading only those columns: five cache
+    /// lines a row instead of twelve on the per-tick path. Rho, vanna and volga are zero.
+    fn summed_greeks(&self, row: usize) -> GreekValues {
+        let theta = self.out.theta.as_slice()[row];
+        let [price, delta, gamma, vega] = match &self.hedge {
+            Some(h) => h.out.row(row),
+            None => {
+                let g = |c: &crate::greeks::Column<f64>| c.as_slice()[row];
+                [
+                    g(&self.out.price),
+                    g(&self.out.delta),
+                    g(&self.out.gamma),
+                    g(&self.out.vega),
+                ]
+            }
+        };
+        GreekValues {
+            price,
+            delta,
+            gamma,
+            vega,
+            theta,
+            rho: 0.0,
+            vanna: 0.0,
+            volga: 0.0,
+        }
+    }
     /// Held rows still without a vol mark or forward.
     pub fn unmarked_held(&self) -> usize {
         self.held
@@ -588,20 +631,25 @@ impl Book {
             b.coin = GreekSums::default();
             b.value_usd = 0.0;
         }
-        // Sums in USD per expiry; coin conversion is linear in the Greeks for one forward, so
-        // it is applied once per bucket.
-        for &r in &self.held {
-            let r = r as usize;
-            let g = self.row_greeks(r);
-            let e = market.options()[r].expiry as usize;
-            let b = &mut self.buckets[e];
-            b.usd.add(&g, self.qty[r]);
-            b.value_usd += self.qty[r] * g.price;
-        }
         let mut p = PortfolioGreeks {
             index: market.index(),
             ..PortfolioGreeks::default()
         };
+        // Sums in USD per expiry; coin conversion is linear in the Greeks for one forward, so
+        // it is applied once per bucket. The policy's gamma weights come from the same pass.
+        for &r in &self.held {
+            let r = r as usize;
+            let g = self.summed_greeks(r);
+            let e = market.options()[r].expiry as usize;
+            let q = self.qty[r];
+            let b = &mut self.buckets[e];
+            b.usd.add(&g, q);
+            b.value_usd += q * g.price;
+            let w = (g.gamma * q).abs();
+            p.gamma_weight += w;
+            p.gamma_weighted_tau += w * market.tau(e).max(0.0);
+            p.gamma_weighted_vol += w * market.vol(r);
+        }
         for (e, b) in self.buckets.iter_mut().enumerate() {
             let f = market.expiries()[e].forward;
             if b.usd == GreekSums::default() || !is_pos(f) {

@@ -92,11 +92,24 @@ fn aggregate_is_the_sum_of_coin_greeks_plus_the_hedge() {
     let p = b.aggregate(&m);
     let mut want = 0.0;
     let mut want_usd = 0.0;
+    let (mut w, mut wv, mut wt) = (0.0, 0.0, 0.0);
     for (r, q) in [(0usize, -10.0), (1, -10.0), (2, 4.0)] {
         let g = b.row_greeks(r);
         want += q * to_coin(&g, m.forward_of_row(r)).delta;
         want_usd += q * g.delta;
+        let gw = (q * g.gamma).abs();
+        w += gw;
+        wv += gw * m.vol(r);
+        wt += gw * m.tau(m.options()[r].expiry as usize);
     }
+    // The policy's gamma weights, from the same pass.
+    let (vol, tau) = p.gamma_weighted().expect("held options have gamma");
+    assert!((p.gamma_weight - w).abs() <= 1e-12 * w, "{p:?}");
+    assert!(
+        (vol - wv / w).abs() < 1e-12 && (tau - wt / w).abs() < 1e-12,
+        "{p:?}"
+    );
+    assert!(vol > 0.0 && tau > 0.0);
     let hedge = 50_000.0 / 100_000.0;
     assert!((p.options_coin.delta - want).abs() < 1e-9, "{p:?}");
     assert!((p.hedge_delta - hedge).abs() < 1e-12);

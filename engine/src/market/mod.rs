@@ -307,6 +307,10 @@ pub struct MarketState {
     chain_down: u128,
     /// Order books of hedge instruments whose depth is streamed ([`Self::track_depth`]).
     depth: Vec<(InstrumentId, DepthBook)>,
+    /// Per instrument id: its index in `depth` (`u32::MAX`: not tracked). A lookup is one load,
+    /// not a scan over the books (each a cache line or two apart) on every book event and
+    /// every venue costing.
+    depth_slot: Vec<u32>,
     now_ms: u64,
     /// Connections down, as a bit set of `MarketEvent::conn` (up to 128 per feed thread).
     down: u128,
@@ -463,6 +467,7 @@ impl MarketState {
             block_interval_ns: DEFAULT_BLOCK_INTERVAL_NS,
             chain_down: 0,
             depth: Vec::new(),
+            depth_slot: Vec::new(),
             now_ms: 0,
             down: 0,
             counters: MarketCounters::default(),
@@ -508,6 +513,27 @@ impl MarketState {
     /// side at most (start-up only; the only allocation of depth).
     pub fn track_depth(&mut self, ids: &[InstrumentId], levels: usize) {
         self.depth = ids.iter().map(|&id| (id, DepthBook::new(levels))).collect();
+        let n = ids
+            .iter()
+            .filter(|i| **i != InstrumentId::NONE)
+            .map(|i| i.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        self.depth_slot = vec![u32::MAX; n];
+        for (k, id) in ids.iter().enumerate() {
+            if let Some(s) = self.depth_slot.get_mut(id.0 as usize)
+                && *s == u32::MAX
+            {
+                *s = k as u32;
+            }
+        }
+    }
+
+    fn depth_index(&self, id: InstrumentId) -> Option<usize> {
+        match self.depth_slot.get(id.0 as usize) {
+            Some(&k) if k != u32::MAX => Some(k as usize),
+            _ => None,
+        }
     }
     /// Tracked books in the `Ready` state, and snapshots applied over all of them.
     pub fn depth_summary(&self) -> (u64, u64) {
@@ -520,7 +546,7 @@ impl MarketState {
     }
     /// The book of a tracked instrument, whatever its state.
     pub fn depth_book(&self, id: InstrumentId) -> Option<&DepthBook> {
-        self.depth.iter().find(|(i, _)| *i == id).map(|(_, b)| b)
+        self.depth_index(id).map(|k| &self.depth[k].1)
     }
     /// The levels an order on `side` takes on instrument `id`, best first, and whether the
     /// side was truncated — `None` if its depth is not tracked or not usable now (no snapshot,
@@ -784,9 +810,9 @@ impl MarketState {
                 Change::NONE
             }
             EventBody::BookLevel { .. } | EventBody::SequenceGap { .. } => {
-                match self.depth.iter_mut().find(|(i, _)| *i == id) {
-                    Some((_, b)) => {
-                        b.on_event(ev);
+                match self.depth_index(id) {
+                    Some(k) => {
+                        self.depth[k].1.on_event(ev);
                         Change::NONE
                     }
                     None => self.ignore(),

@@ -1043,8 +1043,9 @@ impl PricerTile {
     ///    size when its depth is streamed and usable ([`MarketState::depth_levels`]); otherwise
     ///    the touch (the best bid or ask for the whole size: half the spread);
     /// 2. a latency charge, √(2/π)·σ·S·√(ack latency) per coin, with the venue's own
-    ///    send → outcome latency measured on its fills (an EWMA; 0 until its first fill), σ the
-    ///    book's |Γ|-weighted volatility;
+    ///    send → outcome latency measured on its fills (an EWMA; 0 until its first fill), σ
+    ///    (`sigma`) the book's |Γ|-weighted volatility from the decision's aggregate
+    ///    ([`PortfolioGreeks::gamma_weighted`]);
     /// 3. a venue whose visible book cannot fill the size is passed over; if none can, every
     ///    usable venue is costed at its touch (the hedge is not held back by a thin book, and
     ///    the risk limits cap its size).
@@ -1054,12 +1055,12 @@ impl PricerTile {
     fn cheapest_venue(
         &mut self,
         order: crate::policy::HedgeOrder,
+        sigma: f64,
         price: f64,
         trace: TickTrace,
         now: u64,
     ) -> Option<(HedgeIntent, CostBreakdown)> {
         use crate::policy::cost::{DEFAULT_LATENCY_FACTOR, VenueCost};
-        let sigma = self.book_sigma();
         let underlying = if crate::market::is_pos(self.market.index()) {
             self.market.index()
         } else {
@@ -1227,23 +1228,6 @@ impl PricerTile {
         }
     }
 
-    /// The book's volatility for the latency charge: the held options' vols weighted by their
-    /// |Γ| (0 for a book without options).
-    fn book_sigma(&self) -> f64 {
-        let (mut w, mut s) = (0.0, 0.0);
-        for &r in self.book.held_rows() {
-            let r = r as usize;
-            let g = (self.book.row_greeks(r).gamma * self.book.qty(r)).abs();
-            w += g;
-            s += g * self.market.vol(r);
-        }
-        if crate::market::is_pos(w) && s.is_finite() {
-            s / w
-        } else {
-            0.0
-        }
-    }
-
     /// The on-chain candidate for a delta hedge of `order.coin_delta`, with its all-in cost in
     /// USD (DEX fee + gas at the predicted next base fee, see [`ChainHedge`], and the latency
     /// term for the wait until the next block at the book's vol `sigma`): the rung the exec
@@ -1314,27 +1298,16 @@ impl PricerTile {
                 &self.config.hedge,
             );
         };
-        let (mut w, mut tau, mut sigma) = (0.0, 0.0, 0.0);
-        for &r in self.book.held_rows() {
-            let r = r as usize;
-            let g = (self.book.row_greeks(r).gamma * self.book.qty(r)).abs();
-            let e = self.market.options()[r].expiry as usize;
-            w += g;
-            tau += g * self.market.tau(e).max(0.0);
-            sigma += g * self.market.vol(r);
-        }
-        if !crate::market::is_pos(w) {
-            return None;
-        }
+        let (sigma, tau) = p.gamma_weighted()?;
         const NS_PER_YEAR: f64 = 31_536_000_000_000_000.0;
         let hedge_now = p.hedge_delta + self.in_flight_coin;
         let ctx = HedgeContext {
             t: now as f64 / NS_PER_YEAR,
             spot: p.index,
-            tau: tau / w,
+            tau,
             rate: 0.0,
             yield_: 0.0,
-            sigma: sigma / w,
+            sigma,
             position_delta: p.options_coin.delta - self.config.policy.target,
             gamma: p.options_coin.gamma,
             vanna: 0.0,
@@ -1458,8 +1431,14 @@ impl PricerTile {
         // (it is in flight already when the delta band looks).
         let mut sent = self.option_legs(p, trace, now);
         let price = self.market.hedge_quote().reference();
+        // The book's gamma-weighted vol for the latency charge (0 without gamma).
+        let sigma = p
+            .gamma_weighted()
+            .map(|(s, _)| s)
+            .filter(|s| s.is_finite())
+            .unwrap_or(0.0);
         if let Some(order) = self.delta_order(p, price, now)
-            && let Some((intent, cost)) = self.cheapest_venue(order, price, trace, now)
+            && let Some((intent, cost)) = self.cheapest_venue(order, sigma, price, trace, now)
         {
             let exposure = p.delta_coin + self.in_flight_coin - self.config.policy.target;
             if self.emit(intent, exposure, now) {
