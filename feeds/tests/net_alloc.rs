@@ -306,3 +306,75 @@ fn tls_streaming_allocates_only_inside_rustls() {
     feed.shutdown(&mut emit);
     server.join().unwrap();
 }
+
+/// A reconnection on ws:// allocates nothing either (after the first one, which grows the
+/// address list): the failure record shares the URL, an IP literal needs no lookup, the
+/// handshake's key and expected answer are fixed arrays and the `Host` header is formed once.
+/// The server drops the connection three times; the second and third reconnections are
+/// counted, from the failure to the first message on the new connection.
+#[test]
+fn a_reconnection_allocates_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    const SESSIONS: u64 = 4;
+    const PER_SESSION: u64 = 200;
+    let server = thread::spawn(move || {
+        for _ in 0..SESSIONS {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut ws = tungstenite::accept(tcp).unwrap();
+            let _sub = ws.read().unwrap();
+            for _ in 0..PER_SESSION {
+                ws.write(Message::text("{\"tick\":1}")).unwrap();
+            }
+            ws.flush().unwrap();
+            // Dropped without a close frame: the client sees the peer go away.
+        }
+    });
+    let mut cfg = ConnectionConfig::new(&format!("ws://127.0.0.1:{port}/ws")).unwrap();
+    cfg.stale_after = Some(Duration::from_secs(10));
+    cfg.backoff = keel_feeds::net::BackoffConfig {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+        jitter: keel_feeds::net::Jitter::Full,
+        reset_after: Duration::from_secs(60),
+    };
+    let mut feed = FeedLoop::new().unwrap();
+    feed.add(
+        cfg,
+        Box::new(CountingSession {
+            messages: 0,
+            go_at: u64::MAX,
+        }),
+    )
+    .unwrap();
+    let mut emit = |_: MarketEvent| {};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let delivered = |feed: &FeedLoop| feed.stats(0).map_or(0, |s| s.messages);
+    let opens = |feed: &FeedLoop| feed.stats(0).map_or(0, |s| s.opens);
+    // Warm-up: the first session and the first reconnection.
+    while delivered(&feed) < 2 * PER_SESSION {
+        assert!(
+            Instant::now() < deadline,
+            "warm-up timed out: {:?}",
+            feed.last_failure(0)
+        );
+        feed.run_once(Duration::from_millis(5), &mut emit).unwrap();
+    }
+    assert_eq!(opens(&feed), 2);
+    let before = allocs_here();
+    ARMED.with(|a| a.set(true));
+    while delivered(&feed) < SESSIONS * PER_SESSION && Instant::now() < deadline {
+        feed.run_once(Duration::from_millis(5), &mut emit).unwrap();
+    }
+    ARMED.with(|a| a.set(false));
+    let allocs = allocs_here() - before;
+    assert_eq!(
+        (delivered(&feed), opens(&feed)),
+        (SESSIONS * PER_SESSION, SESSIONS),
+        "{:?}",
+        feed.last_failure(0)
+    );
+    assert_eq!(allocs, 0, "{allocs} allocations over two reconnections");
+    feed.shutdown(&mut emit);
+    server.join().unwrap();
+}

@@ -128,10 +128,20 @@ fn start_marked(mut cfg: RunConfig) -> keel_tools::run::Running {
 }
 
 /// Counts the marked threads' allocations while `what` comes true (within `limit`).
+/// Disarms when dropped, so a test that fails while armed (a timeout) does not leave the
+/// counter armed for the tests after it.
+struct Disarm;
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        ARMED.store(false, Ordering::SeqCst);
+    }
+}
+
 fn armed_until(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    let _disarm = Disarm;
     ARMED.store(true, Ordering::SeqCst);
     wait_for(what, limit, ok);
-    ARMED.store(false, Ordering::SeqCst);
 }
 
 #[test]
@@ -177,22 +187,28 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
         || fills() >= 1 && ticks() >= 20_000,
     );
     let (t0, f0) = (ticks(), fills());
+    let snapshots = || p.depth_snapshots.load(Ordering::Relaxed);
+    let s0 = snapshots();
     armed_until(
         "100k armed ticks and a fill",
         Duration::from_secs(120),
         || ticks() >= t0 + 100_000 && fills() > f0,
     );
-    let (t1, f1) = (ticks(), fills());
+    let (t1, f1, s1) = (ticks(), fills(), snapshots());
     let summary = run.finish().expect("clean shutdown");
     let n = ALLOCS.load(Ordering::SeqCst);
     assert_eq!(
         n,
         0,
         "{n} allocations ({} bytes) on feed/pricer/exec threads over {} ticks and {} hedge outcomes \
-         (order disconnects {}, sim {:?}; rerun with KEEL_ALLOC_TRACE=1 -- --nocapture for where)",
+         (book snapshots while armed {}, book levels lost {}, conflation dropped {}, order \
+         disconnects {}, sim {:?}; rerun with KEEL_ALLOC_TRACE=1 -- --nocapture for where)",
         BYTES.load(Ordering::SeqCst),
         t1 - t0,
         f1 - f0,
+        s1 - s0,
+        summary.book_levels_lost,
+        summary.conflation_dropped,
         summary.order_disconnects,
         summary.sim_orders
     );
@@ -501,6 +517,7 @@ fn evm_exec_path_does_not_allocate_after_start_up() {
     }
     ON_TILE.with(|c| c.set(true));
     ALLOCS.store(0, Ordering::SeqCst);
+    let disarm = Disarm;
     ARMED.store(true, Ordering::SeqCst);
     drop(std::hint::black_box(vec![1u8; 64]));
     assert_eq!(
@@ -515,7 +532,7 @@ fn evm_exec_path_does_not_allocate_after_start_up() {
             filled += 1;
         }
     }
-    ARMED.store(false, Ordering::SeqCst);
+    drop(disarm);
     ON_TILE.with(|c| c.set(false));
     stop.stop();
     signer_thread.join().expect("signer thread");

@@ -247,8 +247,9 @@ impl ConnError {
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: {error}")]
 pub struct ConnFailure {
-    /// The connection's URL.
-    pub url: String,
+    /// The connection's URL (shared with the connection: recording a failure does not
+    /// allocate).
+    pub url: std::sync::Arc<str>,
     /// Local time of the failure, ns ([`clock::now_ns`]).
     pub at_ns: u64,
     /// The reason reported downstream.
@@ -314,7 +315,7 @@ enum After {
 pub(crate) struct Connection {
     index: u8,
     cfg: ConnectionConfig,
-    url_text: String,
+    url_text: std::sync::Arc<str>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     session: Box<dyn Session>,
     venue: Venue,
@@ -379,7 +380,7 @@ impl Connection {
         decoder.set_validate_utf8(cfg.validate_utf8);
         Ok(Self {
             index,
-            url_text: cfg.url.to_string(),
+            url_text: cfg.url.to_string().into(),
             tls,
             venue: session.venue(),
             session,
@@ -529,15 +530,21 @@ impl Connection {
         self.deadline = now + self.cfg.connect_timeout;
         self.state = ConnState::Connecting;
         let (host, port) = (self.cfg.url.host(), self.cfg.url.port());
-        let resolved = (host, port)
-            .to_socket_addrs()
-            .map_err(|source| ConnError::Resolve {
-                host: host.to_owned(),
-                port,
-                source,
-            })?;
         self.addrs.clear();
-        self.addrs.extend(resolved);
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            // An IP literal: no lookup (and no allocation on a reconnection).
+            self.addrs.push(std::net::SocketAddr::new(ip, port));
+        } else {
+            // A name is looked up again on every attempt (the venue may have moved).
+            let resolved = (host, port)
+                .to_socket_addrs()
+                .map_err(|source| ConnError::Resolve {
+                    host: host.to_owned(),
+                    port,
+                    source,
+                })?;
+            self.addrs.extend(resolved);
+        }
         self.next_addr = 0;
         if self.addrs.is_empty() {
             return Err(ConnError::NoAddress {

@@ -65,6 +65,8 @@ pub struct Url {
     host: String,
     port: u16,
     target: String,
+    /// The `Host` header value, formed once (a reconnection sends it without allocating).
+    host_header: String,
 }
 
 impl Url {
@@ -144,11 +146,24 @@ impl Url {
                 _ => return Err(err("port is not a number in 1..=65535")),
             },
         };
+        let host_header = {
+            let h = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            if port == scheme.default_port() {
+                h
+            } else {
+                format!("{h}:{port}")
+            }
+        };
         Ok(Url {
             scheme,
             host: host.to_owned(),
             port,
             target,
+            host_header,
         })
     }
 
@@ -174,17 +189,8 @@ impl Url {
 
     /// The `Host` header value: the host (bracketed if IPv6) and the port unless it is the
     /// scheme's default.
-    pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == self.scheme.default_port() {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+    pub fn host_header(&self) -> &str {
+        &self.host_header
     }
 }
 

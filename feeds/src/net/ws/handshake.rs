@@ -21,10 +21,25 @@ pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key ‖ GUID)).
 pub fn accept_key(key: &[u8]) -> String {
+    ascii(&accept_bytes(key)).to_owned()
+}
+
+/// [`accept_key`] without allocating: the 28 base64 characters of a 20-byte digest.
+fn accept_bytes(key: &[u8]) -> [u8; 28] {
     let mut sha = Sha1::new();
     sha.update(key);
     sha.update(WS_GUID.as_bytes());
-    BASE64.encode(sha.finalize())
+    let mut out = [0u8; 28];
+    let n = BASE64
+        .encode_slice(sha.finalize(), &mut out)
+        .expect("28 base64 characters hold 20 bytes");
+    debug_assert_eq!(n, out.len());
+    out
+}
+
+/// Base64 output as text (it is ASCII by construction).
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).expect("base64 output is ASCII")
 }
 
 /// What was wrong with the server's handshake response.
@@ -79,8 +94,10 @@ fn lossy(b: &[u8]) -> String {
 /// One client handshake: the key it sent and the accept value it expects.
 #[derive(Clone, Debug)]
 pub struct ClientHandshake {
-    key: String,
-    accept: String,
+    /// Base64 of the 16-byte nonce (24 characters) and the answer it calls for (28): fixed
+    /// arrays, so that a reconnection builds its handshake without allocating.
+    key: [u8; 24],
+    accept: [u8; 28],
 }
 
 impl ClientHandshake {
@@ -94,19 +111,23 @@ impl ClientHandshake {
     /// A handshake with a given 16-byte nonce (tests; RFC 6455's example uses
     /// `the sample nonce`).
     pub fn with_key(raw: [u8; 16]) -> Self {
-        let key = BASE64.encode(raw);
-        let accept = accept_key(key.as_bytes());
+        let mut key = [0u8; 24];
+        let n = BASE64
+            .encode_slice(raw, &mut key)
+            .expect("24 base64 characters hold 16 bytes");
+        debug_assert_eq!(n, key.len());
+        let accept = accept_bytes(&key);
         Self { key, accept }
     }
 
     /// The `Sec-WebSocket-Key` value.
     pub fn key(&self) -> &str {
-        &self.key
+        ascii(&self.key)
     }
 
     /// The `Sec-WebSocket-Accept` value the server must answer.
     pub fn expected_accept(&self) -> &str {
-        &self.accept
+        ascii(&self.accept)
     }
 
     /// Appends the GET upgrade request for `url` to `out`, with `extra` headers (the caller
@@ -118,9 +139,9 @@ impl ClientHandshake {
             }
         };
         push(&["GET ", url.target(), " HTTP/1.1\r\n"]);
-        push(&["Host: ", &url.host_header(), "\r\n"]);
+        push(&["Host: ", url.host_header(), "\r\n"]);
         push(&["Upgrade: websocket\r\nConnection: Upgrade\r\n"]);
-        push(&["Sec-WebSocket-Key: ", &self.key, "\r\n"]);
+        push(&["Sec-WebSocket-Key: ", self.key(), "\r\n"]);
         push(&["Sec-WebSocket-Version: 13\r\n"]);
         push(&["User-Agent: keel-feeds/", env!("CARGO_PKG_VERSION"), "\r\n"]);
         for (name, value) in extra {
@@ -167,9 +188,9 @@ impl ClientHandshake {
         let accept = head
             .header("Sec-WebSocket-Accept")
             .ok_or(HandshakeError::MissingHeader("Sec-WebSocket-Accept"))?;
-        if accept != self.accept.as_bytes() {
+        if accept != self.accept {
             return Err(HandshakeError::Accept {
-                expected: self.accept.clone(),
+                expected: self.expected_accept().to_owned(),
                 got: lossy(accept),
             });
         }
