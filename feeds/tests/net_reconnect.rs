@@ -28,8 +28,18 @@ fn server_drop_then_outage_then_reconnect() {
         ws.send(Message::text("one")).unwrap();
         drop(ws);
         drop(listener);
+        // The outage: the port bound but not listening, so the client's attempts are refused.
+        // (Left free, a connect to it could take that very port as its own source and connect
+        // to itself — TCP simultaneous open — since it is in the ephemeral range.)
+        let refusing = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        refusing.set_reuse_address(true).expect("SO_REUSEADDR");
+        refusing
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .expect("the port held through the outage");
         let down_at = Instant::now();
         thread::sleep(outage);
+        drop(refusing);
         // Second life on the same port (std sets SO_REUSEADDR).
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let (tcp, _) = listener.accept().unwrap();

@@ -83,6 +83,10 @@ fn hedges_on_chain_when_cheapest_with_one_transaction_per_nonce() {
     // Every decision was raced to the node and both builders; the builders checked every
     // bundle's X-Flashbots-Signature (a bad one is refused before the chain sees it).
     assert_eq!(e.routes.len(), 3);
+    assert_eq!(
+        e.disconnects, 0,
+        "no route dropped (closing them at the end is not a drop)"
+    );
     assert!(e.routes.iter().all(|r| r.fired >= 1), "{e:?}");
     assert!(mock.builder_requests >= 2, "{mock:?}");
     assert_eq!(

@@ -247,6 +247,8 @@ struct State {
     counters: Arc<EvmExecCounters>,
     max_order: f64,
     grace_ns: u64,
+    /// Set by [`EvmExec::shutdown`]: our own closes are not drops.
+    closing: bool,
 }
 
 /// The EVM exec path over warm keep-alive connections (used by [`EvmExecTile`] and the bench).
@@ -315,6 +317,7 @@ impl EvmExec {
                 counters: Arc::default(),
                 max_order: cfg.max_order,
                 grace_ns: u64::try_from(cfg.reconcile_grace.as_nanos()).unwrap_or(u64::MAX / 2),
+                closing: false,
             },
         })
     }
@@ -545,8 +548,9 @@ impl EvmExec {
         Ok(rung_amount)
     }
 
-    /// Closes every connection.
+    /// Closes every connection (not counted as disconnects).
     pub fn shutdown(&mut self) {
+        self.st.closing = true;
         let st = &mut self.st;
         self.pool.shutdown(&mut |ev| st.on_http(ev));
     }
@@ -595,9 +599,10 @@ impl State {
             HttpEvent::Failed {
                 conn, seq, error, ..
             } => self.on_failed(conn, seq, error),
-            HttpEvent::Down { .. } => {
+            HttpEvent::Down { .. } if !self.closing => {
                 self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
             }
+            HttpEvent::Down { .. } => {}
             HttpEvent::Up { .. } => {}
         }
     }
