@@ -24,7 +24,7 @@ use super::batch::{
     BookInputs, Column, Element, GreekValues, GreeksColumns, Model, OptionKind, OptionRow,
 };
 use super::lanes::{Lanes, Pair};
-use super::math::{INV_SQRT_2PI, exp_carry, exp_neg_half_sq, ncdf_with_exp};
+use super::math::{INV_SQRT_2PI, exp_carry, exp_neg_half_sq, ncdf_with_exp, short_chains};
 use thiserror::Error;
 
 /// Below this σ√τ a row is priced as deterministic (its limit as σ√τ → 0).
@@ -156,17 +156,29 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     // Degenerate rows carry inv_sd = 0; any threshold between 0 and the smallest real 1/(σ√τ)
     // (0.002 for σ ≤ 5, τ ≤ 100) works, and this one is a normal number in f32 too.
     let degenerate = m.inv_sd.lt(V::splat(1e-20));
-    // Exactly at the money counts as out of the money: ω·d = −D_BIG.
-    let atm = -(m.omega * V::splat(D_BIG));
-    let big = V::select(
-        x.gt(zero),
-        V::splat(D_BIG),
-        V::select(x.lt(zero), V::splat(-D_BIG), atm),
-    );
-    let d1 = V::select(degenerate, big, x * m.inv_sd);
-    let d2 = V::select(degenerate, big, d1 - m.sd);
+    let (d1, d2) = if short_chains::<V>() && !V::any(degenerate) {
+        // Vectors without a degenerate lane (nearly all) skip the selects below: they sit on
+        // the chain from ln(S/K) to every output (see `short_chains`).
+        let d1 = x * m.inv_sd;
+        (d1, d1 - m.sd)
+    } else {
+        // Exactly at the money counts as out of the money: ω·d = −D_BIG.
+        let atm = -(m.omega * V::splat(D_BIG));
+        let big = V::select(
+            x.gt(zero),
+            V::splat(D_BIG),
+            V::select(x.lt(zero), V::splat(-D_BIG), atm),
+        );
+        let d1 = V::select(degenerate, big, x * m.inv_sd);
+        (d1, V::select(degenerate, big, d1 - m.sd))
+    };
     let e1 = exp_neg_half_sq(d1);
-    let e2 = e1 * s * m.fk;
+    // Vectors form S·fk first, off the chain through e1.
+    let e2 = if short_chains::<V>() {
+        e1 * (s * m.fk)
+    } else {
+        e1 * s * m.fk
+    };
     let n1 = e1 * V::splat(INV_SQRT_2PI);
     let cdf1 = ncdf_with_exp(m.omega * d1, e1);
     let cdf2 = ncdf_with_exp(m.omega * d2, e2);
@@ -177,7 +189,11 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     let price = wa - wk;
     let delta = m.omega * m.eq * cdf1;
     let eq_n1 = m.eq * n1;
-    let gamma = eq_n1 * m.inv_sd / s;
+    let gamma = if short_chains::<V>() {
+        n1 * (m.eq * m.inv_sd / s)
+    } else {
+        eq_n1 * m.inv_sd / s
+    };
     let a_n1 = a * n1;
     let vega = a_n1 * m.sqrt_t;
     let theta = m.q.mul_add(wa, -(a_n1 * m.theta_k)) - m.r * wk;
