@@ -18,7 +18,15 @@
 //! discounted intrinsic value, Δ is 0 or ±e^{−qτ} (±1 at expiry; at-the-money counts as out of
 //! the money), and Γ, vega, vanna, volga and the σ-part of Θ are exactly 0.
 //!
-//! Never allocates; never branches on data except to skip the cdf's far-tail region.
+//! Never allocates; never branches on data except to skip the cdf's far-tail region and, on f64
+//! vectors, the degenerate-row selects when no lane of the vector is degenerate.
+//!
+//! The f64 vector instantiations evaluate some expressions in a different order from the scalar
+//! twin (`math::short_chains`): the loop body is one long dependency chain, and shortening it
+//! (Estrin's form for e^{−d1²/2}'s polynomial, divisions and products that need only the inputs
+//! moved off the chain through e^{−d1²/2}) took the f64x8 full path from about 3.8 to 3.6 ns
+//! per option and the spot path from 3.1 to 2.8 on Zen 5. The twin keeps the textbook order
+//! bit for bit; the vector results stay within 1e-11 relative of it (tests).
 
 use super::batch::{
     BookInputs, Column, Element, GreekValues, GreeksColumns, Model, OptionKind, OptionRow,
