@@ -370,7 +370,7 @@ mod tests {
     fn short_chain_vectors_track_the_scalar_twin() {
         let mut xs: Vec<f64> = (0..16_000).map(|i| -40.0 + i as f64 * 0.005).collect();
         xs.extend([37.6, 37.64, 37.65, -37.65, 1e3, -1e200, 0.0, -0.0]);
-        while xs.len() % 8 != 0 {
+        while !xs.len().is_multiple_of(8) {
             xs.push(1.0);
         }
         let mut worst_e: f64 = 0.0;
