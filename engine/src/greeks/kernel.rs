@@ -193,8 +193,15 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
 
     let a = s * m.eq;
     let wa = m.omega * a * cdf1;
-    let wk = m.omega * m.dk * cdf2;
-    let price = wa - wk;
+    let w_dk = m.omega * m.dk;
+    let wk = w_dk * cdf2;
+    // Vectors form price, theta and rho from N(ωd2) with one FMA each instead of through wk
+    // and price (see `short_chains`): they end the chain.
+    let price = if short_chains::<V>() {
+        (-w_dk).mul_add(cdf2, wa)
+    } else {
+        wa - wk
+    };
     let delta = m.omega * m.eq * cdf1;
     let eq_n1 = m.eq * n1;
     let gamma = if short_chains::<V>() {
@@ -204,8 +211,18 @@ fn finish<V: Lanes>(s: V, x: V, m: &Terms<V>) -> Out<V> {
     };
     let a_n1 = a * n1;
     let vega = a_n1 * m.sqrt_t;
-    let theta = m.q.mul_add(wa, -(a_n1 * m.theta_k)) - m.r * wk;
-    let rho = m.rho_t * V::select(m.rho_t.lt(zero), price, wk);
+    let theta_wa = m.q.mul_add(wa, -(a_n1 * m.theta_k));
+    let black76 = m.rho_t.lt(zero);
+    let (theta, rho) = if short_chains::<V>() {
+        // BSM: ρ = τ·ωD_K·N(ωd2); Black-76: ρ = −τ·V = τ·ωD_K·N(ωd2) − τ·ωa·N(ωd1).
+        let tail = V::select(black76, m.rho_t * wa, zero);
+        (
+            (-(m.r * w_dk)).mul_add(cdf2, theta_wa),
+            (m.rho_t.abs() * w_dk).mul_add(cdf2, tail),
+        )
+    } else {
+        (theta_wa - m.r * wk, m.rho_t * V::select(black76, price, wk))
+    };
     let d2_over_sigma = d2 * m.inv_sigma;
     let vanna = -(eq_n1 * d2_over_sigma);
     let volga = vega * d1 * d2_over_sigma;
