@@ -423,9 +423,10 @@ pub fn run(args: &Args) -> Result<()> {
     let mut cfg = NodeConfig {
         builders: 3,
         chain_id,
-        // Blocks far apart: bundles stay valid for the run (re-signing per block is untimed
-        // anyway).
-        block_time: Duration::from_secs(3_600),
+        // Mainnet's 12 s blocks: bundles stay valid across many decisions (re-signing per
+        // block is untimed anyway), and a decision whose bundle copy timed out is settled at
+        // its target block (the exec path waits for it: a builder could still include it).
+        block_time: Duration::from_secs(12),
         ..NodeConfig::default()
     };
     cfg.seed = 7;

@@ -176,7 +176,7 @@ fn ten_thousand_decisions_raced_to_four_endpoints_with_random_latencies_and_faul
 fn restart_mid_run_reconciles_the_nonce_and_never_sends_a_stale_ladder() {
     let node = node(NodeConfig {
         builders: 1,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(250),
         ..NodeConfig::default()
     });
     let routes = routes(&node);
@@ -333,7 +333,7 @@ fn the_exec_tile_turns_intents_into_fills_over_rings() {
 
     let node = node(NodeConfig {
         builders: 1,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(250),
         ..NodeConfig::default()
     });
     let routes = routes(&node);

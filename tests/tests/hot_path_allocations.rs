@@ -474,7 +474,7 @@ fn evm_exec_path_does_not_allocate_after_start_up() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let node = node(NodeConfig {
         builders: 3,
-        block_time: Duration::from_secs(3_600),
+        block_time: Duration::from_millis(250),
         ..NodeConfig::default()
     });
     let routes = routes(&node);
