@@ -116,6 +116,39 @@ pub struct HyperliquidOrders {
     just_sent: Vec<u32>,
     timeout_ns: u64,
     counters: HlCounters,
+    /// `"0x…"` of the account queried by `orderStatus` (empty: no queries).
+    user_hex: Vec<u8>,
+}
+
+/// Room reserved per rendered `post` of a reusable slot ([`HyperliquidOrders::with_slots`]):
+/// an order action's body is about 400 bytes.
+const SLOT_POST_BYTES: usize = 1024;
+
+/// Appends `n` in decimal without allocating (beyond `buf`'s capacity).
+fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        if let Some(d) = tmp.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(tmp.get(i..).unwrap_or(&[]));
+}
+
+/// Renders `{"method":"post","id":ID,"request":{"type":"action","payload":BODY}}` into `out`.
+fn render_post(out: &mut Vec<u8>, id: u64, body: &[u8]) {
+    out.clear();
+    out.extend_from_slice(br#"{"method":"post","id":"#);
+    push_u64(out, id);
+    out.extend_from_slice(br#","request":{"type":"action","payload":"#);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"}}");
 }
 
 impl HyperliquidOrders {
@@ -156,14 +189,121 @@ impl HyperliquidOrders {
             just_sent: Vec::with_capacity(2 * n + 64),
             timeout_ns,
             counters: HlCounters::default(),
+            user_hex: Vec::new(),
         }
+    }
+
+    /// A session of `slots` empty, reusable entries, each loaded with a freshly signed pair
+    /// just before it is fired ([`Self::load`]): the ladder lives elsewhere (a signer keeps it
+    /// fresh) and this session only tracks the orders in flight. Reserves every buffer now.
+    pub fn with_slots(
+        commands: Consumer<HlCommand>,
+        fills: Producer<Fill>,
+        slots: usize,
+        timeout_ns: u64,
+    ) -> Self {
+        let mut s = Self::new(commands, fills, Vec::new(), timeout_ns);
+        s.ladder = (0..slots)
+            .map(|_| Entry {
+                intent: HedgeIntent {
+                    trace: Default::default(),
+                    id: 0,
+                    amount: 0.0,
+                    ref_price: f64::NAN,
+                    coin_delta: 0.0,
+                    instrument: keel_feeds::instrument::InstrumentId(0),
+                    side: Side::Buy,
+                    venue: Venue::Hyperliquid,
+                },
+                order_post: Vec::with_capacity(SLOT_POST_BYTES),
+                noop_post: Vec::with_capacity(SLOT_POST_BYTES),
+                query_post: Vec::with_capacity(SLOT_POST_BYTES),
+                cloid: Some(String::with_capacity(40)),
+                order: OrderState::Resolved,
+                noop_pending: false,
+                landed: false,
+            })
+            .collect();
+        s.backlog = Vec::with_capacity(2 * slots + 64);
+        s.just_sent = Vec::with_capacity(2 * slots + 64);
+        s
+    }
+
+    /// A slot free for [`Self::load`]: its last order resolved and no noop awaiting a reply.
+    pub fn free_slot(&self) -> Option<usize> {
+        self.ladder
+            .iter()
+            .position(|e| e.order == OrderState::Resolved && !e.noop_pending)
+    }
+
+    /// Loads slot `k` with `intent` and a signed pair's `/exchange` bodies (`cloid`: the
+    /// order's client order id, `0x` + 32 hex digits, for `orderStatus` queries): renders
+    /// its `post` messages into the slot's reserved buffers. False (nothing changed) if the
+    /// slot is not free or out of range. Allocation-free while the bodies fit the reserve.
+    pub fn load(
+        &mut self,
+        k: usize,
+        intent: HedgeIntent,
+        order_body: &[u8],
+        noop_body: &[u8],
+        cloid: &str,
+    ) -> bool {
+        let user_hex = &self.user_hex;
+        let Some(e) = self.ladder.get_mut(k) else {
+            return false;
+        };
+        if e.order != OrderState::Resolved || e.noop_pending {
+            return false;
+        }
+        e.intent = intent;
+        render_post(&mut e.order_post, 2 * k as u64, order_body);
+        render_post(&mut e.noop_post, 2 * k as u64 + 1, noop_body);
+        let c = e.cloid.get_or_insert_with(String::new);
+        c.clear();
+        c.push_str(cloid);
+        e.query_post.clear();
+        if !user_hex.is_empty() && !cloid.is_empty() {
+            let q = &mut e.query_post;
+            q.extend_from_slice(br#"{"method":"post","id":"#);
+            push_u64(q, QUERY_ID + k as u64);
+            q.extend_from_slice(
+                br#","request":{"type":"info","payload":{"type":"orderStatus","user":""#,
+            );
+            q.extend_from_slice(user_hex);
+            q.extend_from_slice(br#"","oid":""#);
+            q.extend_from_slice(cloid.as_bytes());
+            q.extend_from_slice(br#""}}}"#);
+        }
+        e.order = OrderState::Armed;
+        e.landed = false;
+        true
+    }
+
+    /// Answers `intent` with a `Rejected` fill carrying `code` without sending anything (the
+    /// exec side refused it: no fresh rung, stale nonce...).
+    pub fn refuse(&mut self, intent: &HedgeIntent, code: i32) {
+        let now = clock::now_ns();
+        let mut trace = intent.trace;
+        trace.sent_ns = now;
+        self.deliver(Fill {
+            trace,
+            intent_id: intent.id,
+            filled: 0.0,
+            price: f64::NAN,
+            intent_coin_delta: intent.coin_delta,
+            done_ns: now,
+            instrument: intent.instrument,
+            error_code: code,
+            status: FillStatus::Rejected,
+        });
     }
 
     /// Asks `orderStatus` (as `user`, the account that owns the orders) for orders that landed
     /// without a reply; renders every query now.
     pub fn with_status_queries(mut self, user: alloy_primitives::Address) -> Self {
+        self.user_hex = format!("{user:#x}").into_bytes();
         for (k, e) in self.ladder.iter_mut().enumerate() {
-            if let Some(c) = &e.cloid {
+            if let Some(c) = e.cloid.as_ref().filter(|c| !c.is_empty()) {
                 e.query_post = format!(
                     r#"{{"method":"post","id":{},"request":{{"type":"info","payload":{{"type":"orderStatus","user":"{user:#x}","oid":"{c}"}}}}}}"#,
                     QUERY_ID + k as u64
@@ -621,10 +761,8 @@ fn parse_status(sc: &mut Scanner<'_>) -> Result<OrderStatus, JsonError> {
 }
 
 impl Session for HyperliquidOrders {
-    /// Hyperliquid has no [`Venue`] of its own yet (adding one touches the market-data
-    /// crate's exhaustive matches); its connection events are tagged as the EVM venue.
     fn venue(&self) -> Venue {
-        Venue::Ethereum
+        Venue::Hyperliquid
     }
 
     fn on_open(&mut self, _out: &mut Outbox<'_>) {}
@@ -754,7 +892,7 @@ mod tests {
                     coin_delta: 0.02,
                     instrument: InstrumentId(0),
                     side: Side::Buy,
-                    venue: Venue::Ethereum,
+                    venue: Venue::Hyperliquid,
                 };
                 let order = OrderWire {
                     a: 0,
