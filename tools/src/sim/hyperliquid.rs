@@ -303,12 +303,21 @@ impl HyperliquidDesk {
         self.lock().positions.get(&user).map_or(0.0, |p| p.0)
     }
 
-    /// An info request (`orderStatus`, `clearinghouseState`): the answer, or why it is not one.
-    pub(crate) fn info(&self, req: &Value) -> Result<Value, Unparsable> {
+    /// An info request (`orderStatus`, `clearinghouseState`, `allMids`) at market `snap`: the
+    /// answer, or why it is not one.
+    pub(crate) fn info(&self, req: &Value, snap: &MarketSnapshot) -> Result<Value, Unparsable> {
         let kind = req.get("type").and_then(Value::as_str);
+        if kind == Some("allMids") {
+            let q = &snap.binance;
+            if !(q.bid > 0.0 && q.ask > 0.0) {
+                return Ok(json!({}));
+            }
+            return Ok(json!({"BTC": wire((q.bid + q.ask) / 2.0)}));
+        }
         if !matches!(kind, Some("orderStatus" | "clearinghouseState")) {
             return Err(
-                "keel-sim serves the orderStatus and clearinghouseState info requests only".into(),
+                "keel-sim serves the orderStatus, clearinghouseState and allMids info requests only"
+                    .into(),
             );
         }
         let user = req
@@ -380,7 +389,7 @@ impl HyperliquidDesk {
         let request = &req["request"];
         let response = if request["type"] == "info" {
             let payload = &request["payload"];
-            let r = match self.info(payload) {
+            let r = match self.info(payload, snap) {
                 Ok(data) => {
                     json!({"type": "info", "payload": {"type": payload["type"], "data": data}})
                 }
@@ -474,9 +483,10 @@ pub(crate) fn serve_http(mut tcp: TcpStream, ctx: &HttpContext<'_>) {
                         b"keel-sim serves POST /exchange and /info".to_vec(),
                     )
                 } else if info {
+                    generation = ctx.market.refresh(generation, &mut snap);
                     let parsed = serde_json::from_slice::<Value>(&body)
                         .map_err(|e| format!("Failed to deserialize the JSON body: {e}"))
-                        .and_then(|v| ctx.desk.info(&v));
+                        .and_then(|v| ctx.desk.info(&v, &snap));
                     match parsed {
                         Ok(v) => (200, "application/json", v.to_string().into_bytes()),
                         Err(why) => (422, "text/plain", why.into_bytes()),
@@ -656,7 +666,7 @@ mod tests {
         let d = HyperliquidDesk::new(Vec::new());
         let user = format!("{:#x}", s.address());
         let state = |d: &HyperliquidDesk| {
-            d.info(&json!({"type": "clearinghouseState", "user": user}))
+            d.info(&json!({"type": "clearinghouseState", "user": user}), &snap())
                 .unwrap()
         };
         assert_eq!(state(&d)["assetPositions"], json!([]));
@@ -685,8 +695,12 @@ mod tests {
         );
         d.seed_position(s.address(), 1.5, 90_000.0);
         assert_eq!(state(&d)["assetPositions"][0]["position"]["szi"], "1.5");
-        assert!(d.info(&json!({"type": "clearinghouseState"})).is_err());
-        assert!(d.info(&json!({"type": "meta"})).is_err());
+        assert!(d.info(&json!({"type": "clearinghouseState"}), &snap()).is_err());
+        assert!(d.info(&json!({"type": "meta"}), &snap()).is_err());
+        assert_eq!(
+            d.info(&json!({"type": "allMids"}), &snap()).unwrap(),
+            json!({"BTC": "100000"})
+        );
     }
 
     #[test]
@@ -702,7 +716,7 @@ mod tests {
             .unwrap();
         let user = format!("{:#x}", s.address());
         let q = d
-            .info(&json!({"type": "orderStatus", "user": user, "oid": "0x000000000000000000000000000000ab"}))
+            .info(&json!({"type": "orderStatus", "user": user, "oid": "0x000000000000000000000000000000ab"}), &snap())
             .unwrap();
         assert_eq!(q["status"], "order");
         assert_eq!(q["order"]["status"], "filled");
@@ -714,15 +728,15 @@ mod tests {
             (json!("0.0"), json!("0.01"))
         );
         let q = d
-            .info(&json!({"type": "orderStatus", "user": user, "oid": oid}))
+            .info(&json!({"type": "orderStatus", "user": user, "oid": oid}), &snap())
             .unwrap();
         assert_eq!(q["order"]["order"]["oid"], oid);
         let other = format!("{:#x}", Address::repeat_byte(7));
         let q = d
-            .info(&json!({"type": "orderStatus", "user": other, "oid": oid}))
+            .info(&json!({"type": "orderStatus", "user": other, "oid": oid}), &snap())
             .unwrap();
         assert_eq!(q["status"], "unknownOid");
-        assert!(d.info(&json!({"type": "l2Book"})).is_err());
+        assert!(d.info(&json!({"type": "l2Book"}), &snap()).is_err());
         let (r, _) = d.ws_message(
             &json!({"method": "post", "id": 9, "request": {"type": "info", "payload": {"type": "orderStatus", "user": user, "oid": oid}}}).to_string(),
             &snap(),
