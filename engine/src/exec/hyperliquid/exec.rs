@@ -46,6 +46,8 @@ pub const REFUSE_STALE: i32 = -7103;
 pub const REFUSE_PRICE: i32 = -7104;
 /// Refused: every order slot is in flight.
 pub const REFUSE_BUSY: i32 = -7105;
+/// Refused: within the rate limit's interval of the last order.
+pub const REFUSE_RATE: i32 = -7106;
 /// Client heartbeat interval (Hyperliquid closes a connection silent for 60 s).
 const PING_EVERY_NS: u64 = 15_000_000_000;
 
@@ -54,8 +56,8 @@ const PING_EVERY_NS: u64 = 15_000_000_000;
 pub struct HlExecCounters {
     /// Rungs fired.
     pub fired: u64,
-    /// Intents refused, by reason: no ladder, too small, stale nonce, price, busy.
-    pub refused: [u64; 5],
+    /// Intents refused, by reason: no ladder, too small, stale nonce, price, busy, rate.
+    pub refused: [u64; 6],
 }
 
 /// The exec session's settings.
@@ -67,6 +69,8 @@ pub struct HlExecConfig {
     pub timeout_ns: u64,
     /// Orders in flight at most.
     pub slots: usize,
+    /// Orders at least this far apart, ns (0: no limit).
+    pub min_interval_ns: u64,
 }
 
 /// The session.
@@ -81,6 +85,7 @@ pub struct HyperliquidExec {
     spent: u64,
     counters: HlExecCounters,
     last_ping_ns: u64,
+    last_fire_ns: u64,
     warmed: bool,
 }
 
@@ -112,6 +117,7 @@ impl HyperliquidExec {
             spent: 0,
             counters: HlExecCounters::default(),
             last_ping_ns: 0,
+            last_fire_ns: 0,
             warmed: false,
         })
     }
@@ -127,7 +133,7 @@ impl HyperliquidExec {
     }
 
     fn refuse(&mut self, intent: &HedgeIntent, code: i32) {
-        let k = (REFUSE_NO_LADDER - code) as usize;
+        let k = REFUSE_NO_LADDER.saturating_sub(code).max(0) as usize;
         if let Some(c) = self.counters.refused.get_mut(k) {
             *c += 1;
         }
@@ -136,6 +142,13 @@ impl HyperliquidExec {
 
     /// Decides one intent (steps 1–5 of the module doc).
     fn handle(&mut self, intent: HedgeIntent) {
+        let now_ns = clock::now_ns();
+        if self.config.min_interval_ns > 0
+            && self.last_fire_ns != 0
+            && now_ns.saturating_sub(self.last_fire_ns) < self.config.min_interval_ns
+        {
+            return self.refuse(&intent, REFUSE_RATE);
+        }
         let guard = self.shelf.ladders.load();
         let Some(ladder) = guard.as_ref() else {
             return self.refuse(&intent, REFUSE_NO_LADDER);
@@ -162,7 +175,7 @@ impl HyperliquidExec {
         let Some(rung) = ladder.rungs.get(k) else {
             return self.refuse(&intent, REFUSE_TOO_SMALL);
         };
-        let now_ms = clock::now_ns() / 1_000_000;
+        let now_ms = now_ns / 1_000_000;
         if now_ms.saturating_sub(rung.nonce) > self.config.max_nonce_age_ms {
             return self.refuse(&intent, REFUSE_STALE);
         }
@@ -185,6 +198,7 @@ impl HyperliquidExec {
         }
         self.spent |= 1u64 << (k & 63);
         self.counters.fired += 1;
+        self.last_fire_ns = now_ns;
         self.shelf.fired.fetch_add(1, Ordering::Release);
         // The command ring holds `slots` at least: a free slot means room.
         let _ = self.commands.push(HlCommand {
@@ -296,6 +310,7 @@ mod tests {
                 max_nonce_age_ms,
                 timeout_ns: 5_000_000_000,
                 slots,
+                min_interval_ns: 0,
             },
             None,
         )
@@ -406,7 +421,12 @@ mod tests {
         assert_eq!(order(&sent[0])["s"], "0.004");
         assert_eq!(sent[0]["request"]["payload"]["nonce"], n + 8);
         assert_eq!(r.exec.counters().fired, 3);
-        assert_eq!(r.exec.counters().refused, [1, 1, 0, 1, 0]);
+        assert_eq!(r.exec.counters().refused, [1, 1, 0, 1, 0, 0]);
+        // A rate limit: the next order within the interval is refused.
+        r.exec.config.min_interval_ns = 60_000_000_000;
+        r.intents.push(intent(7, Side::Buy, 0.004, 100_000.0)).unwrap();
+        assert!(poll(&mut r).is_empty());
+        assert_eq!(r.fills.pop().unwrap().error_code, REFUSE_RATE);
     }
 
     #[test]
