@@ -62,12 +62,16 @@ fn hedges_land_on_hyperliquid_and_the_next_run_reconciles_them() {
     let agent = hl.account;
     assert_eq!(hl.position, 0.0, "a fresh agent holds nothing");
     assert!(hl.ladders_signed() >= 1, "a ladder before the first hedge");
-    wait_for("two hedges filled on Hyperliquid", Duration::from_secs(90), || {
-        run.pricer().alt_venue_hedges.load(Ordering::Relaxed) >= 2
-            && sim.hyperliquid_position(agent) != 0.0
-            && run.pricer().fills.load(Ordering::Relaxed)
-                >= run.pricer().hedges.load(Ordering::Relaxed)
-    });
+    wait_for(
+        "two hedges filled on Hyperliquid",
+        Duration::from_secs(90),
+        || {
+            run.pricer().alt_venue_hedges.load(Ordering::Relaxed) >= 2
+                && sim.hyperliquid_position(agent) != 0.0
+                && run.pricer().fills.load(Ordering::Relaxed)
+                    >= run.pricer().hedges.load(Ordering::Relaxed)
+        },
+    );
     // Let the in-flight settle, then stop.
     std::thread::sleep(Duration::from_millis(500));
     let signed = run.hyperliquid().unwrap().ladders_signed();

@@ -1176,34 +1176,74 @@ pub struct HyperliquidFlags {
     pub url: Option<String>,
     /// WebSocket, ws(s):// (l2Book and order posts), e.g. wss://api.hyperliquid.xyz/ws
     /// [default: the embedded keel-sim's; required with --hyperliquid-url].
-    #[arg(id = "hyperliquid_ws_url", long = "hyperliquid-ws-url", value_name = "URL")]
+    #[arg(
+        id = "hyperliquid_ws_url",
+        long = "hyperliquid-ws-url",
+        value_name = "URL"
+    )]
     pub ws_url: Option<String>,
     /// NAME of the environment variable holding the signing (agent) key (never the key).
-    #[arg(id = "hyperliquid_key_env", long = "hyperliquid-key-env", value_name = "NAME")]
+    #[arg(
+        id = "hyperliquid_key_env",
+        long = "hyperliquid-key-env",
+        value_name = "NAME"
+    )]
     pub key_env: Option<String>,
     /// Keystore v3 file of the signing key (with --hyperliquid-password-env or -file).
-    #[arg(id = "hyperliquid_keystore", long = "hyperliquid-keystore", value_name = "FILE")]
+    #[arg(
+        id = "hyperliquid_keystore",
+        long = "hyperliquid-keystore",
+        value_name = "FILE"
+    )]
     pub keystore: Option<PathBuf>,
     /// NAME of the environment variable holding the keystore's password.
-    #[arg(id = "hyperliquid_password_env", long = "hyperliquid-password-env", value_name = "NAME")]
+    #[arg(
+        id = "hyperliquid_password_env",
+        long = "hyperliquid-password-env",
+        value_name = "NAME"
+    )]
     pub password_env: Option<String>,
     /// File holding the keystore's password (one trailing line break ignored).
-    #[arg(id = "hyperliquid_password_file", long = "hyperliquid-password-file", value_name = "FILE")]
+    #[arg(
+        id = "hyperliquid_password_file",
+        long = "hyperliquid-password-file",
+        value_name = "FILE"
+    )]
     pub password_file: Option<PathBuf>,
     /// The account whose positions are reconciled, 0x address [default: the signer's].
-    #[arg(id = "hyperliquid_account", long = "hyperliquid-account", value_name = "ADDRESS")]
+    #[arg(
+        id = "hyperliquid_account",
+        long = "hyperliquid-account",
+        value_name = "ADDRESS"
+    )]
     pub account: Option<String>,
     /// Taker fee, basis points [default: 4.5].
-    #[arg(id = "hyperliquid_fee_bps", long = "hyperliquid-fee-bps", value_name = "BPS")]
+    #[arg(
+        id = "hyperliquid_fee_bps",
+        long = "hyperliquid-fee-bps",
+        value_name = "BPS"
+    )]
     pub fee_bps: Option<f64>,
     /// Largest hedge order, coin [default: the largest rung].
-    #[arg(id = "hyperliquid_max_order", long = "hyperliquid-max-order", value_name = "COINS")]
+    #[arg(
+        id = "hyperliquid_max_order",
+        long = "hyperliquid-max-order",
+        value_name = "COINS"
+    )]
     pub max_order: Option<f64>,
     /// An order without a reply this long is voided with its noop, ms [default: 2000].
-    #[arg(id = "hyperliquid_timeout_ms", long = "hyperliquid-timeout-ms", value_name = "MS")]
+    #[arg(
+        id = "hyperliquid_timeout_ms",
+        long = "hyperliquid-timeout-ms",
+        value_name = "MS"
+    )]
     pub timeout_ms: Option<u64>,
     /// Orders per second at most [default: no limit].
-    #[arg(id = "hyperliquid_rate_limit", long = "hyperliquid-rate-limit", value_name = "PER_S")]
+    #[arg(
+        id = "hyperliquid_rate_limit",
+        long = "hyperliquid-rate-limit",
+        value_name = "PER_S"
+    )]
     pub rate_limit: Option<u32>,
     /// Smallest rung, coin; rungs are lot·2^i [default: 0.001].
     #[arg(id = "hyperliquid_lot", long = "hyperliquid-lot", value_name = "COINS")]
@@ -1212,16 +1252,32 @@ pub struct HyperliquidFlags {
     #[arg(id = "hyperliquid_rungs", long = "hyperliquid-rungs", value_name = "N")]
     pub rungs: Option<u8>,
     /// How far through the mid the pre-signed limit goes, basis points [default: 50].
-    #[arg(id = "hyperliquid_slippage_bps", long = "hyperliquid-slippage-bps", value_name = "BPS")]
+    #[arg(
+        id = "hyperliquid_slippage_bps",
+        long = "hyperliquid-slippage-bps",
+        value_name = "BPS"
+    )]
     pub slippage_bps: Option<f64>,
     /// Re-sign the ladder when its nonces are this old [default: 20s].
-    #[arg(id = "hyperliquid_refresh_after", long = "hyperliquid-refresh-after", value_name = "DURATION")]
+    #[arg(
+        id = "hyperliquid_refresh_after",
+        long = "hyperliquid-refresh-after",
+        value_name = "DURATION"
+    )]
     pub refresh_after: Option<String>,
     /// Never send a rung whose nonce is older than this [default: 60s].
-    #[arg(id = "hyperliquid_nonce_max_age", long = "hyperliquid-nonce-max-age", value_name = "DURATION")]
+    #[arg(
+        id = "hyperliquid_nonce_max_age",
+        long = "hyperliquid-nonce-max-age",
+        value_name = "DURATION"
+    )]
     pub nonce_max_age: Option<String>,
     /// How often the signer reads the mid [default: 500ms].
-    #[arg(id = "hyperliquid_poll", long = "hyperliquid-poll", value_name = "DURATION")]
+    #[arg(
+        id = "hyperliquid_poll",
+        long = "hyperliquid-poll",
+        value_name = "DURATION"
+    )]
     pub poll: Option<String>,
 }
 
@@ -1778,7 +1834,9 @@ fn check_alt_hedges(list: &[String]) -> Result<Vec<(String, String)>, String> {
         let lower = item.to_ascii_lowercase();
         if lower == "hyperliquid" || lower.starts_with("hyperliquid:") {
             let coin = item.split_once(':').map(|(_, c)| c).unwrap_or("");
-            if item.contains(':') && (coin.is_empty() || !coin.chars().all(|c| c.is_ascii_alphanumeric())) {
+            if item.contains(':')
+                && (coin.is_empty() || !coin.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
                 return Err(format!("{item:?}: bad coin {coin:?}"));
             }
             if out.iter().any(|(v, _)| v == "hyperliquid") {
@@ -2325,7 +2383,11 @@ fn resolve_hyperliquid(l: &Layers<'_>, f: &HyperliquidFlags) -> Result<Hyperliqu
         h.enabled = g.value;
     }
     if let Some(g) = pick!(url) {
-        h.url = Some(g.parse(|v| check_http_url(v))?.trim_end_matches('/').to_owned());
+        h.url = Some(
+            g.parse(|v| check_http_url(v))?
+                .trim_end_matches('/')
+                .to_owned(),
+        );
     }
     if let Some(g) = pick!(ws_url) {
         h.ws_url = Some(g.parse(|v| check_ws_url(v))?);
@@ -2423,7 +2485,9 @@ fn check_hyperliquid(cfg: &RunConfig) -> Result<()> {
         );
     }
     if h.password_env.is_some() && h.password_file.is_some() {
-        bail!("--hyperliquid-password-env and --hyperliquid-password-file: give one password source");
+        bail!(
+            "--hyperliquid-password-env and --hyperliquid-password-file: give one password source"
+        );
     }
     if h.uses_sim() {
         if h.ws_url.is_some() || h.key_env.is_some() || h.keystore.is_some() {
@@ -2436,7 +2500,9 @@ fn check_hyperliquid(cfg: &RunConfig) -> Result<()> {
         return Ok(());
     }
     if h.ws_url.is_none() {
-        bail!("--alt-hedge hyperliquid with --hyperliquid-url needs --hyperliquid-ws-url (its book and orders)");
+        bail!(
+            "--alt-hedge hyperliquid with --hyperliquid-url needs --hyperliquid-ws-url (its book and orders)"
+        );
     }
     if h.key_env.is_none() && h.keystore.is_none() {
         bail!(

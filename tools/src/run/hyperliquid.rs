@@ -151,12 +151,7 @@ impl HlVenue {
             (true, Some(s)) => {
                 let key = super::evm::random_key("the embedded Hyperliquid agent key")?;
                 s.add_hyperliquid_agent(key.address());
-                (
-                    key,
-                    s.hyperliquid_ws_url(),
-                    s.hyperliquid_info_url(),
-                    true,
-                )
+                (key, s.hyperliquid_ws_url(), s.hyperliquid_info_url(), true)
             }
             (true, None) => bail!(
                 "--alt-hedge hyperliquid against real venues needs --hyperliquid-url and \
@@ -209,7 +204,9 @@ impl HlVenue {
                 break;
             }
             if Instant::now() >= until {
-                bail!("Hyperliquid: no mid for {coin} from {info_url} (allMids) within {timeout:?}");
+                bail!(
+                    "Hyperliquid: no mid for {coin} from {info_url} (allMids) within {timeout:?}"
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -231,7 +228,9 @@ impl HlVenue {
                 max_nonce_age_ms: h.nonce_max_age.as_millis() as u64,
                 timeout_ns: h.timeout_ms.max(1) * 1_000_000,
                 slots: SLOTS,
-                min_interval_ns: h.rate_limit.map_or(0, |r| 1_000_000_000 / u64::from(r.max(1))),
+                min_interval_ns: h
+                    .rate_limit
+                    .map_or(0, |r| 1_000_000_000 / u64::from(r.max(1))),
             },
         })
     }

@@ -433,7 +433,13 @@ fn build(
         .alt_hedges
         .iter()
         .find(|(v, _)| v == "hyperliquid" && cfg.hyperliquid.enabled)
-        .map(|(_, c)| if c.is_empty() { underlying.clone() } else { c.clone() });
+        .map(|(_, c)| {
+            if c.is_empty() {
+                underlying.clone()
+            } else {
+                c.clone()
+            }
+        });
     let hl_id = hl_coin
         .as_deref()
         .map(|c| register(&mut instruments, Venue::Hyperliquid, c, false));
@@ -838,8 +844,7 @@ fn build(
     // venue's session and merges the fills: Deribit as below, Binance on paper at its quote
     // (a Binance order session comes with its adapter).
     let mut exec_extra: Vec<Box<dyn Tile>> = Vec::new();
-    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() && hl_venue.is_none()
-    {
+    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() && hl_venue.is_none() {
         (intent_rx, fill_tx)
     } else {
         let (d_itx, d_irx) = ring(ORDER_RING)?;
@@ -975,20 +980,22 @@ fn build(
                 },
                 fee: cfg.binance.fee_bps / 1e4,
             })
-            .chain(hl_venue.as_ref().zip(hl_id).map(|(v, id)| AltHedge {
-                instrument: id,
-                venue: Venue::Hyperliquid,
-                spec: HedgeSpec {
-                    inverse: false,
-                    lot: cfg.hyperliquid.lot,
-                    min_amount: cfg.hyperliquid.lot,
-                    max_order_coin: cfg
-                        .hyperliquid
-                        .max_order
-                        .unwrap_or(f64::INFINITY)
-                        .min(v.largest_rung),
-                },
-                fee: cfg.hyperliquid.fee_bps / 1e4,
+            .chain(hl_venue.as_ref().zip(hl_id).map(|(v, id)| {
+                AltHedge {
+                    instrument: id,
+                    venue: Venue::Hyperliquid,
+                    spec: HedgeSpec {
+                        inverse: false,
+                        lot: cfg.hyperliquid.lot,
+                        min_amount: cfg.hyperliquid.lot,
+                        max_order_coin: cfg
+                            .hyperliquid
+                            .max_order
+                            .unwrap_or(f64::INFINITY)
+                            .min(v.largest_rung),
+                    },
+                    fee: cfg.hyperliquid.fee_bps / 1e4,
+                }
             }))
             .collect(),
         chain_hedge: match (&evm_venue, chain_inst) {

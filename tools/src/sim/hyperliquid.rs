@@ -666,8 +666,11 @@ mod tests {
         let d = HyperliquidDesk::new(Vec::new());
         let user = format!("{:#x}", s.address());
         let state = |d: &HyperliquidDesk| {
-            d.info(&json!({"type": "clearinghouseState", "user": user}), &snap())
-                .unwrap()
+            d.info(
+                &json!({"type": "clearinghouseState", "user": user}),
+                &snap(),
+            )
+            .unwrap()
         };
         assert_eq!(state(&d)["assetPositions"], json!([]));
         // Not an agent yet: refused; added at run time: accepted.
@@ -695,7 +698,10 @@ mod tests {
         );
         d.seed_position(s.address(), 1.5, 90_000.0);
         assert_eq!(state(&d)["assetPositions"][0]["position"]["szi"], "1.5");
-        assert!(d.info(&json!({"type": "clearinghouseState"}), &snap()).is_err());
+        assert!(
+            d.info(&json!({"type": "clearinghouseState"}), &snap())
+                .is_err()
+        );
         assert!(d.info(&json!({"type": "meta"}), &snap()).is_err());
         assert_eq!(
             d.info(&json!({"type": "allMids"}), &snap()).unwrap(),
@@ -728,12 +734,18 @@ mod tests {
             (json!("0.0"), json!("0.01"))
         );
         let q = d
-            .info(&json!({"type": "orderStatus", "user": user, "oid": oid}), &snap())
+            .info(
+                &json!({"type": "orderStatus", "user": user, "oid": oid}),
+                &snap(),
+            )
             .unwrap();
         assert_eq!(q["order"]["order"]["oid"], oid);
         let other = format!("{:#x}", Address::repeat_byte(7));
         let q = d
-            .info(&json!({"type": "orderStatus", "user": other, "oid": oid}), &snap())
+            .info(
+                &json!({"type": "orderStatus", "user": other, "oid": oid}),
+                &snap(),
+            )
             .unwrap();
         assert_eq!(q["status"], "unknownOid");
         assert!(d.info(&json!({"type": "l2Book"}), &snap()).is_err());

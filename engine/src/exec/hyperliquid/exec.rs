@@ -424,7 +424,9 @@ mod tests {
         assert_eq!(r.exec.counters().refused, [1, 1, 0, 1, 0, 0]);
         // A rate limit: the next order within the interval is refused.
         r.exec.config.min_interval_ns = 60_000_000_000;
-        r.intents.push(intent(7, Side::Buy, 0.004, 100_000.0)).unwrap();
+        r.intents
+            .push(intent(7, Side::Buy, 0.004, 100_000.0))
+            .unwrap();
         assert!(poll(&mut r).is_empty());
         assert_eq!(r.fills.pop().unwrap().error_code, REFUSE_RATE);
     }
