@@ -546,7 +546,7 @@ impl SimHandle {
         szi: f64,
         entry_px: f64,
     ) -> Result<(), SimError> {
-        if !szi.is_finite() || !(entry_px.is_finite() && entry_px > 0.0) {
+        if !(szi.is_finite() && entry_px.is_finite() && entry_px > 0.0) {
             return Err(invalid(
                 "position",
                 szi,

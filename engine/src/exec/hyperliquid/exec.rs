@@ -181,8 +181,8 @@ impl HyperliquidExec {
         }
         let limit = rung.limit();
         let marketable = match intent.side {
-            Side::Buy => !(intent.ref_price > limit),
-            Side::Sell => !(intent.ref_price < limit),
+            Side::Buy => intent.ref_price <= limit,
+            Side::Sell => intent.ref_price >= limit,
         };
         if !marketable {
             return self.refuse(&intent, REFUSE_PRICE);
