@@ -81,9 +81,21 @@ fn hedges_land_on_hyperliquid_and_the_next_run_reconciles_them() {
     assert_eq!(s.rejects, 0, "no hedge refused or rejected");
     let r = s.reconciled.as_ref().expect("reconciled at start");
     assert_eq!(r.alt_positions, vec![("hyperliquid:BTC".to_string(), 0.0)]);
-    // The venue's position for the agent: whole rungs of 0.01, the sign of the first hedge
-    // (the sample book's delta is far outside the band).
+    // The venue is the judge: the position it holds for the agent, read back at the end, is the
+    // start plus what the run's fills said, and the venue's own record agrees.
+    let h = s.hyperliquid.as_ref().expect("a Hyperliquid report");
+    assert_eq!(h.account, format!("{agent:#x}"));
+    assert!(h.fired >= 2 && h.orders_sent >= h.fired, "{h:?}");
+    assert!(h.refused.iter().all(|(_, n)| *n == 0), "{h:?}");
+    assert!(h.ladders_signed >= 2, "{h:?}");
     let p1 = sim.hyperliquid_position(agent);
+    assert!(h.filled != 0.0, "{h:?}");
+    assert!(
+        (h.position_start + h.filled - p1).abs() < 1e-9,
+        "{h:?} vs venue {p1}"
+    );
+    assert_eq!(h.position_end, Some(p1));
+    // Whole rungs of 0.01.
     let rungs = p1 / 0.01;
     assert!((rungs - rungs.round()).abs() < 1e-6 && p1 != 0.0, "{p1}");
     // The book's delta moved by what landed: the run ends inside (or near) its band.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use keel_engine::exec::evm::{Address, EvmSigner, KeySource, PasswordSource, parse};
 use keel_engine::exec::hyperliquid::{
-    HlExecConfig, HlLadderSpec, HlShelf, HlSigner, HlSignerConfig, HlSignerCounters,
+    HlExecConfig, HlExecStats, HlLadderSpec, HlShelf, HlSigner, HlSignerConfig, HlSignerCounters,
     HyperliquidExec, InfoMids, Network,
 };
 use keel_engine::exec::{ExecTile, Fill, HedgeIntent, PaperExec};
@@ -62,6 +62,48 @@ pub struct HlVenue {
     signer: Option<JoinHandle<HlSigner>>,
     counters: std::sync::Arc<HlSignerCounters>,
     exec: HlExecConfig,
+    stats: Option<std::sync::Arc<HlExecStats>>,
+    timeout: Duration,
+}
+
+/// What the summary reports about the venue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HlReport {
+    /// The WebSocket orders went to, or `paper`.
+    pub target: String,
+    /// The coin.
+    pub coin: String,
+    /// The account reconciled (0x, lower case).
+    pub account: String,
+    /// The signing (agent) address.
+    pub signer: String,
+    /// The account's position at start (`clearinghouseState`), coin.
+    pub position_start: f64,
+    /// The account's position read again at the end (`None`: the reading failed), coin.
+    pub position_end: Option<f64>,
+    /// Coin filled by this run's orders, signed (the venue's replies).
+    pub filled: f64,
+    /// Rungs fired, orders written, voided by their noop, timed out, landed without a reply,
+    /// malformed replies, `orderStatus` queries.
+    pub fired: u64,
+    /// Orders written.
+    pub orders_sent: u64,
+    /// Noops accepted.
+    pub voided: u64,
+    /// Orders that timed out.
+    pub timeouts: u64,
+    /// Landed without a reply.
+    pub landed_unknown: u64,
+    /// Malformed replies.
+    pub malformed: u64,
+    /// Intents refused before sending, by reason.
+    pub refused: Vec<(&'static str, u64)>,
+    /// Ladders signed, signing errors, failed mid readings.
+    pub ladders_signed: u64,
+    /// Signing errors.
+    pub sign_errors: u64,
+    /// Failed mid readings.
+    pub read_errors: u64,
 }
 
 /// Where the key comes from, per the settings.
@@ -232,6 +274,8 @@ impl HlVenue {
                     .rate_limit
                     .map_or(0, |r| 1_000_000_000 / u64::from(r.max(1))),
             },
+            stats: None,
+            timeout,
         })
     }
 
@@ -260,7 +304,7 @@ impl HlVenue {
 
     /// The exec tile of the route: the order session over the WebSocket, or paper fills.
     pub fn exec_tile(
-        &self,
+        &mut self,
         intents: Consumer<HedgeIntent>,
         fills: Producer<Fill>,
     ) -> Result<Box<dyn Tile>> {
@@ -275,6 +319,7 @@ impl HlVenue {
             Some(self.account),
         )
         .map_err(|e| anyhow::anyhow!("Hyperliquid order session: {e}"))?;
+        self.stats = Some(session.stats());
         let url = &self.ws_url;
         let mut c =
             ConnectionConfig::new(url).with_context(|| format!("Hyperliquid orders at {url}"))?;
@@ -283,10 +328,50 @@ impl HlVenue {
         Ok(Box::new(t))
     }
 
-    /// Stops waiting for the signer (the stop flag ended it) and joins it.
-    pub fn finish(mut self) {
+    /// Joins the signer (the stop flag ended it), reads the account's position again and
+    /// reports. Call after the exec tile stopped (its counters are final).
+    pub fn finish(mut self) -> HlReport {
         if let Some(h) = self.signer.take() {
             let _ = h.join();
         }
+        let r = std::sync::atomic::Ordering::Relaxed;
+        let mut rep = HlReport {
+            target: if self.live {
+                self.ws_url.clone()
+            } else {
+                "paper".into()
+            },
+            coin: self.coin.clone(),
+            account: format!("{:#x}", self.account),
+            signer: format!("{:#x}", self.signer_address),
+            position_start: self.position,
+            position_end: fetch_position(&self.info_url, self.account, &self.coin, self.timeout)
+                .ok(),
+            ladders_signed: self.counters.ladders.load(r),
+            sign_errors: self.counters.sign_errors.load(r),
+            read_errors: self.counters.read_errors.load(r),
+            ..HlReport::default()
+        };
+        if let Some(s) = &self.stats {
+            rep.filled = s.filled_e8.load(r) as f64 / 1e8;
+            rep.fired = s.fired.load(r);
+            rep.orders_sent = s.orders_sent.load(r);
+            rep.voided = s.voided.load(r);
+            rep.timeouts = s.timeouts.load(r);
+            rep.landed_unknown = s.landed_unknown.load(r);
+            rep.malformed = s.malformed.load(r);
+            rep.refused = [
+                "no_ladder",
+                "too_small",
+                "stale_nonce",
+                "price",
+                "busy",
+                "rate",
+            ]
+            .into_iter()
+            .zip(s.refused.iter().map(|a| a.load(r)))
+            .collect();
+        }
+        rep
     }
 }

@@ -241,9 +241,7 @@ impl Running {
         summary.fill_final(&b.pricer, &b.feeds, &b.exec, &b.telemetry);
         // The exec tile is joined: the signer thread stops and the final nonce is read.
         summary.evm = b.evm.map(evm::EvmVenue::finish);
-        if let Some(h) = b.hyperliquid {
-            h.finish();
-        }
+        summary.hyperliquid = b.hyperliquid.map(hyperliquid::HlVenue::finish);
         if let Some(s) = self.sim.as_mut() {
             summary.sim_orders = Some(s.stats());
             s.stop();
@@ -884,7 +882,7 @@ fn build(
             tiles.push(e.exec_tile(e_irx, e_ftx));
         }
         // Hyperliquid: its own venue id, its own order session.
-        if let Some(h) = &hl_venue {
+        if let Some(h) = hl_venue.as_mut() {
             let (h_itx, h_irx) = ring(ORDER_RING)?;
             let (h_ftx, h_frx) = ring(ORDER_RING)?;
             routes.push(Route {

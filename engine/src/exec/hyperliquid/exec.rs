@@ -24,7 +24,8 @@
 //! slots' buffers are reserved; the arc-swap reader is warmed in `on_open`'s first call),
 //! never signs, never blocks.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use keel_feeds::clock;
 use keel_feeds::event::{DisconnectReason, MarketEvent, Side, Venue};
@@ -60,6 +61,31 @@ pub struct HlExecCounters {
     pub refused: [u64; 6],
 }
 
+/// The session's counters, published for the run's report (relaxed stores after a step that
+/// changed them; read off the hot path).
+#[derive(Debug, Default)]
+pub struct HlExecStats {
+    /// Rungs fired.
+    pub fired: AtomicU64,
+    /// Intents refused, by reason (as [`HlExecCounters::refused`]).
+    pub refused: [AtomicU64; 6],
+    /// Orders written, noops accepted (voided), timeouts, landed without a reply, malformed
+    /// replies, `orderStatus` queries.
+    pub orders_sent: AtomicU64,
+    /// Noops the venue accepted.
+    pub voided: AtomicU64,
+    /// Orders that timed out.
+    pub timeouts: AtomicU64,
+    /// Orders that landed without a reply (yet).
+    pub landed_unknown: AtomicU64,
+    /// Replies that could not be parsed.
+    pub malformed: AtomicU64,
+    /// `orderStatus` queries posted.
+    pub queries: AtomicU64,
+    /// Coin filled, signed, 1e-8 units.
+    pub filled_e8: AtomicI64,
+}
+
 /// The exec session's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HlExecConfig {
@@ -87,6 +113,8 @@ pub struct HyperliquidExec {
     last_ping_ns: u64,
     last_fire_ns: u64,
     warmed: bool,
+    stats: Arc<HlExecStats>,
+    dirty: bool,
 }
 
 impl HyperliquidExec {
@@ -119,6 +147,8 @@ impl HyperliquidExec {
             last_ping_ns: 0,
             last_fire_ns: 0,
             warmed: false,
+            stats: Arc::default(),
+            dirty: false,
         })
     }
 
@@ -132,6 +162,29 @@ impl HyperliquidExec {
         self.orders.counters()
     }
 
+    /// The published counters (shared with the run's report).
+    pub fn stats(&self) -> Arc<HlExecStats> {
+        self.stats.clone()
+    }
+
+    fn publish(&mut self) {
+        self.dirty = false;
+        let s = &self.stats;
+        let c = self.orders.counters();
+        let r = Ordering::Relaxed;
+        s.fired.store(self.counters.fired, r);
+        for (a, v) in s.refused.iter().zip(self.counters.refused) {
+            a.store(v, r);
+        }
+        s.orders_sent.store(c.orders_sent, r);
+        s.voided.store(c.voided, r);
+        s.timeouts.store(c.timeouts, r);
+        s.landed_unknown.store(c.landed_unknown, r);
+        s.malformed.store(c.malformed, r);
+        s.queries.store(c.queries, r);
+        s.filled_e8.store(c.filled_e8, r);
+    }
+
     fn refuse(&mut self, intent: &HedgeIntent, code: i32) {
         let k = REFUSE_NO_LADDER.saturating_sub(code).max(0) as usize;
         if let Some(c) = self.counters.refused.get_mut(k) {
@@ -142,6 +195,7 @@ impl HyperliquidExec {
 
     /// Decides one intent (steps 1–5 of the module doc).
     fn handle(&mut self, intent: HedgeIntent) {
+        self.dirty = true;
         let now_ns = clock::now_ns();
         if self.config.min_interval_ns > 0
             && self.last_fire_ns != 0
@@ -228,6 +282,7 @@ impl Session for HyperliquidExec {
         out: &mut Outbox<'_>,
         emit: &mut dyn FnMut(MarketEvent),
     ) -> Result<(), DisconnectReason> {
+        self.dirty = true;
         self.orders.on_message(payload, recv_ts_ns, out, emit)
     }
 
@@ -250,7 +305,11 @@ impl Session for HyperliquidExec {
         while let Some(intent) = self.intents.pop() {
             self.handle(intent);
         }
-        self.orders.poll_outgoing(out)
+        let wrote = self.orders.poll_outgoing(out);
+        if wrote || self.dirty {
+            self.publish();
+        }
+        wrote
     }
 
     fn on_flushed(&mut self, now_ns: u64) {

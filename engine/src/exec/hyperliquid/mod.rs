@@ -34,7 +34,7 @@ pub mod sign;
 use alloy_primitives::Address;
 
 pub use action::{Action, LimitWire, OrderTypeWire, OrderWire, Tif, decimal_wire};
-pub use exec::{HlExecConfig, HlExecCounters, HyperliquidExec};
+pub use exec::{HlExecConfig, HlExecCounters, HlExecStats, HyperliquidExec};
 pub use ladder::{HlLadder, HlLadderSpec, HlRung};
 pub use orders::{HlCommand, HlCounters, HyperliquidOrders, copy_outcome};
 pub use refresh::{HlShelf, HlSigner, HlSignerConfig, HlSignerCounters, InfoMids, MidSource};

@@ -59,6 +59,8 @@ pub struct HlCommand {
 pub struct HlCounters {
     /// Orders written.
     pub orders_sent: u64,
+    /// Coin filled, signed (buys > 0), in units of 1e-8 coin (the wire's finest decimal).
+    pub filled_e8: i64,
     /// Noops written (voids and timeouts).
     pub noops_sent: u64,
     /// Noops the venue accepted: their nonce can never execute an order.
@@ -391,6 +393,7 @@ impl HyperliquidOrders {
         };
         let mut trace = intent.trace;
         trace.sent_ns = sent_ns;
+        self.counters.filled_e8 += (sign * filled * 1e8).round() as i64;
         self.deliver(Fill {
             trace,
             intent_id: intent.id,
