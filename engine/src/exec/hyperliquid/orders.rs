@@ -20,6 +20,10 @@
 //!    bound the venue could not cross: orderStatus carries no average price), `unknownOid` as
 //!    [`FillStatus::NotFound`] (the nonce went to another action); otherwise the order stays in
 //!    flight, its exposure counted.
+//! 5. A noop without a reply by its own deadline (the reply was lost) is sent again, same
+//!    nonce: it still can never execute anything, and if the first copy landed the second is
+//!    refused as a duplicate, which leads to the `orderStatus` query of step 4 (`unknownOid`:
+//!    never executed). So no order stays in flight, nor any slot busy, for a lost reply.
 //!
 //! Owns the ladder and the ids in flight. Never allocates after start-up (the ladder's bytes
 //! are rendered in [`HyperliquidOrders::new`]), never panics on a reply (malformed ones are
@@ -81,6 +85,9 @@ pub struct HlCounters {
     pub bad_commands: u64,
     /// `orderStatus` queries posted.
     pub queries: u64,
+    /// Noops sent again after no reply within the timeout (same nonce: a second copy is
+    /// refused as a duplicate if the first landed, which settles it like a refused noop).
+    pub noop_resends: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -105,6 +112,8 @@ struct Entry {
     cloid: Option<String>,
     order: OrderState,
     noop_pending: bool,
+    /// When a noop without a reply is sent again (its reply may have been lost).
+    noop_deadline_ns: u64,
     /// The noop was refused: the order landed; ask for it instead of voiding again.
     landed: bool,
 }
@@ -179,6 +188,7 @@ impl HyperliquidOrders {
                     cloid,
                     order: OrderState::Armed,
                     noop_pending: false,
+                    noop_deadline_ns: 0,
                     landed: false,
                 }
             })
@@ -223,6 +233,7 @@ impl HyperliquidOrders {
                 cloid: Some(String::with_capacity(40)),
                 order: OrderState::Resolved,
                 noop_pending: false,
+                noop_deadline_ns: 0,
                 landed: false,
             })
             .collect();
@@ -354,6 +365,7 @@ impl HyperliquidOrders {
         };
         out.send_text(&e.noop_post);
         e.noop_pending = true;
+        e.noop_deadline_ns = clock::now_ns().saturating_add(self.timeout_ns);
         self.counters.noops_sent += 1;
         true
     }
@@ -803,6 +815,17 @@ impl Session for HyperliquidOrders {
         // Orders past their deadline are voided with their noop (once).
         let now = clock::now_ns();
         for k in 0..self.ladder.len() {
+            let e = &mut self.ladder[k];
+            // A noop without a reply by its deadline is sent again: the same nonce, so it can
+            // never execute anything; a duplicate refusal then asks for the order.
+            if e.noop_pending && now > e.noop_deadline_ns {
+                out.send_text(&e.noop_post);
+                e.noop_deadline_ns = now.saturating_add(self.timeout_ns);
+                self.counters.noops_sent += 1;
+                self.counters.noop_resends += 1;
+                wrote = true;
+                continue;
+            }
             let e = &self.ladder[k];
             if let OrderState::InFlight {
                 sent_ns,
@@ -1151,5 +1174,45 @@ mod tests {
             ),
         );
         assert!(fc.pop().is_none());
+    }
+
+    #[test]
+    fn a_noop_whose_reply_is_lost_is_sent_again_and_settles_the_order() {
+        let (mut s, mut cp, mut fc) = session(1);
+        cp.push(HlCommand {
+            entry: 0,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(poll(&mut s)[0]["id"], 1, "the timeout's noop");
+        // Its reply is lost: after another timeout the same noop goes again (same nonce).
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let again = poll(&mut s);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0]["id"], 1);
+        assert_eq!(again[0]["request"]["payload"]["action"]["type"], "noop");
+        assert_eq!(s.counters().noop_resends, 1);
+        assert!(fc.pop().is_none());
+        // The first noop had landed: the second is a duplicate; nothing is reported yet (the
+        // order may have landed first), and without status queries it stays in flight.
+        reply(
+            &mut s,
+            &post_reply(
+                1,
+                r#"{"status":"err","response":"Invalid nonce: duplicate nonce"}"#,
+            ),
+        );
+        assert_eq!(s.counters().void_refused, 1);
+        assert_eq!(s.in_flight(), 1);
+        assert!(fc.pop().is_none());
+        // Never a third noop while none is pending.
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(
+            poll(&mut s)
+                .iter()
+                .all(|p| p["request"]["payload"]["action"]["type"] != "noop")
+        );
     }
 }
