@@ -1317,6 +1317,7 @@ fn status_loop(
     let mut last_reprices = 0u64;
     let mut last_at = started;
     let mut signer_warned = false;
+    let mut hl_signer_warned = false;
     loop {
         if stop.is_stopped() {
             break;
@@ -1332,6 +1333,14 @@ fn status_loop(
             // A tile thread ended by itself (init failure, pin failure): stop the others; the
             // error comes from join.
             break;
+        }
+        if !hl_signer_warned && b.hyperliquid.as_ref().is_some_and(|h| !h.signer_running()) {
+            hl_signer_warned = true;
+            let _ = writeln!(
+                out,
+                "hyperliquid: the ladder signer thread stopped; its rungs age past \
+                 --hyperliquid-nonce-max-age and are refused from then on (never sent)"
+            );
         }
         if !signer_warned && b.evm.as_ref().is_some_and(|e| !e.signer_running()) {
             signer_warned = true;
