@@ -83,8 +83,7 @@ pub struct HlReport {
     pub position_end: Option<f64>,
     /// Coin filled by this run's orders, signed (the venue's replies).
     pub filled: f64,
-    /// Rungs fired, orders written, voided by their noop, timed out, landed without a reply,
-    /// malformed replies, `orderStatus` queries.
+    /// Rungs fired.
     pub fired: u64,
     /// Orders written.
     pub orders_sent: u64,
@@ -98,7 +97,7 @@ pub struct HlReport {
     pub malformed: u64,
     /// Intents refused before sending, by reason.
     pub refused: Vec<(&'static str, u64)>,
-    /// Ladders signed, signing errors, failed mid readings.
+    /// Ladders signed.
     pub ladders_signed: u64,
     /// Signing errors.
     pub sign_errors: u64,

@@ -69,8 +69,7 @@ pub struct HlExecStats {
     pub fired: AtomicU64,
     /// Intents refused, by reason (as [`HlExecCounters::refused`]).
     pub refused: [AtomicU64; 6],
-    /// Orders written, noops accepted (voided), timeouts, landed without a reply, malformed
-    /// replies, `orderStatus` queries.
+    /// Orders written.
     pub orders_sent: AtomicU64,
     /// Noops the venue accepted.
     pub voided: AtomicU64,
