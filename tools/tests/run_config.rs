@@ -462,7 +462,10 @@ fn the_example_file_parses_and_show_reads_back() {
     assert!(cfg.deribit.enabled && !cfg.binance.enabled);
     assert_eq!(cfg.deribit.key_env.as_deref(), Some("DERIBIT_CLIENT_ID"));
     assert_eq!(cfg.deribit.instruments.len(), 2);
-    assert_eq!(cfg.hyperliquid.key_env.as_deref(), Some("KEEL_HL_AGENT_KEY"));
+    assert_eq!(
+        cfg.hyperliquid.key_env.as_deref(),
+        Some("KEEL_HL_AGENT_KEY")
+    );
     assert_eq!(cfg.hyperliquid.rungs, 8);
 
     // What `keel config show` prints is a keel.toml that resolves to the same configuration.
