@@ -977,6 +977,7 @@ fn build(
                     max_order_coin: cfg.binance.max_order.unwrap_or(f64::INFINITY),
                 },
                 fee: cfg.binance.fee_bps / 1e4,
+                rungs: 0,
             })
             .chain(hl_venue.as_ref().zip(hl_id).map(|(v, id)| {
                 AltHedge {
@@ -993,6 +994,7 @@ fn build(
                             .min(v.largest_rung),
                     },
                     fee: cfg.hyperliquid.fee_bps / 1e4,
+                    rungs: cfg.hyperliquid.rungs,
                 }
             }))
             .collect(),
