@@ -219,6 +219,7 @@ impl Rig {
                         max_order_coin: f64::INFINITY,
                     },
                     fee,
+                    rungs: 0,
                 })
                 .into_iter()
                 .collect(),

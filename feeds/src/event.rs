@@ -23,6 +23,9 @@ pub enum Venue {
     Bybit = 4,
     /// An Ethereum JSON-RPC node (eth_subscribe newHeads).
     Ethereum = 5,
+    /// Hyperliquid's perpetuals: the `l2Book` WebSocket subscription (and keel-sim speaking
+    /// it); orders are signed actions (`keel_engine::exec::hyperliquid`).
+    Hyperliquid = 6,
 }
 
 impl Venue {
@@ -34,6 +37,7 @@ impl Venue {
             Venue::Okx => "okx",
             Venue::Bybit => "bybit",
             Venue::Ethereum => "eth",
+            Venue::Hyperliquid => "hyperliquid",
         }
     }
 }

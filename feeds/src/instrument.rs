@@ -76,7 +76,7 @@ pub struct Instrument {
 #[derive(Clone, Debug, Default)]
 pub struct Instruments {
     list: Vec<Instrument>,
-    by_name: [FxHashMap<Box<[u8]>, InstrumentId>; 6],
+    by_name: [FxHashMap<Box<[u8]>, InstrumentId>; 7],
 }
 
 impl Instruments {

@@ -18,8 +18,8 @@ use crate::instrument::{Instrument, InstrumentId, InstrumentKind, Instruments, O
 use crate::net::url::{Scheme, Url, UrlError};
 use crate::net::{Outbox, Session};
 use crate::venues::{
-    self, BinanceMarket, BinanceParser, BybitParser, DeribitParser, EthereumParser, OkxParser,
-    Parsed, ParserStats, VenueParser,
+    self, BinanceMarket, BinanceParser, BybitParser, DeribitParser, EthereumParser,
+    HyperliquidParser, OkxParser, Parsed, ParserStats, VenueParser,
 };
 use std::io::Write as _;
 
@@ -475,6 +475,39 @@ impl VenueSession {
             Box::new(BybitParser::new(instruments)),
             vec![subscribe],
             vec![1],
+            Vec::new(),
+            Some(ping),
+        )
+        .tracking(&streams)
+    }
+
+    /// A Hyperliquid session: `l2Book` per coin (the instruments of venue Hyperliquid, named
+    /// by coin: `BTC`); `{"method":"ping"}` every 15 s (Hyperliquid closes a connection silent
+    /// for 60 s). Each book's silence is tracked (its messages are whole snapshots).
+    pub fn hyperliquid(instruments: &Instruments) -> Self {
+        let ours: Vec<(InstrumentId, &Instrument)> = instruments
+            .iter()
+            .filter(|(_, i)| i.venue == Venue::Hyperliquid)
+            .collect();
+        let requests = ours
+            .iter()
+            .map(|(_, i)| {
+                let mut r = Vec::new();
+                venues::hyperliquid::subscribe_l2_book(&mut r, &i.name);
+                r
+            })
+            .collect();
+        let mut ping = Vec::new();
+        venues::hyperliquid::ping(&mut ping);
+        let streams: Vec<_> = ours
+            .iter()
+            .flat_map(|(id, _)| [(*id, StreamKind::Data), (*id, StreamKind::Book)])
+            .collect();
+        Self::new(
+            Venue::Hyperliquid,
+            Box::new(HyperliquidParser::new(instruments)),
+            requests,
+            Vec::new(),
             Vec::new(),
             Some(ping),
         )

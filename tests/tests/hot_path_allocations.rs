@@ -259,6 +259,47 @@ fn on_chain_hedges_do_not_allocate_after_start_up() {
     assert!(summary.evm.expect("on-chain report").won >= 5);
 }
 
+#[test]
+fn hyperliquid_hedges_do_not_allocate_after_start_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    BYTES.store(0, Ordering::SeqCst);
+    ALLOCS.store(0, Ordering::SeqCst);
+    let mut cfg = RunConfig::defaults();
+    cfg.sim.options = 1_000;
+    cfg.delta_band = 0.002;
+    // Hyperliquid, cheapest by far (no fee): its l2Book feed (whole-book snapshots into the
+    // depth book), the venue choice, the router and the Hyperliquid exec session (ladder swap,
+    // rung pick, the slot's post rendered, the reply parsed) all run armed. The signer thread is
+    // not a tile: it signs off the hot path and may allocate.
+    cfg.alt_hedges = vec![("hyperliquid".into(), String::new())];
+    cfg.deribit.fee_bps = 50.0;
+    cfg.hyperliquid.fee_bps = 0.0;
+    let run = start_marked(cfg);
+    let p = run.pricer();
+    let alt = || p.alt_venue_hedges.load(Ordering::Relaxed);
+    let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
+    wait_for(
+        "warm-up (a Hyperliquid hedge back)",
+        Duration::from_secs(60),
+        || alt() >= 1 && fills() >= 1,
+    );
+    let (a0, f0) = (alt(), fills());
+    armed_until(
+        "five armed Hyperliquid hedges and their outcomes",
+        Duration::from_secs(120),
+        || alt() >= a0 + 5 && fills() >= f0 + 5,
+    );
+    let summary = run.finish().expect("clean shutdown");
+    let n = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations ({} bytes) on feed/pricer/exec threads with Hyperliquid hedges",
+        BYTES.load(Ordering::SeqCst),
+    );
+    assert!(summary.alt_venue_hedges >= 5);
+}
+
 /// Allocations made on this thread while `f` runs.
 fn allocations_in(f: impl FnOnce()) -> u64 {
     let before = THREAD_ALLOCS.with(Cell::get);

@@ -73,7 +73,7 @@ fn ladder(
                 coin_delta: 0.01,
                 instrument: InstrumentId(0),
                 side: Side::Buy,
-                venue: Venue::Ethereum,
+                venue: Venue::Hyperliquid,
             };
             let order = OrderWire {
                 a: 0,

@@ -168,6 +168,9 @@ pub struct RunConfig {
     pub sim: SimSettings,
     /// The on-chain hedge venue (`--alt-hedge evm`, `[evm]`, `--evm-*`).
     pub evm: EvmSettings,
+    /// Hyperliquid as a delta-hedge venue (`--alt-hedge hyperliquid`, `[hyperliquid]`,
+    /// `--hyperliquid-*`).
+    pub hyperliquid: HyperliquidSettings,
     /// Deribit.
     pub deribit: VenueConfig,
     /// Binance.
@@ -323,6 +326,85 @@ impl EvmSettings {
     }
 }
 
+/// Hyperliquid's settings as a delta-hedge venue (`[hyperliquid]`, `--hyperliquid-*`): where
+/// its book and orders are, whose key signs the actions (named, never given), the ladder of
+/// pre-signed IOC orders and what a hedge costs there. With no `url`, `--alt-hedge hyperliquid`
+/// uses the embedded keel-sim's Hyperliquid endpoints (a fresh random agent key per run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HyperliquidSettings {
+    /// Use the venue when `--alt-hedge hyperliquid` names it (false: it is left out).
+    pub enabled: bool,
+    /// REST base, http:// or https:// (`/info`: positions, mids); `None`: the embedded venue.
+    pub url: Option<String>,
+    /// WebSocket, ws:// or wss:// (`l2Book` and the order `post`s); required with `url`.
+    pub ws_url: Option<String>,
+    /// Environment variable holding the signing (agent) key, 0x-hex.
+    pub key_env: Option<String>,
+    /// Keystore v3 file of the signing key (with `password_env` or `password_file`).
+    pub keystore: Option<PathBuf>,
+    /// Environment variable holding the keystore's password.
+    pub password_env: Option<String>,
+    /// File holding the keystore's password.
+    pub password_file: Option<PathBuf>,
+    /// The account whose positions are reconciled, 0x address (default: the signer's).
+    pub account: Option<String>,
+    /// Taker fee, basis points of the notional.
+    pub fee_bps: f64,
+    /// Largest hedge order, coin (`None`: the largest rung).
+    pub max_order: Option<f64>,
+    /// An order without a reply this long is voided with its noop, ms.
+    pub timeout_ms: u64,
+    /// Orders per second at most (`None`: no limit beyond the ladder's).
+    pub rate_limit: Option<u32>,
+    /// Smallest rung, coin; rungs are lot·2^i.
+    pub lot: f64,
+    /// Rungs per side.
+    pub rungs: u8,
+    /// How far through the mid the pre-signed limit goes, basis points.
+    pub slippage_bps: f64,
+    /// The signer re-signs the ladder when its nonces are this old.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_after: Duration,
+    /// A rung whose nonce is older than this is never sent.
+    #[serde(serialize_with = "ser_duration")]
+    pub nonce_max_age: Duration,
+    /// How often the signer reads the mid.
+    #[serde(serialize_with = "ser_duration")]
+    pub poll: Duration,
+}
+
+impl Default for HyperliquidSettings {
+    fn default() -> Self {
+        HyperliquidSettings {
+            enabled: true,
+            url: None,
+            ws_url: None,
+            key_env: None,
+            keystore: None,
+            password_env: None,
+            password_file: None,
+            account: None,
+            fee_bps: 4.5,
+            max_order: None,
+            timeout_ms: 2_000,
+            rate_limit: None,
+            lot: 0.001,
+            rungs: 8,
+            slippage_bps: 50.0,
+            refresh_after: Duration::from_secs(20),
+            nonce_max_age: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+impl HyperliquidSettings {
+    /// True when the embedded keel-sim stands in for Hyperliquid (no URL).
+    pub fn uses_sim(&self) -> bool {
+        self.url.is_none()
+    }
+}
+
 /// One venue's settings (`[deribit]`, `--deribit-*`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VenueConfig {
@@ -437,6 +519,7 @@ impl RunConfig {
             stale_after: DEFAULT_STALE_AFTER,
             sim: SimSettings::default(),
             evm: EvmSettings::default(),
+            hyperliquid: HyperliquidSettings::default(),
             deribit: VenueConfig::defaults("deribit"),
             binance: VenueConfig::defaults("binance"),
             okx: VenueConfig::defaults("okx"),
@@ -918,6 +1001,9 @@ pub struct RunArgs {
     /// The on-chain hedge venue (`--evm-*`).
     #[command(flatten)]
     pub evm: EvmFlags,
+    /// Hyperliquid as a hedge venue (`--hyperliquid-*`).
+    #[command(flatten)]
+    pub hyperliquid: HyperliquidFlags,
     /// `--deribit-*`.
     #[command(flatten)]
     pub deribit: DeribitFlags,
@@ -1073,6 +1159,126 @@ pub struct EvmFlags {
     /// Base fee of the embedded mock chain, gwei [default: 10].
     #[arg(long = "evm-sim-base-fee-gwei", value_name = "GWEI")]
     pub sim_base_fee_gwei: Option<f64>,
+}
+
+/// The `--hyperliquid-*` flags: Hyperliquid as a delta-hedge venue (`--alt-hedge
+/// hyperliquid`). See [`HyperliquidSettings`].
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Hyperliquid hedge venue (--alt-hedge hyperliquid)")]
+pub struct HyperliquidFlags {
+    /// Use Hyperliquid when --alt-hedge names it [default: true].
+    #[arg(id = "hyperliquid_enabled", long = "hyperliquid-enabled", value_name = "true|false", num_args = 0..=1,
+          default_missing_value = "true", hide_possible_values = true)]
+    pub enabled: Option<bool>,
+    /// REST base, http(s):// (/info: positions and mids), e.g. https://api.hyperliquid.xyz
+    /// [default: the embedded keel-sim's].
+    #[arg(id = "hyperliquid_url", long = "hyperliquid-url", value_name = "URL")]
+    pub url: Option<String>,
+    /// WebSocket, ws(s):// (l2Book and order posts), e.g. wss://api.hyperliquid.xyz/ws
+    /// [default: the embedded keel-sim's; required with --hyperliquid-url].
+    #[arg(
+        id = "hyperliquid_ws_url",
+        long = "hyperliquid-ws-url",
+        value_name = "URL"
+    )]
+    pub ws_url: Option<String>,
+    /// NAME of the environment variable holding the signing (agent) key (never the key).
+    #[arg(
+        id = "hyperliquid_key_env",
+        long = "hyperliquid-key-env",
+        value_name = "NAME"
+    )]
+    pub key_env: Option<String>,
+    /// Keystore v3 file of the signing key (with --hyperliquid-password-env or -file).
+    #[arg(
+        id = "hyperliquid_keystore",
+        long = "hyperliquid-keystore",
+        value_name = "FILE"
+    )]
+    pub keystore: Option<PathBuf>,
+    /// NAME of the environment variable holding the keystore's password.
+    #[arg(
+        id = "hyperliquid_password_env",
+        long = "hyperliquid-password-env",
+        value_name = "NAME"
+    )]
+    pub password_env: Option<String>,
+    /// File holding the keystore's password (one trailing line break ignored).
+    #[arg(
+        id = "hyperliquid_password_file",
+        long = "hyperliquid-password-file",
+        value_name = "FILE"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// The account whose positions are reconciled, 0x address [default: the signer's].
+    #[arg(
+        id = "hyperliquid_account",
+        long = "hyperliquid-account",
+        value_name = "ADDRESS"
+    )]
+    pub account: Option<String>,
+    /// Taker fee, basis points [default: 4.5].
+    #[arg(
+        id = "hyperliquid_fee_bps",
+        long = "hyperliquid-fee-bps",
+        value_name = "BPS"
+    )]
+    pub fee_bps: Option<f64>,
+    /// Largest hedge order, coin [default: the largest rung].
+    #[arg(
+        id = "hyperliquid_max_order",
+        long = "hyperliquid-max-order",
+        value_name = "COINS"
+    )]
+    pub max_order: Option<f64>,
+    /// An order without a reply this long is voided with its noop, ms [default: 2000].
+    #[arg(
+        id = "hyperliquid_timeout_ms",
+        long = "hyperliquid-timeout-ms",
+        value_name = "MS"
+    )]
+    pub timeout_ms: Option<u64>,
+    /// Orders per second at most [default: no limit].
+    #[arg(
+        id = "hyperliquid_rate_limit",
+        long = "hyperliquid-rate-limit",
+        value_name = "PER_S"
+    )]
+    pub rate_limit: Option<u32>,
+    /// Smallest rung, coin; rungs are lot·2^i [default: 0.001].
+    #[arg(id = "hyperliquid_lot", long = "hyperliquid-lot", value_name = "COINS")]
+    pub lot: Option<f64>,
+    /// Rungs per side, 1..=24 [default: 8].
+    #[arg(id = "hyperliquid_rungs", long = "hyperliquid-rungs", value_name = "N")]
+    pub rungs: Option<u8>,
+    /// How far through the mid the pre-signed limit goes, basis points [default: 50].
+    #[arg(
+        id = "hyperliquid_slippage_bps",
+        long = "hyperliquid-slippage-bps",
+        value_name = "BPS"
+    )]
+    pub slippage_bps: Option<f64>,
+    /// Re-sign the ladder when its nonces are this old [default: 20s].
+    #[arg(
+        id = "hyperliquid_refresh_after",
+        long = "hyperliquid-refresh-after",
+        value_name = "DURATION"
+    )]
+    pub refresh_after: Option<String>,
+    /// Never send a rung whose nonce is older than this [default: 60s].
+    #[arg(
+        id = "hyperliquid_nonce_max_age",
+        long = "hyperliquid-nonce-max-age",
+        value_name = "DURATION"
+    )]
+    pub nonce_max_age: Option<String>,
+    /// How often the signer reads the mid [default: 500ms].
+    #[arg(
+        id = "hyperliquid_poll",
+        long = "hyperliquid-poll",
+        value_name = "DURATION"
+    )]
+    pub poll: Option<String>,
 }
 
 /// One venue's flags, whichever venue: what the per-venue flag structs hold, by setting.
@@ -1262,6 +1468,8 @@ struct RunFile {
     #[serde(default)]
     evm: EvmFile,
     #[serde(default)]
+    hyperliquid: HyperliquidFile,
+    #[serde(default)]
     deribit: VenueFile,
     #[serde(default)]
     binance: VenueFile,
@@ -1317,6 +1525,30 @@ struct EvmFile {
     poll: Option<Spanned<String>>,
     sim_block_time: Option<Spanned<String>>,
     sim_base_fee_gwei: Option<Spanned<f64>>,
+}
+
+/// `[hyperliquid]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HyperliquidFile {
+    enabled: Option<Spanned<bool>>,
+    url: Option<Spanned<String>>,
+    ws_url: Option<Spanned<String>>,
+    key_env: Option<Spanned<String>>,
+    keystore: Option<Spanned<PathBuf>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    account: Option<Spanned<String>>,
+    fee_bps: Option<Spanned<f64>>,
+    max_order: Option<Spanned<f64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    rate_limit: Option<Spanned<u32>>,
+    lot: Option<Spanned<f64>>,
+    rungs: Option<Spanned<u8>>,
+    slippage_bps: Option<Spanned<f64>>,
+    refresh_after: Option<Spanned<String>>,
+    nonce_max_age: Option<Spanned<String>>,
+    poll: Option<Spanned<String>>,
 }
 
 /// `[deribit]`, `[binance]`, ...
@@ -1598,16 +1830,31 @@ fn check_alt_hedges(list: &[String]) -> Result<Vec<(String, String)>, String> {
             out.push(("evm".to_owned(), String::new()));
             continue;
         }
+        // Hyperliquid: `hyperliquid` (the underlying's coin) or `hyperliquid:COIN`.
+        let lower = item.to_ascii_lowercase();
+        if lower == "hyperliquid" || lower.starts_with("hyperliquid:") {
+            let coin = item.split_once(':').map(|(_, c)| c).unwrap_or("");
+            if item.contains(':')
+                && (coin.is_empty() || !coin.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
+                return Err(format!("{item:?}: bad coin {coin:?}"));
+            }
+            if out.iter().any(|(v, _)| v == "hyperliquid") {
+                return Err(format!("{item:?}: hyperliquid given twice"));
+            }
+            out.push(("hyperliquid".to_owned(), coin.to_ascii_uppercase()));
+            continue;
+        }
         let Some((venue, symbol)) = item.split_once(':') else {
             return Err(format!(
-                "{item:?} is not VENUE:SYMBOL (e.g. binance:BTCUSDT) or evm"
+                "{item:?} is not VENUE:SYMBOL (e.g. binance:BTCUSDT), evm or hyperliquid[:COIN]"
             ));
         };
         let venue = venue.to_ascii_lowercase();
         if venue != "binance" {
             return Err(format!(
-                "{item:?}: only binance (USDⓈ-M linear perpetuals) or evm (on chain) can be an \
-                 alternative hedge venue"
+                "{item:?}: only binance (USDⓈ-M linear perpetuals), evm (on chain) or hyperliquid \
+                 can be an alternative hedge venue"
             ));
         }
         if symbol.is_empty() || symbol.chars().any(|c| !c.is_ascii_alphanumeric()) {
@@ -1859,6 +2106,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig> {
     }
     cfg.sim = resolve_sim(l, &args.sim)?;
     cfg.evm = resolve_evm(l, &args.evm)?;
+    cfg.hyperliquid = resolve_hyperliquid(l, &args.hyperliquid)?;
     for ((venue, flags), (_, slot)) in args.venue_flags().iter().zip(cfg.venues_mut()) {
         *slot = resolve_venue(l, venue, flags)?;
     }
@@ -2119,6 +2367,152 @@ fn resolve_venue(l: &Layers<'_>, venue: &'static str, f: &VenueFlags) -> Result<
     Ok(v)
 }
 
+fn resolve_hyperliquid(l: &Layers<'_>, f: &HyperliquidFlags) -> Result<HyperliquidSettings> {
+    let mut h = HyperliquidSettings::default();
+    macro_rules! pick {
+        ($field:ident) => {
+            l.pick(
+                &f.$field,
+                &format!("--hyperliquid-{}", stringify!($field).replace('_', "-")),
+                |d| &d.hyperliquid.$field,
+                &format!("hyperliquid.{}", stringify!($field)),
+            )
+        };
+    }
+    if let Some(g) = pick!(enabled) {
+        h.enabled = g.value;
+    }
+    if let Some(g) = pick!(url) {
+        h.url = Some(
+            g.parse(|v| check_http_url(v))?
+                .trim_end_matches('/')
+                .to_owned(),
+        );
+    }
+    if let Some(g) = pick!(ws_url) {
+        h.ws_url = Some(g.parse(|v| check_ws_url(v))?);
+    }
+    if let Some(g) = pick!(key_env) {
+        h.key_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(keystore) {
+        h.keystore = Some(g.existing_path()?);
+    }
+    if let Some(g) = pick!(password_env) {
+        h.password_env = Some(check_env_name(g)?);
+    }
+    if let Some(g) = pick!(password_file) {
+        h.password_file = Some(g.existing_path()?);
+    }
+    if let Some(g) = pick!(account) {
+        g.parse(|v| {
+            keel_engine::exec::evm::parse::address("account", v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        h.account = Some(g.value);
+    }
+    if let Some(g) = pick!(fee_bps) {
+        h.fee_bps = g.check(|x| x.is_finite() && *x >= 0.0, "must be >= 0")?;
+    }
+    if let Some(g) = pick!(max_order) {
+        h.max_order = Some(g.check(|x| x.is_finite() && *x > 0.0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(timeout_ms) {
+        h.timeout_ms = g.check(|&x| x > 0, "must be > 0")?;
+    }
+    if let Some(g) = pick!(rate_limit) {
+        h.rate_limit = Some(g.check(|&x| x > 0, "must be > 0")?);
+    }
+    if let Some(g) = pick!(lot) {
+        h.lot = g.check(
+            |x| x.is_finite() && *x >= 1e-5 && ((x * 1e5) - (x * 1e5).round()).abs() < 1e-6,
+            "must be a positive multiple of 0.00001 (BTC's size step)",
+        )?;
+    }
+    if let Some(g) = pick!(rungs) {
+        h.rungs = g.check(|&r| (1..=24).contains(&r), "must be 1..=24")?;
+    }
+    if let Some(g) = pick!(slippage_bps) {
+        h.slippage_bps = g.check(
+            |x| x.is_finite() && *x > 0.0 && *x < 5_000.0,
+            "must be > 0 and below 5000",
+        )?;
+    }
+    if let Some(g) = pick!(refresh_after) {
+        h.refresh_after = g.parse(|v| positive_duration(v))?;
+    }
+    if let Some(g) = pick!(nonce_max_age) {
+        h.nonce_max_age = g.parse(|v| match positive_duration(v)? {
+            d if d > Duration::from_secs(86_400) => {
+                Err("at most 1d (Hyperliquid refuses nonces more than 2 days old)".to_owned())
+            }
+            d => Ok(d),
+        })?;
+    }
+    if let Some(g) = pick!(poll) {
+        h.poll = g.parse(|v| positive_duration(v))?;
+    }
+    Ok(h)
+}
+
+/// The `[hyperliquid]` settings that depend on each other, checked when `--alt-hedge
+/// hyperliquid` is given: against the real venue both endpoints and one key source; a keystore
+/// needs its password; the ladder is re-signed before its nonces reach the age limit.
+fn check_hyperliquid(cfg: &RunConfig) -> Result<()> {
+    let h = &cfg.hyperliquid;
+    if !cfg.alt_hedges.iter().any(|(v, _)| v == "hyperliquid") {
+        return Ok(());
+    }
+    if h.refresh_after >= h.nonce_max_age {
+        bail!(
+            "--hyperliquid-refresh-after {} must be below --hyperliquid-nonce-max-age {} (a \
+             ladder is re-signed before its nonces are too old to send)",
+            format_duration(h.refresh_after),
+            format_duration(h.nonce_max_age)
+        );
+    }
+    if h.key_env.is_some() && h.keystore.is_some() {
+        bail!(
+            "--hyperliquid-key-env and --hyperliquid-keystore (hyperliquid.key_env, \
+             hyperliquid.keystore): give one key source"
+        );
+    }
+    if h.keystore.is_some() && h.password_env.is_none() && h.password_file.is_none() {
+        bail!(
+            "--hyperliquid-keystore (hyperliquid.keystore): needs --hyperliquid-password-env or \
+             --hyperliquid-password-file for its password"
+        );
+    }
+    if h.password_env.is_some() && h.password_file.is_some() {
+        bail!(
+            "--hyperliquid-password-env and --hyperliquid-password-file: give one password source"
+        );
+    }
+    if h.uses_sim() {
+        if h.ws_url.is_some() || h.key_env.is_some() || h.keystore.is_some() {
+            bail!(
+                "--hyperliquid-ws-url/--hyperliquid-key-env/--hyperliquid-keystore: need \
+                 --hyperliquid-url (without it the embedded keel-sim's Hyperliquid and a fresh \
+                 agent key are used)"
+            );
+        }
+        return Ok(());
+    }
+    if h.ws_url.is_none() {
+        bail!(
+            "--alt-hedge hyperliquid with --hyperliquid-url needs --hyperliquid-ws-url (its book and orders)"
+        );
+    }
+    if h.key_env.is_none() && h.keystore.is_none() {
+        bail!(
+            "--alt-hedge hyperliquid with --hyperliquid-url needs --hyperliquid-key-env or \
+             --hyperliquid-keystore (the key that signs the actions)"
+        );
+    }
+    Ok(())
+}
+
 /// The `[evm]` settings that depend on each other, checked when `--alt-hedge evm` is given:
 /// against a real node every endpoint, the chain id, the key, the call and the ETH price must
 /// be given (no silent default stands in for a real chain's); builders need the reputation key;
@@ -2220,6 +2614,7 @@ fn check_across(cfg: &mut RunConfig) -> Result<()> {
         }
     }
     check_evm(cfg)?;
+    check_hyperliquid(cfg)?;
     if cfg.uses_sim() && cfg.underlying != SIM_UNDERLYING {
         bail!(
             "--underlying (underlying) {}: the simulated venue, used when no venue is enabled, \
@@ -2426,6 +2821,47 @@ pub fn show_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Strin
     out.set("sim_block_time", format_duration(e.sim_block_time));
     out.set("sim_base_fee_gwei", e.sim_base_fee_gwei);
 
+    let h = &cfg.hyperliquid;
+    out.blank();
+    out.table(
+        "hyperliquid",
+        (!cfg.alt_hedges.iter().any(|(v, _)| v == "hyperliquid"))
+            .then_some("not used: no --alt-hedge hyperliquid"),
+    );
+    out.set("enabled", h.enabled);
+    out.opt("url", h.url.as_deref(), "the embedded keel-sim's");
+    out.opt("ws_url", h.ws_url.as_deref(), "the embedded keel-sim's");
+    for (setting, var) in [("key_env", &h.key_env), ("password_env", &h.password_env)] {
+        match var {
+            Some(var) => {
+                let state = if is_set(env, var) { "set" } else { "NOT set" };
+                out.set_noted(setting, var.as_str(), state);
+            }
+            None => out.absent(setting, ""),
+        }
+    }
+    out.opt(
+        "keystore",
+        h.keystore.as_ref().map(|p| p.display().to_string()),
+        "",
+    );
+    out.opt(
+        "password_file",
+        h.password_file.as_ref().map(|p| p.display().to_string()),
+        "",
+    );
+    out.opt("account", h.account.as_deref(), "the signer's");
+    out.set("fee_bps", h.fee_bps);
+    out.opt("max_order", h.max_order, "the largest rung");
+    out.set("timeout_ms", h.timeout_ms);
+    out.opt("rate_limit", h.rate_limit, "no limit");
+    out.set("lot", h.lot);
+    out.set("rungs", u64::from(h.rungs));
+    out.set("slippage_bps", h.slippage_bps);
+    out.set("refresh_after", format_duration(h.refresh_after));
+    out.set("nonce_max_age", format_duration(h.nonce_max_age));
+    out.set("poll", format_duration(h.poll));
+
     for (name, v) in cfg.venues() {
         out.blank();
         out.table(name, None);
@@ -2471,6 +2907,15 @@ pub fn show_json_with(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> 
                     let set = var.as_deref().is_some_and(|n| is_set(env, n));
                     venue.insert(format!("{setting}_set"), set.into());
                 }
+            }
+        }
+        if let Some(h) = obj.get_mut("hyperliquid").and_then(|x| x.as_object_mut()) {
+            for (setting, var) in [
+                ("key_env", &cfg.hyperliquid.key_env),
+                ("password_env", &cfg.hyperliquid.password_env),
+            ] {
+                let set = var.as_deref().is_some_and(|n| is_set(env, n));
+                h.insert(format!("{setting}_set"), set.into());
             }
         }
         let reason = cfg.dry_run_reason_with(env);

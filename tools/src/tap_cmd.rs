@@ -54,6 +54,8 @@ pub enum TapVenue {
     Bybit,
     /// An Ethereum node's WebSocket JSON-RPC.
     Eth,
+    /// Hyperliquid's WebSocket (`l2Book` per coin: BTC, ETH, ...).
+    Hyperliquid,
 }
 
 /// Binance market of the connection.
@@ -102,6 +104,13 @@ pub struct TapArgs {
         default_value = "wss://stream.bybit.com/v5/public/linear"
     )]
     pub bybit_url: String,
+    /// Hyperliquid WebSocket URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "wss://api.hyperliquid.xyz/ws"
+    )]
+    pub hyperliquid_url: String,
     /// Ethereum node WebSocket URL (required with --venue eth).
     #[arg(long, value_name = "URL")]
     pub eth_url: Option<String>,
@@ -141,6 +150,7 @@ pub fn run(args: &TapArgs) -> Result<()> {
         TapVenue::Binance => (Venue::Binance, args.binance_url.clone()),
         TapVenue::Okx => (Venue::Okx, args.okx_url.clone()),
         TapVenue::Bybit => (Venue::Bybit, args.bybit_url.clone()),
+        TapVenue::Hyperliquid => (Venue::Hyperliquid, args.hyperliquid_url.clone()),
         TapVenue::Eth => match &args.eth_url {
             Some(u) => (Venue::Ethereum, u.clone()),
             None => bail!("--venue eth needs --eth-url URL (a node's WebSocket endpoint)"),
@@ -190,6 +200,7 @@ pub fn run(args: &TapArgs) -> Result<()> {
         Venue::Okx => VenueSession::okx(&instruments),
         Venue::Bybit => VenueSession::bybit(&instruments),
         Venue::Ethereum => VenueSession::ethereum(),
+        Venue::Hyperliquid => VenueSession::hyperliquid(&instruments),
     };
 
     let url_flag = format!(

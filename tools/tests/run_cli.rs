@@ -9,6 +9,68 @@ fn keel() -> Command {
 }
 
 #[test]
+fn alt_hedge_hyperliquid_on_the_embedded_venue_hedges_there() {
+    let out = keel()
+        .args([
+            "run",
+            "--duration",
+            "4s",
+            "--json",
+            "--dev",
+            "--delta-band",
+            "0.005",
+            "--sim-options",
+            "200",
+            "--alt-hedge",
+            "hyperliquid",
+            "--deribit-fee-bps",
+            "50",
+            "--hyperliquid-fee-bps",
+            "0",
+            "--hyperliquid-lot",
+            "0.01",
+            "--hyperliquid-rungs",
+            "10",
+        ])
+        .output()
+        .expect("keel runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hyperliquid BTC: ws://127.0.0.1:"),
+        "{stderr}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let h = &v["hyperliquid"];
+    assert!(h["fired"].as_u64().unwrap() >= 1, "{h}");
+    assert!(v["alt_venue_hedges"].as_u64().unwrap() >= 1, "{v}");
+    let (start, filled) = (
+        h["position_start"].as_f64().unwrap(),
+        h["filled"].as_f64().unwrap(),
+    );
+    let end = h["position_end"]
+        .as_f64()
+        .expect("the position read back at the end");
+    assert!(filled != 0.0 && (start + filled - end).abs() < 1e-9, "{h}");
+    assert_eq!(
+        v["reconciled"]["alt_positions"]["hyperliquid:BTC"], 0.0,
+        "a fresh agent: {}",
+        v["reconciled"]
+    );
+    for k in [
+        "no_ladder",
+        "too_small",
+        "stale_nonce",
+        "price",
+        "busy",
+        "rate",
+    ] {
+        assert!(h["refused"][k].is_u64(), "{k}: {h}");
+    }
+}
+
+#[test]
 fn run_on_the_embedded_venue_prints_a_json_summary() {
     let out = keel()
         .args([

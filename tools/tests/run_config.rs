@@ -462,6 +462,11 @@ fn the_example_file_parses_and_show_reads_back() {
     assert!(cfg.deribit.enabled && !cfg.binance.enabled);
     assert_eq!(cfg.deribit.key_env.as_deref(), Some("DERIBIT_CLIENT_ID"));
     assert_eq!(cfg.deribit.instruments.len(), 2);
+    assert_eq!(
+        cfg.hyperliquid.key_env.as_deref(),
+        Some("KEEL_HL_AGENT_KEY")
+    );
+    assert_eq!(cfg.hyperliquid.rungs, 8);
 
     // What `keel config show` prints is a keel.toml that resolves to the same configuration.
     let (_dir, path) = toml_file(&show_with(&cfg, &no_env));
@@ -716,4 +721,135 @@ fn the_on_chain_venue_refuses_what_a_real_chain_cannot_default() {
     // A key's value in the file is refused.
     let e = file_error("[evm]\nprivate_key = \"0x01\"\n");
     assert!(!e.contains("0x01"), "{e}");
+}
+
+#[test]
+fn hyperliquid_settings_from_flags_and_file_and_their_checks() {
+    // Defaults: the embedded venue's Hyperliquid.
+    let c = resolved(&["--alt-hedge", "hyperliquid"]);
+    assert_eq!(
+        c.alt_hedges,
+        vec![("hyperliquid".to_string(), String::new())]
+    );
+    assert!(c.hyperliquid.uses_sim() && c.hyperliquid.enabled);
+    assert_eq!((c.hyperliquid.lot, c.hyperliquid.rungs), (0.001, 8));
+    let c = resolved(&[
+        "--alt-hedge",
+        "hyperliquid:btc",
+        "--hyperliquid-fee-bps",
+        "2.5",
+        "--hyperliquid-max-order",
+        "0.5",
+        "--hyperliquid-timeout-ms",
+        "700",
+        "--hyperliquid-rate-limit",
+        "20",
+        "--hyperliquid-lot",
+        "0.002",
+        "--hyperliquid-rungs",
+        "6",
+        "--hyperliquid-refresh-after",
+        "5s",
+        "--hyperliquid-nonce-max-age",
+        "30s",
+    ]);
+    assert_eq!(c.alt_hedges[0].1, "BTC");
+    let h = &c.hyperliquid;
+    assert_eq!(
+        (
+            h.fee_bps,
+            h.max_order,
+            h.timeout_ms,
+            h.rate_limit,
+            h.lot,
+            h.rungs
+        ),
+        (2.5, Some(0.5), 700, Some(20), 0.002, 6)
+    );
+    assert_eq!(
+        (h.refresh_after, h.nonce_max_age),
+        (Duration::from_secs(5), Duration::from_secs(30))
+    );
+    // The file's [hyperliquid] table; unknown keys are errors.
+    let (_d, path) = toml_file(
+        "alt_hedge = [\"hyperliquid\"]\n[hyperliquid]\nurl = \"https://api.hyperliquid.xyz/\"\nws_url = \"wss://api.hyperliquid.xyz/ws\"\nkey_env = \"HL_AGENT_KEY\"\nfee_bps = 3.0\n",
+    );
+    let c = resolved(&strs(&with_file(&path, &[])));
+    assert_eq!(
+        c.hyperliquid.url.as_deref(),
+        Some("https://api.hyperliquid.xyz")
+    );
+    assert_eq!(c.hyperliquid.key_env.as_deref(), Some("HL_AGENT_KEY"));
+    assert_eq!(c.hyperliquid.fee_bps, 3.0);
+    let shown = show_with(&c, &no_env);
+    assert!(shown.contains("[hyperliquid]"), "{shown}");
+    assert!(
+        shown.contains("key_env = \"HL_AGENT_KEY\" # NOT set"),
+        "{shown}"
+    );
+    let e = file_error("[hyperliquid]\nsecret = \"0xabc\"\n");
+    assert!(e.contains("secret") && !e.contains("0xabc"), "{e}");
+    // Checks across settings.
+    for (flags, says) in [
+        (
+            &[
+                "--alt-hedge",
+                "hyperliquid",
+                "--hyperliquid-url",
+                "https://x.example",
+            ][..],
+            "--hyperliquid-ws-url",
+        ),
+        (
+            &[
+                "--alt-hedge",
+                "hyperliquid",
+                "--hyperliquid-url",
+                "https://x.example",
+                "--hyperliquid-ws-url",
+                "wss://x.example/ws",
+            ][..],
+            "--hyperliquid-key-env",
+        ),
+        (
+            &[
+                "--alt-hedge",
+                "hyperliquid",
+                "--hyperliquid-key-env",
+                "HL_KEY",
+            ][..],
+            "need --hyperliquid-url",
+        ),
+        (
+            &[
+                "--alt-hedge",
+                "hyperliquid",
+                "--hyperliquid-refresh-after",
+                "90s",
+            ][..],
+            "must be below --hyperliquid-nonce-max-age",
+        ),
+        (&["--hyperliquid-rungs", "0"][..], "--hyperliquid-rungs"),
+        (&["--hyperliquid-lot", "0.0000015"][..], "--hyperliquid-lot"),
+        (
+            &["--hyperliquid-ws-url", "https://x.example"][..],
+            "--hyperliquid-ws-url",
+        ),
+        (
+            &["--hyperliquid-account", "0x12"][..],
+            "--hyperliquid-account",
+        ),
+        (
+            &["--hyperliquid-key-env", "0xdeadbeef"][..],
+            "value not shown",
+        ),
+        (&["--alt-hedge", "hyperliquid:B-TC"][..], "bad coin"),
+        (
+            &["--alt-hedge", "hyperliquid,hyperliquid:BTC"][..],
+            "given twice",
+        ),
+    ] {
+        let e = error(flags);
+        assert!(e.contains(says), "{flags:?}: {e}");
+    }
 }

@@ -206,6 +206,41 @@ fn taps_keel_sim_deribit_and_binance() {
         assert_eq!(q["instrument"], "BTCUSDT");
         assert!(q["bid"].as_f64().unwrap() <= q["ask"].as_f64().unwrap());
     }
+
+    // Hyperliquid: l2Book of BTC (a quote, then the whole book as levels).
+    let url = format!("ws://127.0.0.1:{port}/hyperliquid/ws");
+    let lines = json_lines(&keel(&[
+        "tap",
+        "--venue",
+        "hyperliquid",
+        "--hyperliquid-url",
+        &url,
+        "--instruments",
+        "BTC",
+        "--max-events",
+        "12",
+        "--json",
+    ]));
+    assert_eq!(lines[0]["kind"], "connected");
+    let market: Vec<&Value> = lines.iter().filter(|l| l["kind"] != "connected").collect();
+    assert_eq!(market.len(), 12);
+    assert!(
+        market
+            .iter()
+            .all(|l| l["venue"] == "hyperliquid" && l["instrument"] == "BTC")
+    );
+    let q = market
+        .iter()
+        .find(|l| l["kind"] == "quote")
+        .expect("the touch");
+    assert!(
+        q["bid"].as_f64().unwrap() < q["ask"].as_f64().unwrap(),
+        "{q}"
+    );
+    assert!(
+        market.iter().any(|l| l["kind"] != "quote"),
+        "book levels too: {market:?}"
+    );
 }
 
 fn deribit_ticker(mark_iv: f64) -> String {

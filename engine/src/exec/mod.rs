@@ -6,7 +6,8 @@
 //! ([`deribit::DeribitOrders`]) — to keel-sim's order endpoint, or to Deribit itself once keys
 //! and `--live` are given — or, in a dry run against real venues, fills on paper at the
 //! intent's reference price ([`PaperExec`]). On chain, [`evm::exec::EvmExecTile`] races
-//! pre-signed ladders to RPC nodes and block builders ([`race::RaceBook`]).
+//! pre-signed ladders to RPC nodes and block builders ([`race::RaceBook`]). On Hyperliquid,
+//! [`hyperliquid::HyperliquidExec`] fires pre-signed order actions kept fresh by a signer thread.
 //!
 //! Never allocates per order (requests are formatted into a buffer reserved at start-up), never
 //! drops a fill (the fill edge never drops: a full ring is retried, never overwritten), and never
@@ -38,7 +39,8 @@ pub struct HedgeIntent {
     /// Unique per run (also the JSON-RPC id and, with the run tag, the order label).
     pub id: u64,
     /// Amount in the venue's unit, > 0: USD for an inverse perpetual (Deribit's
-    /// BTC-PERPETUAL), coin for a linear perpetual (Binance's BTCUSDT) and for the on-chain
+    /// BTC-PERPETUAL), coin for a linear perpetual (Binance's BTCUSDT, Hyperliquid's BTC: the
+    /// Hyperliquid exec fires the ladder's rung nearest the amount without exceeding it) and for the on-chain
     /// venue (`Venue::Ethereum`: the size of the pre-signed rung, in coin of the underlying;
     /// the ladder maps it to the token's integer amount).
     pub amount: f64,
@@ -52,6 +54,8 @@ pub struct HedgeIntent {
     pub side: Side,
     /// Where. `Venue::Ethereum` is the on-chain venue (a DEX swap raced to RPC nodes and
     /// block builders by `evm::exec::EvmExecTile`); the same venue id names the chain-head feed.
+    /// `Venue::Hyperliquid`: pre-signed actions over Hyperliquid's WebSocket `post` channel
+    /// (`hyperliquid::HyperliquidExec`).
     pub venue: Venue,
 }
 

@@ -369,6 +369,33 @@ pub struct AltHedge {
     pub spec: HedgeSpec,
     /// One-way taker fee, as a fraction of notional (5 bp = 0.0005).
     pub fee: f64,
+    /// 0: any multiple of `spec.lot`. n > 0: the venue trades a ladder of pre-signed orders of
+    /// `spec.lot`·2^i (i < n; Hyperliquid): the order is the largest rung not above what
+    /// `spec` sizes, so the exec side fills it whole and the cost is the real order's.
+    pub rungs: u8,
+}
+
+impl AltHedge {
+    /// `o` cut down to the largest rung not above it (`rungs` > 0); `None` below the smallest.
+    fn on_ladder(&self, o: crate::policy::HedgeOrder) -> Option<crate::policy::HedgeOrder> {
+        if self.rungs == 0 {
+            return Some(o);
+        }
+        let lot = self.spec.lot;
+        let mut best = None;
+        for i in 0..self.rungs.min(63) {
+            let r = lot * (1u64 << i) as f64;
+            if r <= o.amount * (1.0 + 1e-9) {
+                best = Some(r);
+            }
+        }
+        let amount = best?;
+        Some(crate::policy::HedgeOrder {
+            amount,
+            coin_delta: o.coin_delta.signum() * amount,
+            ..o
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -1123,7 +1150,11 @@ impl PricerTile {
                     continue;
                 };
                 let ref_price = q.reference();
-                let Some(o) = a.spec.order_for(order.coin_delta, ref_price) else {
+                let Some(o) = a
+                    .spec
+                    .order_for(order.coin_delta, ref_price)
+                    .and_then(|o| a.on_ladder(o))
+                else {
                     continue;
                 };
                 let v = venue_cost(a.venue, a.spec.inverse, a.fee, self.ack_ns[k + 1]);
@@ -1619,6 +1650,41 @@ impl Tile for PricerTile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_laddered_alternative_is_sized_to_the_largest_rung_not_above_the_order() {
+        let a = AltHedge {
+            instrument: InstrumentId(1),
+            venue: Venue::Hyperliquid,
+            spec: HedgeSpec {
+                inverse: false,
+                lot: 0.01,
+                min_amount: 0.01,
+                max_order_coin: 0.08,
+            },
+            fee: 0.0,
+            rungs: 4,
+        };
+        let sized = |want: f64| {
+            a.spec
+                .order_for(want, 100_000.0)
+                .and_then(|o| a.on_ladder(o))
+                .map(|o| (o.side, o.amount, o.coin_delta))
+        };
+        // 0.07 → 0.04 (0.01, 0.02, 0.04, 0.08 are the rungs); the delta is the rung's.
+        assert_eq!(sized(0.07), Some((Side::Buy, 0.04, 0.04)));
+        assert_eq!(sized(-0.02), Some((Side::Sell, 0.02, -0.02)));
+        assert_eq!(sized(-0.5), Some((Side::Sell, 0.08, -0.08)));
+        assert_eq!(sized(0.004), None);
+        let any = AltHedge { rungs: 0, ..a };
+        assert_eq!(
+            any.spec
+                .order_for(0.07, 1.0)
+                .and_then(|o| any.on_ladder(o))
+                .map(|o| o.amount),
+            Some(0.07)
+        );
+    }
     use crate::market::ChainHeadState;
     use crate::policy::cost::GasSpec;
 

@@ -32,6 +32,7 @@ pub mod binance;
 pub mod bybit;
 pub mod deribit;
 pub mod ethereum;
+pub mod hyperliquid;
 pub mod json;
 pub mod okx;
 
@@ -46,6 +47,7 @@ pub use binance::{BinanceMarket, BinanceParser};
 pub use bybit::BybitParser;
 pub use deribit::{DeribitParser, OptionName};
 pub use ethereum::EthereumParser;
+pub use hyperliquid::HyperliquidParser;
 pub use okx::OkxParser;
 
 /// Events a message may stage before it is parsed a second time to emit directly.

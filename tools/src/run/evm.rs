@@ -161,7 +161,7 @@ pub struct RouteReport {
     pub health: String,
 }
 
-fn random_key(what: &str) -> Result<EvmSigner> {
+pub(crate) fn random_key(what: &str) -> Result<EvmSigner> {
     let mut b = zeroize::Zeroizing::new([0u8; 32]);
     // A draw that is not a valid scalar (zero or ≥ the order) is astronomically unlikely: retry.
     for _ in 0..8 {

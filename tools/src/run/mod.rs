@@ -14,6 +14,7 @@
 //! summary; it is start-up and reporting code and allocates freely.
 
 pub mod evm;
+pub mod hyperliquid;
 mod instruments;
 pub mod reconcile;
 mod report;
@@ -110,6 +111,8 @@ struct Built {
     kill_watch: Option<std::thread::JoinHandle<()>>,
     /// The on-chain hedge venue (`--alt-hedge evm`): signer thread, embedded node.
     evm: Option<evm::EvmVenue>,
+    /// Hyperliquid (`--alt-hedge hyperliquid`): signer thread, account.
+    hyperliquid: Option<hyperliquid::HlVenue>,
 }
 
 /// Wraps every tile before it is spawned (tests count allocations on tile threads with it).
@@ -139,6 +142,10 @@ impl Running {
     /// The embedded mock Ethereum node (`--alt-hedge evm` without `--evm-rpc-url`), if any.
     pub fn evm_node(&self) -> Option<&crate::sim::node::NodeHandle> {
         self.built.evm.as_ref().and_then(|e| e.node.as_ref())
+    }
+    /// Hyperliquid as a hedge venue (`--alt-hedge hyperliquid`), if configured.
+    pub fn hyperliquid(&self) -> Option<&hyperliquid::HlVenue> {
+        self.built.hyperliquid.as_ref()
     }
     /// The shared stop flag (Ctrl-C raises it).
     pub fn stop_flag(&self) -> &StopFlag {
@@ -186,6 +193,15 @@ impl Running {
                     .unwrap_or_else(|| ", gas at the index".to_string()),
             ),
             None => String::new(),
+        } + &match &b.hyperliquid {
+            Some(h) => format!(
+                "; hyperliquid {}: {} (account {:#x}, position {})",
+                h.coin,
+                if h.live { h.ws_url.as_str() } else { "paper" },
+                h.account,
+                h.position
+            ),
+            None => String::new(),
         } + &match &b.reconciled {
             Some(r) => format!(
                 "; reconciled with the venue: {} positions, {} open orders, {} differences from \
@@ -225,6 +241,7 @@ impl Running {
         summary.fill_final(&b.pricer, &b.feeds, &b.exec, &b.telemetry);
         // The exec tile is joined: the signer thread stops and the final nonce is read.
         summary.evm = b.evm.map(evm::EvmVenue::finish);
+        summary.hyperliquid = b.hyperliquid.map(hyperliquid::HlVenue::finish);
         if let Some(s) = self.sim.as_mut() {
             summary.sim_orders = Some(s.stats());
             s.stop();
@@ -409,6 +426,21 @@ fn build(
         }
         alt_ids.push(register(&mut instruments, Venue::Binance, symbol, false));
     }
+    // Hyperliquid (`--alt-hedge hyperliquid[:COIN]`): the coin's perpetual, linear, in coin.
+    let hl_coin: Option<String> = cfg
+        .alt_hedges
+        .iter()
+        .find(|(v, _)| v == "hyperliquid" && cfg.hyperliquid.enabled)
+        .map(|(_, c)| {
+            if c.is_empty() {
+                underlying.clone()
+            } else {
+                c.clone()
+            }
+        });
+    let hl_id = hl_coin
+        .as_deref()
+        .map(|c| register(&mut instruments, Venue::Hyperliquid, c, false));
 
     let mut market = MarketState::new(
         &instruments,
@@ -419,7 +451,7 @@ fn build(
         },
     )
     .with_context(|| format!("--underlying {underlying}"))?;
-    market.set_alt_hedges(&alt_ids);
+    market.set_alt_hedges(&alt_ids.iter().copied().chain(hl_id).collect::<Vec<_>>());
     // The on-chain venue: its position is booked under an instrument of its own (linear, coin).
     let evm_on = cfg.alt_hedges.iter().any(|(v, _)| v == "evm");
     let chain_inst = evm_on.then(|| {
@@ -518,6 +550,18 @@ fn build(
             alt_positions.push((format!("binance:{symbol}"), q));
         }
     }
+    // Hyperliquid: keys, the account's position (clearinghouseState) and the first ladder,
+    // before the first hedge.
+    let hl_venue = match &hl_coin {
+        Some(c) => Some(hyperliquid::HlVenue::start(cfg, c, sim, timeout)?),
+        None => None,
+    };
+    if let (Some(v), Some(id)) = (&hl_venue, hl_id) {
+        if v.position != 0.0 {
+            resolved.push((id, v.coin.clone(), v.position));
+        }
+        alt_positions.push((format!("hyperliquid:{}", v.coin), v.position));
+    }
     let reconciled = match (reconciled, alt_positions.is_empty()) {
         (Some(mut r), false) => {
             r.alt_positions = alt_positions;
@@ -530,6 +574,7 @@ fn build(
         &resolved,
         &std::iter::once((hedge_id, hedge_inst.inverse))
             .chain(alt_ids.iter().map(|&id| (id, false)))
+            .chain(hl_id.map(|id| (id, false)))
             .chain(chain_inst.map(|id| (id, false)))
             .collect::<Vec<_>>(),
         TAU_REFRESH_MS,
@@ -671,6 +716,7 @@ fn build(
         .collect();
     let depth_ids: Vec<InstrumentId> = std::iter::once(hedge_id)
         .chain(alt_ids.iter().copied())
+        .chain(hl_id)
         .chain(liquid_ids.iter().copied())
         .collect();
     market.track_depth(&depth_ids, keel_engine::market::DEFAULT_DEPTH_LEVELS);
@@ -758,6 +804,19 @@ fn build(
         )
         .context("--evm-ws-url")?;
     }
+    // Hyperliquid's l2Book (its quote and depth for the cost model).
+    let mut hl_venue = hl_venue;
+    if let Some(v) = &hl_venue {
+        add_conn(
+            None,
+            "hyperliquid",
+            &v.ws_url,
+            None,
+            VenueSession::hyperliquid(&instruments),
+            stale,
+        )
+        .context("--hyperliquid-ws-url")?;
+    }
 
     let mut feed_tiles = Vec::new();
     let mut feed_counters = Vec::new();
@@ -783,7 +842,7 @@ fn build(
     // venue's session and merges the fills: Deribit as below, Binance on paper at its quote
     // (a Binance order session comes with its adapter).
     let mut exec_extra: Vec<Box<dyn Tile>> = Vec::new();
-    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() {
+    let (intent_rx, fill_tx) = if alt_ids.is_empty() && evm_venue.is_none() && hl_venue.is_none() {
         (intent_rx, fill_tx)
     } else {
         let (d_itx, d_irx) = ring(ORDER_RING)?;
@@ -821,6 +880,17 @@ fn build(
                 fills: e_frx,
             });
             tiles.push(e.exec_tile(e_irx, e_ftx));
+        }
+        // Hyperliquid: its own venue id, its own order session.
+        if let Some(h) = hl_venue.as_mut() {
+            let (h_itx, h_irx) = ring(ORDER_RING)?;
+            let (h_ftx, h_frx) = ring(ORDER_RING)?;
+            routes.push(Route {
+                venue: Venue::Hyperliquid,
+                intents: h_itx,
+                fills: h_frx,
+            });
+            tiles.push(h.exec_tile(h_irx, h_ftx)?);
         }
         exec_extra.push(Box::new(Router::new(intent_rx, fill_tx, routes)));
         exec_extra.extend(tiles);
@@ -907,7 +977,26 @@ fn build(
                     max_order_coin: cfg.binance.max_order.unwrap_or(f64::INFINITY),
                 },
                 fee: cfg.binance.fee_bps / 1e4,
+                rungs: 0,
             })
+            .chain(hl_venue.as_ref().zip(hl_id).map(|(v, id)| {
+                AltHedge {
+                    instrument: id,
+                    venue: Venue::Hyperliquid,
+                    spec: HedgeSpec {
+                        inverse: false,
+                        lot: cfg.hyperliquid.lot,
+                        min_amount: cfg.hyperliquid.lot,
+                        max_order_coin: cfg
+                            .hyperliquid
+                            .max_order
+                            .unwrap_or(f64::INFINITY)
+                            .min(v.largest_rung),
+                    },
+                    fee: cfg.hyperliquid.fee_bps / 1e4,
+                    rungs: cfg.hyperliquid.rungs,
+                }
+            }))
             .collect(),
         chain_hedge: match (&evm_venue, chain_inst) {
             (Some(e), Some(instrument)) => Some(ChainHedge {
@@ -947,6 +1036,9 @@ fn build(
     // The signer thread runs for the whole run (stopped by the stop flag, joined in finish).
     if let Some(e) = evm_venue.as_mut() {
         e.spawn_signer(stop)?;
+    }
+    if let Some(h) = hl_venue.as_mut() {
+        h.spawn_signer(stop)?;
     }
 
     // Threads.
@@ -1046,6 +1138,7 @@ fn build(
         reconciled,
         kill_watch: Some(kill_watch),
         evm: evm_venue,
+        hyperliquid: hl_venue,
     })
 }
 
@@ -1106,6 +1199,7 @@ fn venue_of(name: &str) -> Venue {
         "okx" => Venue::Okx,
         "bybit" => Venue::Bybit,
         "eth" => Venue::Ethereum,
+        "hyperliquid" => Venue::Hyperliquid,
         _ => Venue::Deribit,
     }
 }
@@ -1225,6 +1319,7 @@ fn status_loop(
     let mut last_reprices = 0u64;
     let mut last_at = started;
     let mut signer_warned = false;
+    let mut hl_signer_warned = false;
     loop {
         if stop.is_stopped() {
             break;
@@ -1240,6 +1335,14 @@ fn status_loop(
             // A tile thread ended by itself (init failure, pin failure): stop the others; the
             // error comes from join.
             break;
+        }
+        if !hl_signer_warned && b.hyperliquid.as_ref().is_some_and(|h| !h.signer_running()) {
+            hl_signer_warned = true;
+            let _ = writeln!(
+                out,
+                "hyperliquid: the ladder signer thread stopped; its rungs age past \
+                 --hyperliquid-nonce-max-age and are refused from then on (never sent)"
+            );
         }
         if !signer_warned && b.evm.as_ref().is_some_and(|e| !e.signer_running()) {
             signer_warned = true;

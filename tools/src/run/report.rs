@@ -139,6 +139,8 @@ pub struct Summary {
     pub chain_cost_per_coin: f64,
     /// The on-chain venue (`--alt-hedge evm`).
     pub evm: Option<super::evm::EvmReport>,
+    /// Hyperliquid (`--alt-hedge hyperliquid`).
+    pub hyperliquid: Option<super::hyperliquid::HlReport>,
 }
 
 /// What start-up reconciliation found.
@@ -216,6 +218,7 @@ impl Summary {
             chain_unusable: 0,
             chain_cost_per_coin: f64::NAN,
             evm: None,
+            hyperliquid: None,
         }
     }
 
@@ -414,6 +417,25 @@ pub fn summary_json(s: &Summary) -> Value {
         m.insert(
             "evm".into(),
             s.evm.as_ref().map_or(Value::Null, |e| evm_json(s, e)),
+        );
+        m.insert(
+            "hyperliquid".into(),
+            s.hyperliquid.as_ref().map_or(Value::Null, |h| {
+                let refused: serde_json::Map<String, Value> = h
+                    .refused
+                    .iter()
+                    .map(|(k, n)| ((*k).to_string(), (*n).into()))
+                    .collect();
+                json!({
+                    "target": h.target, "coin": h.coin, "account": h.account,
+                    "signer": h.signer, "position_start": h.position_start,
+                    "position_end": h.position_end, "filled": h.filled, "fired": h.fired,
+                    "orders_sent": h.orders_sent, "voided": h.voided, "timeouts": h.timeouts,
+                    "landed_unknown": h.landed_unknown, "malformed": h.malformed,
+                    "refused": refused, "ladders_signed": h.ladders_signed,
+                    "sign_errors": h.sign_errors, "mid_read_errors": h.read_errors,
+                })
+            }),
         );
         m.insert(
             "sim".into(),
@@ -669,6 +691,42 @@ pub fn summary_table(s: &Summary) -> String {
             s.fault.or(s.guard).unwrap_or("ok")
         ),
     );
+    if let Some(h) = &s.hyperliquid {
+        let refused: Vec<String> = h
+            .refused
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        row(
+            &mut o,
+            "hyperliquid",
+            format!(
+                "{} {} (account {}): {} fired, {} sent, filled {:+} {}; position {:+} → {}; {} \
+                 voided, {} timed out, {} landed without reply; refused before sending: {}; {} \
+                 ladders signed",
+                h.target,
+                h.coin,
+                h.account,
+                h.fired,
+                h.orders_sent,
+                h.filled,
+                h.coin,
+                h.position_start,
+                h.position_end
+                    .map_or("? (reading failed)".to_string(), |p| format!("{p:+}")),
+                h.voided,
+                h.timeouts,
+                h.landed_unknown,
+                if refused.is_empty() {
+                    "none".to_string()
+                } else {
+                    refused.join(", ")
+                },
+                h.ladders_signed,
+            ),
+        );
+    }
     if let Some(e) = &s.evm {
         row(
             &mut o,

@@ -196,6 +196,11 @@ impl Wire {
     }
 }
 
+/// The coin of keel-sim's Hyperliquid perpetual.
+pub const HL_COIN: &str = "BTC";
+/// How often keel-sim sends a Hyperliquid `l2Book` (Hyperliquid: about every block).
+const HL_BOOK_EVERY: Duration = Duration::from_millis(200);
+
 /// Which protocol the path selected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {
@@ -222,6 +227,8 @@ enum Feed {
     Depth(DepthCursor),
     AggTrade,
     MarkPrice,
+    /// Hyperliquid `l2Book` of the BTC perpetual (the Binance depth book, whole, 20 a side).
+    HlBook,
 }
 
 /// One subscription: the name the client used, what it streams and its pacing.
@@ -1195,6 +1202,11 @@ impl Conn {
                 encode::binance_agg_trade(body, snap, *agg_id, *trade_id, rng, ts_ms, send_ns, bad)
             }
             Feed::MarkPrice => encode::binance_mark_price(body, snap, ts_ms, send_ns, bad),
+            Feed::HlBook => {
+                if !shared.depth.render_l2_book(snap, HL_COIN, body, ts_ms, bad) {
+                    return false;
+                }
+            }
         }
         match proto {
             Proto::Deribit => encode::deribit_notification_tail(body),
@@ -1541,8 +1553,33 @@ impl Conn {
         Ok(Answer::Raw(b))
     }
 
-    /// A Hyperliquid WebSocket message (`post`, `ping`); `garble_every` corrupts replies.
+    /// A Hyperliquid WebSocket message: `subscribe`/`unsubscribe` of `l2Book` (coin BTC) here,
+    /// answered `subscriptionResponse`; `post` and `ping` by the desk (`garble_every` corrupts
+    /// its replies).
     fn handle_hyperliquid(&mut self, text: &str) {
+        if let Ok(req) = serde_json::from_str::<Value>(text)
+            && let Some(m @ ("subscribe" | "unsubscribe")) =
+                req.get("method").and_then(Value::as_str)
+        {
+            let sub = req.get("subscription").cloned().unwrap_or(Value::Null);
+            let kind = sub.get("type").and_then(Value::as_str).unwrap_or("");
+            let coin = sub.get("coin").and_then(Value::as_str).unwrap_or("");
+            let name = format!("l2Book:{coin}");
+            let ok = if kind != "l2Book" || coin != HL_COIN {
+                false
+            } else if m == "subscribe" {
+                self.add_sub(&name, Some((Feed::HlBook, Some(HL_BOOK_EVERY))))
+            } else {
+                self.remove_sub(&name)
+            };
+            let reply = if ok {
+                json!({"channel": "subscriptionResponse", "data": {"method": m, "subscription": sub}})
+            } else {
+                json!({"channel": "error", "data": format!(
+                    "Invalid subscription {sub}: keel-sim streams l2Book of {HL_COIN}")})
+            };
+            return self.reply(&reply);
+        }
         self.generation = self.shared.market.refresh(self.generation, &mut self.snap);
         let (reply, outcome) = self
             .shared

@@ -252,6 +252,48 @@ impl DepthVenue {
     }
 }
 
+impl DepthVenue {
+    /// Renders Hyperliquid's `l2Book` of `coin` (the same book, its best [`HL_LEVELS`] a side,
+    /// whole) into `out`; false before the market has a touch.
+    pub fn render_l2_book(
+        &self,
+        snap: &MarketSnapshot,
+        coin: &str,
+        out: &mut Vec<u8>,
+        ts_ms: u64,
+        bad: bool,
+    ) -> bool {
+        let mut st = self.lock();
+        st.catch_up(snap);
+        let mut bids = [(0.0, 0.0); HL_LEVELS];
+        let mut asks = [(0.0, 0.0); HL_LEVELS];
+        let (mut nb, mut na) = (0, 0);
+        for (slot, l) in bids.iter_mut().zip(st.book.levels(true)) {
+            *slot = l;
+            nb += 1;
+        }
+        for (slot, l) in asks.iter_mut().zip(st.book.levels(false)) {
+            *slot = l;
+            na += 1;
+        }
+        if nb == 0 && na == 0 {
+            return false;
+        }
+        encode::hyperliquid_l2_book(
+            out,
+            coin,
+            ts_ms,
+            bids.get(..nb).unwrap_or(&[]),
+            asks.get(..na).unwrap_or(&[]),
+            bad,
+        );
+        true
+    }
+}
+
+/// Levels a side of a Hyperliquid `l2Book` (as on Hyperliquid: 20).
+pub const HL_LEVELS: usize = 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -666,6 +666,44 @@ fn binance_levels(out: &mut Vec<u8>, levels: &[(f64, f64)]) {
     out.push(b']');
 }
 
+/// Hyperliquid `l2Book` (`{"channel":"l2Book","data":{"coin","time","levels":[[bids],[asks]]}}`,
+/// each level `{"px","sz","n"}` with decimal strings), bids best first, asks best first: the
+/// whole book every message. With `bad`, `time` is a string (the wrong type).
+pub fn hyperliquid_l2_book(
+    out: &mut Vec<u8>,
+    coin: &str,
+    ts_ms: u64,
+    bids: &[(f64, f64)],
+    asks: &[(f64, f64)],
+    bad: bool,
+) {
+    out.raw(r#"{"channel":"l2Book","data":{"coin":"#);
+    out.plain_str(coin);
+    out.raw(r#","time":"#);
+    int_or_bad(out, ts_ms, bad);
+    out.raw(r#","levels":["#);
+    for (k, side) in [bids, asks].into_iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        for (i, (px, sz)) in side.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.raw(r#"{"px":"#);
+            bstr(out, *px, PX_DP, false);
+            out.raw(r#","sz":"#);
+            bstr(out, *sz, QTY_DP, false);
+            out.raw(r#","n":"#);
+            out.int(1 + (i as u64 % 3));
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    out.raw("]}}");
+}
+
 /// Binance USDⓈ-M futures `depthUpdate` event (binance/futures_depth_update.json): `U`..`u`
 /// the update ids it covers, `pu` the `u` of the event before it, and the levels that changed
 /// with their sizes at `u` (0 = removed). With `bad`, `u` is a string (the wrong type).

@@ -17,6 +17,10 @@
 //!    marketable (`filled`), else rests (`Gtc`: `resting`, never fills later) or is refused
 //!    (`Ioc`: no match; `Alo`: would match).
 //!
+//! Market data: `l2Book` of BTC on the same WebSocket (conn.rs; the Binance depth book, whole).
+//! Positions: every fill moves the signer's BTC position, answered by `clearinghouseState`
+//! (`{"type":"clearinghouseState","user"}`: `assetPositions[].position.szi`, `entryPx`).
+//!
 //! Info: `orderStatus` (`{"type":"orderStatus","user","oid"}`, oid a number or a client order
 //! id) answers a filled or resting order of that user, `unknownOid` otherwise; over
 //! `POST /info` and as a WebSocket `post` of type `info`.
@@ -52,6 +56,10 @@ const HTTP_IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct DeskState {
+    /// The agent addresses whose signatures are accepted (each trades its own account).
+    agents: Vec<Address>,
+    /// Each account's BTC perpetual position: signed size (`szi`) and entry price.
+    positions: HashMap<Address, (f64, f64)>,
     nonces: HashMap<Address, BTreeSet<u64>>,
     next_oid: u64,
     /// `orderStatus` answers by (user, oid) and (user, client order id).
@@ -62,7 +70,6 @@ struct DeskState {
 /// The Hyperliquid exchange (shared by every HTTP and WebSocket connection).
 #[derive(Debug)]
 pub(crate) struct HyperliquidDesk {
-    agents: Vec<Address>,
     state: Mutex<DeskState>,
 }
 
@@ -83,6 +90,15 @@ fn parse_u256(v: &Value, name: &str) -> Result<U256, Unparsable> {
     U256::from_str_radix(hex, 16).map_err(|e| format!("signature.{name}: {e}"))
 }
 
+/// A signed size as Hyperliquid prints `szi` (`-0.5` short).
+fn wire_signed(x: f64) -> String {
+    if x < 0.0 {
+        format!("-{}", wire(-x))
+    } else {
+        wire(x)
+    }
+}
+
 /// `x` as Hyperliquid prints prices and sizes (up to 8 decimals, no trailing zeros).
 fn wire(x: f64) -> String {
     let s = format!("{x:.8}");
@@ -92,8 +108,8 @@ fn wire(x: f64) -> String {
 impl HyperliquidDesk {
     pub(crate) fn new(agents: Vec<Address>) -> Self {
         Self {
-            agents,
             state: Mutex::new(DeskState {
+                agents,
                 next_oid: 77_000_000,
                 ..DeskState::default()
             }),
@@ -153,14 +169,14 @@ impl HyperliquidDesk {
                 return Ok(err(format!("Invalid signature: {e}")));
             }
         };
-        if !self.agents.contains(&signer) {
+        let mut st = self.lock();
+        if !st.agents.contains(&signer) {
             outcome.rejected = is_order;
             return Ok(err(format!(
                 "User or API Wallet {} does not exist.",
                 signer.to_checksum(None)
             )));
         }
-        let mut st = self.lock();
         if let Err(why) = Self::use_nonce(&mut st, signer, nonce, now_ms) {
             outcome.rejected = is_order;
             return Ok(err(why));
@@ -213,6 +229,19 @@ impl HyperliquidDesk {
                     wire(q.bid), wire(q.ask))}),
                 (true, _) => {
                     outcome.fills += 1;
+                    let signed = if o.b { size } else { -size };
+                    let pos = st.positions.entry(signer).or_insert((0.0, 0.0));
+                    let new = pos.0 + signed;
+                    // Entry price: averaged while the position grows, kept while it shrinks,
+                    // the fill's when it flips.
+                    pos.1 = if pos.0 == 0.0 || pos.0.signum() != new.signum() {
+                        touch
+                    } else if new.abs() > pos.0.abs() {
+                        (pos.1 * pos.0.abs() + touch * size) / new.abs()
+                    } else {
+                        pos.1
+                    };
+                    pos.0 = if new.abs() < 1e-12 { 0.0 } else { new };
                     json!({"filled": {"totalSz": wire(size), "avgPx": wire(touch), "oid": oid}})
                 }
                 (false, Tif::Ioc) => json!({"error":
@@ -256,10 +285,40 @@ impl HyperliquidDesk {
         Ok(())
     }
 
-    /// An info request (`orderStatus` only): the answer, or why it is not one.
-    pub(crate) fn info(&self, req: &Value) -> Result<Value, Unparsable> {
-        if req.get("type").and_then(Value::as_str) != Some("orderStatus") {
-            return Err("keel-sim serves the orderStatus info request only".into());
+    /// Accepts `agent`'s signatures from now on (its own account).
+    pub(crate) fn add_agent(&self, agent: Address) {
+        let mut st = self.lock();
+        if !st.agents.contains(&agent) {
+            st.agents.push(agent);
+        }
+    }
+
+    /// Sets `user`'s BTC perpetual position (signed size, coin) at `entry_px`.
+    pub(crate) fn seed_position(&self, user: Address, szi: f64, entry_px: f64) {
+        self.lock().positions.insert(user, (szi, entry_px));
+    }
+
+    /// `user`'s BTC perpetual position (signed size, coin).
+    pub(crate) fn position(&self, user: Address) -> f64 {
+        self.lock().positions.get(&user).map_or(0.0, |p| p.0)
+    }
+
+    /// An info request (`orderStatus`, `clearinghouseState`, `allMids`) at market `snap`: the
+    /// answer, or why it is not one.
+    pub(crate) fn info(&self, req: &Value, snap: &MarketSnapshot) -> Result<Value, Unparsable> {
+        let kind = req.get("type").and_then(Value::as_str);
+        if kind == Some("allMids") {
+            let q = &snap.binance;
+            if !(q.bid > 0.0 && q.ask > 0.0) {
+                return Ok(json!({}));
+            }
+            return Ok(json!({"BTC": wire((q.bid + q.ask) / 2.0)}));
+        }
+        if !matches!(kind, Some("orderStatus" | "clearinghouseState")) {
+            return Err(
+                "keel-sim serves the orderStatus, clearinghouseState and allMids info requests only"
+                    .into(),
+            );
         }
         let user = req
             .get("user")
@@ -267,6 +326,26 @@ impl HyperliquidDesk {
             .ok_or("user must be an address")
             .and_then(|u| parse_agent(u).map_err(|_| "user must be an address"))?;
         let st = self.lock();
+        if kind == Some("clearinghouseState") {
+            let (szi, entry) = st.positions.get(&user).copied().unwrap_or((0.0, 0.0));
+            let positions: Vec<Value> = if szi == 0.0 {
+                Vec::new()
+            } else {
+                vec![json!({"type": "oneWay", "position": {
+                    "coin": "BTC", "szi": wire_signed(szi), "entryPx": wire(entry),
+                    "positionValue": wire(szi.abs() * entry), "unrealizedPnl": "0.0",
+                    "returnOnEquity": "0.0", "liquidationPx": null, "marginUsed": "0.0",
+                    "maxLeverage": 50, "leverage": {"type": "cross", "value": 20},
+                    "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"}}})]
+            };
+            let summary = json!({"accountValue": "1000000.0", "totalNtlPos": wire(szi.abs() * entry),
+                "totalRawUsd": "1000000.0", "totalMarginUsed": "0.0"});
+            return Ok(
+                json!({"assetPositions": positions, "marginSummary": summary,
+                "crossMarginSummary": summary, "crossMaintenanceMarginUsed": "0.0",
+                "withdrawable": "1000000.0", "time": super::market::now_ms()}),
+            );
+        }
         let found = match req.get("oid") {
             Some(Value::Number(n)) => n.as_u64().and_then(|o| st.by_oid.get(&(user, o))),
             Some(Value::String(c)) => st.by_cloid.get(&(user, c.to_ascii_lowercase())),
@@ -310,7 +389,7 @@ impl HyperliquidDesk {
         let request = &req["request"];
         let response = if request["type"] == "info" {
             let payload = &request["payload"];
-            let r = match self.info(payload) {
+            let r = match self.info(payload, snap) {
                 Ok(data) => {
                     json!({"type": "info", "payload": {"type": payload["type"], "data": data}})
                 }
@@ -404,9 +483,10 @@ pub(crate) fn serve_http(mut tcp: TcpStream, ctx: &HttpContext<'_>) {
                         b"keel-sim serves POST /exchange and /info".to_vec(),
                     )
                 } else if info {
+                    generation = ctx.market.refresh(generation, &mut snap);
                     let parsed = serde_json::from_slice::<Value>(&body)
                         .map_err(|e| format!("Failed to deserialize the JSON body: {e}"))
-                        .and_then(|v| ctx.desk.info(&v));
+                        .and_then(|v| ctx.desk.info(&v, &snap));
                     match parsed {
                         Ok(v) => (200, "application/json", v.to_string().into_bytes()),
                         Err(why) => (422, "text/plain", why.into_bytes()),
@@ -581,6 +661,55 @@ mod tests {
     }
 
     #[test]
+    fn clearinghouse_state_follows_fills_and_seeds() {
+        let s = signer();
+        let d = HyperliquidDesk::new(Vec::new());
+        let user = format!("{:#x}", s.address());
+        let state = |d: &HyperliquidDesk| {
+            d.info(
+                &json!({"type": "clearinghouseState", "user": user}),
+                &snap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(state(&d)["assetPositions"], json!([]));
+        // Not an agent yet: refused; added at run time: accepted.
+        let p = presign(&s, order("100100", Tif::Ioc), NOW, Network::Mainnet).unwrap();
+        assert_eq!(answer(&d, &p.order.body)["status"], "err");
+        d.add_agent(s.address());
+        let p = presign(&s, order("100100", Tif::Ioc), NOW + 1, Network::Mainnet).unwrap();
+        assert_eq!(answer(&d, &p.order.body)["status"], "ok");
+        let pos = &state(&d)["assetPositions"][0]["position"];
+        assert_eq!(
+            (pos["coin"].as_str(), pos["szi"].as_str()),
+            (Some("BTC"), Some("0.01"))
+        );
+        assert_eq!(pos["entryPx"], "100010");
+        let mut sell = order("99000", Tif::Ioc);
+        sell.b = false;
+        sell.s = "0.03".into();
+        let p = presign(&s, sell, NOW + 2, Network::Mainnet).unwrap();
+        assert_eq!(answer(&d, &p.order.body)["status"], "ok");
+        assert!((d.position(s.address()) + 0.02).abs() < 1e-12);
+        let pos = &state(&d)["assetPositions"][0]["position"];
+        assert_eq!(
+            (pos["szi"].as_str(), pos["entryPx"].as_str()),
+            (Some("-0.02"), Some("99990"))
+        );
+        d.seed_position(s.address(), 1.5, 90_000.0);
+        assert_eq!(state(&d)["assetPositions"][0]["position"]["szi"], "1.5");
+        assert!(
+            d.info(&json!({"type": "clearinghouseState"}), &snap())
+                .is_err()
+        );
+        assert!(d.info(&json!({"type": "meta"}), &snap()).is_err());
+        assert_eq!(
+            d.info(&json!({"type": "allMids"}), &snap()).unwrap(),
+            json!({"BTC": "100000"})
+        );
+    }
+
+    #[test]
     fn order_status_by_client_order_id_and_oid() {
         let s = signer();
         let d = HyperliquidDesk::new(vec![s.address()]);
@@ -593,7 +722,7 @@ mod tests {
             .unwrap();
         let user = format!("{:#x}", s.address());
         let q = d
-            .info(&json!({"type": "orderStatus", "user": user, "oid": "0x000000000000000000000000000000ab"}))
+            .info(&json!({"type": "orderStatus", "user": user, "oid": "0x000000000000000000000000000000ab"}), &snap())
             .unwrap();
         assert_eq!(q["status"], "order");
         assert_eq!(q["order"]["status"], "filled");
@@ -605,15 +734,21 @@ mod tests {
             (json!("0.0"), json!("0.01"))
         );
         let q = d
-            .info(&json!({"type": "orderStatus", "user": user, "oid": oid}))
+            .info(
+                &json!({"type": "orderStatus", "user": user, "oid": oid}),
+                &snap(),
+            )
             .unwrap();
         assert_eq!(q["order"]["order"]["oid"], oid);
         let other = format!("{:#x}", Address::repeat_byte(7));
         let q = d
-            .info(&json!({"type": "orderStatus", "user": other, "oid": oid}))
+            .info(
+                &json!({"type": "orderStatus", "user": other, "oid": oid}),
+                &snap(),
+            )
             .unwrap();
         assert_eq!(q["status"], "unknownOid");
-        assert!(d.info(&json!({"type": "l2Book"})).is_err());
+        assert!(d.info(&json!({"type": "l2Book"}), &snap()).is_err());
         let (r, _) = d.ws_message(
             &json!({"method": "post", "id": 9, "request": {"type": "info", "payload": {"type": "orderStatus", "user": user, "oid": oid}}}).to_string(),
             &snap(),

@@ -422,6 +422,9 @@ impl SimVenue {
         let config_order_api = config.order_api.clone();
         let orders = Arc::new(orders::OrderDesk::default());
         let config = Arc::new(config);
+        let hyperliquid_desk = Arc::new(hyperliquid::HyperliquidDesk::new(
+            config_order_api.hyperliquid_agents.clone(),
+        ));
         let ctx = conn::Shared {
             chain: chain.clone(),
             market: shared.clone(),
@@ -433,9 +436,7 @@ impl SimVenue {
             binance_orders: Arc::new(binance_orders::BinanceDesk::new(
                 config_order_api.binance_account.clone(),
             )),
-            hyperliquid: Arc::new(hyperliquid::HyperliquidDesk::new(
-                config_order_api.hyperliquid_agents.clone(),
-            )),
+            hyperliquid: hyperliquid_desk.clone(),
         };
         let acceptor = std::thread::Builder::new()
             .name("keel-sim-accept".into())
@@ -461,6 +462,7 @@ impl SimVenue {
             market: shared,
             orders,
             config,
+            hyperliquid: hyperliquid_desk,
         })
     }
 }
@@ -476,6 +478,7 @@ pub struct SimHandle {
     market: Arc<market::SharedMarket>,
     orders: Arc<orders::OrderDesk>,
     config: Arc<SimConfig>,
+    hyperliquid: Arc<hyperliquid::HyperliquidDesk>,
 }
 
 impl SimHandle {
@@ -529,6 +532,40 @@ impl SimHandle {
     /// `ws://ADDR/hyperliquid/ws`: Hyperliquid's WebSocket (`post` actions).
     pub fn hyperliquid_ws_url(&self) -> String {
         format!("ws://{}/hyperliquid/ws", self.addr)
+    }
+
+    /// Hyperliquid: accepts `agent`'s signatures from now on (it trades its own account).
+    pub fn add_hyperliquid_agent(&self, agent: keel_engine::exec::evm::Address) {
+        self.hyperliquid.add_agent(agent);
+    }
+
+    /// Hyperliquid: sets `user`'s BTC perpetual position (signed, coin) at `entry_px`.
+    pub fn seed_hyperliquid_position(
+        &self,
+        user: keel_engine::exec::evm::Address,
+        szi: f64,
+        entry_px: f64,
+    ) -> Result<(), SimError> {
+        if !(szi.is_finite() && entry_px.is_finite() && entry_px > 0.0) {
+            return Err(invalid(
+                "position",
+                szi,
+                "must be finite at a positive price",
+            ));
+        }
+        self.hyperliquid.seed_position(user, szi, entry_px);
+        Ok(())
+    }
+
+    /// Hyperliquid: `user`'s BTC perpetual position (signed, coin).
+    pub fn hyperliquid_position(&self, user: keel_engine::exec::evm::Address) -> f64 {
+        self.hyperliquid.position(user)
+    }
+
+    /// `http://ADDR/info`: Hyperliquid's info endpoint (POST: `orderStatus`,
+    /// `clearinghouseState`).
+    pub fn hyperliquid_info_url(&self) -> String {
+        format!("http://{}/info", self.addr)
     }
 
     /// `http://ADDR/exchange`: Hyperliquid's exchange endpoint (POST).

@@ -173,6 +173,88 @@ impl ShelfWriter {
     }
 }
 
+/// One value published by a writer thread and read by the exec tile without a lock: the
+/// [`LadderShelf`] pattern for any `T` (Hyperliquid's ladders use it). The reader's
+/// [`SwapCell::load`] is lock-free and allocation-free after [`SwapCell::warm`]; the
+/// [`SwapWriter`] keeps every value it replaced until the reader no longer holds it, so the
+/// reader never frees one.
+#[derive(Debug)]
+pub struct SwapCell<T> {
+    slot: ArcSwapOption<T>,
+}
+
+/// The only writer of a [`SwapCell`].
+#[derive(Debug)]
+pub struct SwapWriter<T> {
+    cell: Arc<SwapCell<T>>,
+    retired: Vec<Arc<T>>,
+}
+
+impl<T> SwapCell<T> {
+    /// An empty cell and its only writer.
+    pub fn new() -> (Arc<SwapCell<T>>, SwapWriter<T>) {
+        let cell = Arc::new(SwapCell {
+            slot: ArcSwapOption::empty(),
+        });
+        (
+            cell.clone(),
+            SwapWriter {
+                cell,
+                retired: Vec::new(),
+            },
+        )
+    }
+
+    /// Loads once on the calling thread (arc-swap registers a thread on its first load, which
+    /// allocates): call from the reader's `init`.
+    pub fn warm(&self) {
+        let _ = self.slot.load();
+    }
+
+    /// The current value (a guard: hold it only within one step).
+    #[inline]
+    pub fn load(&self) -> Guard<Option<Arc<T>>> {
+        self.slot.load()
+    }
+
+    /// The current value, owned (tests; panics when empty).
+    #[cfg(test)]
+    pub(crate) fn load_full_for_test(&self) -> Arc<T> {
+        self.slot.load_full().expect("a value")
+    }
+}
+
+impl<T> SwapWriter<T> {
+    /// The cell.
+    pub fn cell(&self) -> &Arc<SwapCell<T>> {
+        &self.cell
+    }
+
+    /// Replaces the value.
+    pub fn publish(&mut self, value: T) {
+        let new = Arc::new(value);
+        // The writer keeps its own reference, so the reader never drops the last one.
+        self.retired.push(new.clone());
+        drop(self.cell.slot.swap(Some(new)));
+        self.collect();
+    }
+
+    /// The current value (writer side).
+    pub fn current(&self) -> Option<Arc<T>> {
+        self.cell.slot.load_full()
+    }
+
+    /// Frees every replaced value the reader no longer holds.
+    pub fn collect(&mut self) {
+        self.retired.retain(|v| Arc::strong_count(v) > 1);
+    }
+
+    /// Values kept alive by the writer (the current one plus any the reader still holds).
+    pub fn kept(&self) -> usize {
+        self.retired.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +270,22 @@ mod tests {
         let mut s = spec();
         s.rungs = 1;
         Ladder::build(&s, &[], &key, None, nonce, 10u128.pow(11), 0).unwrap()
+    }
+
+    #[test]
+    fn a_swap_cell_keeps_what_the_reader_holds() {
+        let (cell, mut w) = SwapCell::<u64>::new();
+        assert!(cell.load().is_none());
+        w.publish(1);
+        let held = cell.load();
+        w.publish(2);
+        assert_eq!(**held.as_ref().unwrap(), 1);
+        assert_eq!(**cell.load().as_ref().unwrap(), 2);
+        assert_eq!(w.kept(), 2);
+        drop(held);
+        w.collect();
+        assert_eq!(w.kept(), 1);
+        assert_eq!(*w.current().unwrap(), 2);
     }
 
     #[test]

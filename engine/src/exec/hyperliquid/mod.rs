@@ -8,6 +8,11 @@
 //!   ([`PresignedPair`]): the `/exchange` bodies and the WebSocket `post` messages, ready bytes.
 //!   Whichever reaches the venue first spends the nonce; the other is refused, like an
 //!   Ethereum nonce race. A pre-signed order that lost a race is voided by sending its noop.
+//! - [`ladder`]: rungs of `lot·2^i` on each side, each an IOC order and its noop signed at
+//!   one millisecond nonce ([`HlLadder`]); [`refresh`]: the signer thread that keeps it fresh
+//!   (re-signed when a rung is fired, when its nonces age, when the mid leaves its band) and
+//!   publishes it through a lock-free swap; [`exec`]: the session `keel run` uses — intents in,
+//!   the nearest rung not above the amount fired, stale nonces never sent.
 //! - [`orders`]: the order session over the WebSocket `post` channel: fires pre-signed
 //!   actions (no encoding or signing on the hot path: the bytes were rendered at start-up),
 //!   parses replies (`status` ok/err; order statuses `resting`/`filled`/`error`) into [`Fill`]s
@@ -20,13 +25,19 @@
 //! [`CopyOutcome`]: crate::exec::race::CopyOutcome
 
 pub mod action;
+pub mod exec;
+pub mod ladder;
 pub mod orders;
+pub mod refresh;
 pub mod sign;
 
 use alloy_primitives::Address;
 
 pub use action::{Action, LimitWire, OrderTypeWire, OrderWire, Tif, decimal_wire};
+pub use exec::{HlExecConfig, HlExecCounters, HlExecStats, HyperliquidExec};
+pub use ladder::{HlLadder, HlLadderSpec, HlRung};
 pub use orders::{HlCommand, HlCounters, HyperliquidOrders, copy_outcome};
+pub use refresh::{HlShelf, HlSigner, HlSignerConfig, HlSignerCounters, InfoMids, MidSource};
 pub use sign::{ActionSignature, Network, action_hash, agent_signing_hash, sign_l1_action};
 
 use crate::exec::evm::EvmSigner;

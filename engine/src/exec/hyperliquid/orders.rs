@@ -20,6 +20,10 @@
 //!    bound the venue could not cross: orderStatus carries no average price), `unknownOid` as
 //!    [`FillStatus::NotFound`] (the nonce went to another action); otherwise the order stays in
 //!    flight, its exposure counted.
+//! 5. A noop without a reply by its own deadline (the reply was lost) is sent again, same
+//!    nonce: it still can never execute anything, and if the first copy landed the second is
+//!    refused as a duplicate, which leads to the `orderStatus` query of step 4 (`unknownOid`:
+//!    never executed). So no order stays in flight, nor any slot busy, for a lost reply.
 //!
 //! Owns the ladder and the ids in flight. Never allocates after start-up (the ladder's bytes
 //! are rendered in [`HyperliquidOrders::new`]), never panics on a reply (malformed ones are
@@ -59,6 +63,8 @@ pub struct HlCommand {
 pub struct HlCounters {
     /// Orders written.
     pub orders_sent: u64,
+    /// Coin filled, signed (buys > 0), in units of 1e-8 coin (the wire's finest decimal).
+    pub filled_e8: i64,
     /// Noops written (voids and timeouts).
     pub noops_sent: u64,
     /// Noops the venue accepted: their nonce can never execute an order.
@@ -79,6 +85,9 @@ pub struct HlCounters {
     pub bad_commands: u64,
     /// `orderStatus` queries posted.
     pub queries: u64,
+    /// Noops sent again after no reply within the timeout (same nonce: a second copy is
+    /// refused as a duplicate if the first landed, which settles it like a refused noop).
+    pub noop_resends: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +112,8 @@ struct Entry {
     cloid: Option<String>,
     order: OrderState,
     noop_pending: bool,
+    /// When a noop without a reply is sent again (its reply may have been lost).
+    noop_deadline_ns: u64,
     /// The noop was refused: the order landed; ask for it instead of voiding again.
     landed: bool,
 }
@@ -116,6 +127,39 @@ pub struct HyperliquidOrders {
     just_sent: Vec<u32>,
     timeout_ns: u64,
     counters: HlCounters,
+    /// `"0x…"` of the account queried by `orderStatus` (empty: no queries).
+    user_hex: Vec<u8>,
+}
+
+/// Room reserved per rendered `post` of a reusable slot ([`HyperliquidOrders::with_slots`]):
+/// an order action's body is about 400 bytes.
+const SLOT_POST_BYTES: usize = 1024;
+
+/// Appends `n` in decimal without allocating (beyond `buf`'s capacity).
+fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        if let Some(d) = tmp.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(tmp.get(i..).unwrap_or(&[]));
+}
+
+/// Renders `{"method":"post","id":ID,"request":{"type":"action","payload":BODY}}` into `out`.
+fn render_post(out: &mut Vec<u8>, id: u64, body: &[u8]) {
+    out.clear();
+    out.extend_from_slice(br#"{"method":"post","id":"#);
+    push_u64(out, id);
+    out.extend_from_slice(br#","request":{"type":"action","payload":"#);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"}}");
 }
 
 impl HyperliquidOrders {
@@ -144,6 +188,7 @@ impl HyperliquidOrders {
                     cloid,
                     order: OrderState::Armed,
                     noop_pending: false,
+                    noop_deadline_ns: 0,
                     landed: false,
                 }
             })
@@ -156,14 +201,122 @@ impl HyperliquidOrders {
             just_sent: Vec::with_capacity(2 * n + 64),
             timeout_ns,
             counters: HlCounters::default(),
+            user_hex: Vec::new(),
         }
+    }
+
+    /// A session of `slots` empty, reusable entries, each loaded with a freshly signed pair
+    /// just before it is fired ([`Self::load`]): the ladder lives elsewhere (a signer keeps it
+    /// fresh) and this session only tracks the orders in flight. Reserves every buffer now.
+    pub fn with_slots(
+        commands: Consumer<HlCommand>,
+        fills: Producer<Fill>,
+        slots: usize,
+        timeout_ns: u64,
+    ) -> Self {
+        let mut s = Self::new(commands, fills, Vec::new(), timeout_ns);
+        s.ladder = (0..slots)
+            .map(|_| Entry {
+                intent: HedgeIntent {
+                    trace: Default::default(),
+                    id: 0,
+                    amount: 0.0,
+                    ref_price: f64::NAN,
+                    coin_delta: 0.0,
+                    instrument: keel_feeds::instrument::InstrumentId(0),
+                    side: Side::Buy,
+                    venue: Venue::Hyperliquid,
+                },
+                order_post: Vec::with_capacity(SLOT_POST_BYTES),
+                noop_post: Vec::with_capacity(SLOT_POST_BYTES),
+                query_post: Vec::with_capacity(SLOT_POST_BYTES),
+                cloid: Some(String::with_capacity(40)),
+                order: OrderState::Resolved,
+                noop_pending: false,
+                noop_deadline_ns: 0,
+                landed: false,
+            })
+            .collect();
+        s.backlog = Vec::with_capacity(2 * slots + 64);
+        s.just_sent = Vec::with_capacity(2 * slots + 64);
+        s
+    }
+
+    /// A slot free for [`Self::load`]: its last order resolved and no noop awaiting a reply.
+    pub fn free_slot(&self) -> Option<usize> {
+        self.ladder
+            .iter()
+            .position(|e| e.order == OrderState::Resolved && !e.noop_pending)
+    }
+
+    /// Loads slot `k` with `intent` and a signed pair's `/exchange` bodies (`cloid`: the
+    /// order's client order id, `0x` + 32 hex digits, for `orderStatus` queries): renders
+    /// its `post` messages into the slot's reserved buffers. False (nothing changed) if the
+    /// slot is not free or out of range. Allocation-free while the bodies fit the reserve.
+    pub fn load(
+        &mut self,
+        k: usize,
+        intent: HedgeIntent,
+        order_body: &[u8],
+        noop_body: &[u8],
+        cloid: &str,
+    ) -> bool {
+        let user_hex = &self.user_hex;
+        let Some(e) = self.ladder.get_mut(k) else {
+            return false;
+        };
+        if e.order != OrderState::Resolved || e.noop_pending {
+            return false;
+        }
+        e.intent = intent;
+        render_post(&mut e.order_post, 2 * k as u64, order_body);
+        render_post(&mut e.noop_post, 2 * k as u64 + 1, noop_body);
+        let c = e.cloid.get_or_insert_with(String::new);
+        c.clear();
+        c.push_str(cloid);
+        e.query_post.clear();
+        if !user_hex.is_empty() && !cloid.is_empty() {
+            let q = &mut e.query_post;
+            q.extend_from_slice(br#"{"method":"post","id":"#);
+            push_u64(q, QUERY_ID + k as u64);
+            q.extend_from_slice(
+                br#","request":{"type":"info","payload":{"type":"orderStatus","user":""#,
+            );
+            q.extend_from_slice(user_hex);
+            q.extend_from_slice(br#"","oid":""#);
+            q.extend_from_slice(cloid.as_bytes());
+            q.extend_from_slice(br#""}}}"#);
+        }
+        e.order = OrderState::Armed;
+        e.landed = false;
+        true
+    }
+
+    /// Answers `intent` with a `Rejected` fill carrying `code` without sending anything (the
+    /// exec side refused it: no fresh rung, stale nonce...).
+    pub fn refuse(&mut self, intent: &HedgeIntent, code: i32) {
+        let now = clock::now_ns();
+        let mut trace = intent.trace;
+        trace.sent_ns = now;
+        self.deliver(Fill {
+            trace,
+            intent_id: intent.id,
+            filled: 0.0,
+            price: f64::NAN,
+            intent_coin_delta: intent.coin_delta,
+            done_ns: now,
+            instrument: intent.instrument,
+            error_code: code,
+            status: FillStatus::Rejected,
+        });
     }
 
     /// Asks `orderStatus` (as `user`, the account that owns the orders) for orders that landed
     /// without a reply; renders every query now.
     pub fn with_status_queries(mut self, user: alloy_primitives::Address) -> Self {
+        self.user_hex = format!("{user:#x}").into_bytes();
         for (k, e) in self.ladder.iter_mut().enumerate() {
-            if let Some(c) = &e.cloid {
+            if let Some(c) = e.cloid.as_ref().filter(|c| !c.is_empty()) {
                 e.query_post = format!(
                     r#"{{"method":"post","id":{},"request":{{"type":"info","payload":{{"type":"orderStatus","user":"{user:#x}","oid":"{c}"}}}}}}"#,
                     QUERY_ID + k as u64
@@ -212,6 +365,7 @@ impl HyperliquidOrders {
         };
         out.send_text(&e.noop_post);
         e.noop_pending = true;
+        e.noop_deadline_ns = clock::now_ns().saturating_add(self.timeout_ns);
         self.counters.noops_sent += 1;
         true
     }
@@ -251,6 +405,7 @@ impl HyperliquidOrders {
         };
         let mut trace = intent.trace;
         trace.sent_ns = sent_ns;
+        self.counters.filled_e8 += (sign * filled * 1e8).round() as i64;
         self.deliver(Fill {
             trace,
             intent_id: intent.id,
@@ -621,10 +776,8 @@ fn parse_status(sc: &mut Scanner<'_>) -> Result<OrderStatus, JsonError> {
 }
 
 impl Session for HyperliquidOrders {
-    /// Hyperliquid has no [`Venue`] of its own yet (adding one touches the market-data
-    /// crate's exhaustive matches); its connection events are tagged as the EVM venue.
     fn venue(&self) -> Venue {
-        Venue::Ethereum
+        Venue::Hyperliquid
     }
 
     fn on_open(&mut self, _out: &mut Outbox<'_>) {}
@@ -662,6 +815,17 @@ impl Session for HyperliquidOrders {
         // Orders past their deadline are voided with their noop (once).
         let now = clock::now_ns();
         for k in 0..self.ladder.len() {
+            let e = &mut self.ladder[k];
+            // A noop without a reply by its deadline is sent again: the same nonce, so it can
+            // never execute anything; a duplicate refusal then asks for the order.
+            if e.noop_pending && now > e.noop_deadline_ns {
+                out.send_text(&e.noop_post);
+                e.noop_deadline_ns = now.saturating_add(self.timeout_ns);
+                self.counters.noops_sent += 1;
+                self.counters.noop_resends += 1;
+                wrote = true;
+                continue;
+            }
             let e = &self.ladder[k];
             if let OrderState::InFlight {
                 sent_ns,
@@ -754,7 +918,7 @@ mod tests {
                     coin_delta: 0.02,
                     instrument: InstrumentId(0),
                     side: Side::Buy,
-                    venue: Venue::Ethereum,
+                    venue: Venue::Hyperliquid,
                 };
                 let order = OrderWire {
                     a: 0,
@@ -1010,5 +1174,45 @@ mod tests {
             ),
         );
         assert!(fc.pop().is_none());
+    }
+
+    #[test]
+    fn a_noop_whose_reply_is_lost_is_sent_again_and_settles_the_order() {
+        let (mut s, mut cp, mut fc) = session(1);
+        cp.push(HlCommand {
+            entry: 0,
+            void: false,
+        })
+        .unwrap();
+        poll(&mut s);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(poll(&mut s)[0]["id"], 1, "the timeout's noop");
+        // Its reply is lost: after another timeout the same noop goes again (same nonce).
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let again = poll(&mut s);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0]["id"], 1);
+        assert_eq!(again[0]["request"]["payload"]["action"]["type"], "noop");
+        assert_eq!(s.counters().noop_resends, 1);
+        assert!(fc.pop().is_none());
+        // The first noop had landed: the second is a duplicate; nothing is reported yet (the
+        // order may have landed first), and without status queries it stays in flight.
+        reply(
+            &mut s,
+            &post_reply(
+                1,
+                r#"{"status":"err","response":"Invalid nonce: duplicate nonce"}"#,
+            ),
+        );
+        assert_eq!(s.counters().void_refused, 1);
+        assert_eq!(s.in_flight(), 1);
+        assert!(fc.pop().is_none());
+        // Never a third noop while none is pending.
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(
+            poll(&mut s)
+                .iter()
+                .all(|p| p["request"]["payload"]["action"]["type"] != "noop")
+        );
     }
 }
