@@ -489,8 +489,9 @@ fn a_bundle_a_builder_accepts_and_never_includes_is_undone_and_its_nonce_reused(
     assert_eq!(exec.next_nonce(), Some(0));
     exec.shutdown();
 
-    // With the honest builder beside it: the losing builder still answers first (the fill),
-    // the honest one's copy of the same transaction lands, and the chain's nonce confirms it.
+    // With the honest builder beside it: the losing builder still answers first (the fill;
+    // like a real builder it answers whatever the mempool holds), the honest one's copy of
+    // the same transaction lands, and the chain's nonce confirms it.
     let both = vec![builder(&urls[0]), builder(&urls[1])];
     let (mut signer, shelf) = signer_reading(&both, 2, &node.node_url());
     first_step(&mut signer);

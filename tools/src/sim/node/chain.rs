@@ -248,9 +248,20 @@ impl ChainState {
     /// A bundle a builder answers and then loses (it never reaches a block): checked like
     /// [`submit_bundle`](Self::submit_bundle) — an invalid one is still refused — and its hash
     /// returned, but nothing is accepted: the node's pending nonce does not see it, and no
-    /// block will include it.
+    /// block will include it. A nonce already taken is no refusal here (a real builder does
+    /// not see other builders' bundles or the mempool when it answers).
     pub fn answer_bundle_only(&self, raws: &[Vec<u8>]) -> Result<B256, Refusal> {
-        self.check_bundle(raws).map(|(hash, _)| hash)
+        match self.check_bundle(raws) {
+            Ok((hash, _)) => Ok(hash),
+            Err(r) if r.kind == RefusalKind::Duplicate => {
+                let mut hashes = Vec::with_capacity(32 * raws.len());
+                for raw in raws {
+                    hashes.extend_from_slice(keccak256(raw).as_slice());
+                }
+                Ok(keccak256(&hashes))
+            }
+            Err(r) => Err(r),
+        }
     }
 
     fn check_bundle(&self, raws: &[Vec<u8>]) -> Result<(B256, Vec<DecodedTx>), Refusal> {
