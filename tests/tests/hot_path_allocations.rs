@@ -215,11 +215,44 @@ fn feed_pricer_exec_do_not_allocate_after_start_up() {
     assert!(summary.reprices_full + summary.reprices_spot > 0);
 }
 
-#[test]
-fn on_chain_hedges_do_not_allocate_after_start_up() {
+/// Runs `cfg` with every tile marked, waits for one hedge on the venue `hedges` counts and its
+/// outcome, then counts allocations over five more and their outcomes; returns the summary.
+fn five_armed_hedges(
+    cfg: RunConfig,
+    venue: &str,
+    hedges: fn(&keel_engine::pipeline::pricer::PricerStats) -> u64,
+) -> keel_tools::run::Summary {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     BYTES.store(0, Ordering::SeqCst);
     ALLOCS.store(0, Ordering::SeqCst);
+    let run = start_marked(cfg);
+    let p = run.pricer();
+    let sent = || hedges(p);
+    let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
+    wait_for(
+        &format!("warm-up (a hedge on {venue} back)"),
+        Duration::from_secs(60),
+        || sent() >= 1 && fills() >= 1,
+    );
+    let (h0, f0) = (sent(), fills());
+    armed_until(
+        &format!("five armed hedges on {venue} and their outcomes"),
+        Duration::from_secs(120),
+        || sent() >= h0 + 5 && fills() >= f0 + 5,
+    );
+    let summary = run.finish().expect("clean shutdown");
+    let n = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations ({} bytes) on feed/pricer/exec threads with hedges on {venue}",
+        BYTES.load(Ordering::SeqCst),
+    );
+    summary
+}
+
+#[test]
+fn on_chain_hedges_do_not_allocate_after_start_up() {
     let mut cfg = RunConfig::defaults();
     cfg.sim.options = 1_000;
     cfg.delta_band = 0.002;
@@ -233,37 +266,14 @@ fn on_chain_hedges_do_not_allocate_after_start_up() {
     cfg.evm.priority_fee_gwei = 0.0;
     cfg.evm.sim_base_fee_gwei = 0.001;
     cfg.evm.sim_block_time = Duration::from_millis(100);
-    let run = start_marked(cfg);
-    let p = run.pricer();
-    let on_chain = || p.chain_venue_hedges.load(Ordering::Relaxed);
-    let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
-    wait_for(
-        "warm-up (an on-chain hedge back)",
-        Duration::from_secs(60),
-        || on_chain() >= 1 && fills() >= 1,
-    );
-    let (c0, f0) = (on_chain(), fills());
-    armed_until(
-        "five armed on-chain hedges and their outcomes",
-        Duration::from_secs(120),
-        || on_chain() >= c0 + 5 && fills() >= f0 + 5,
-    );
-    let summary = run.finish().expect("clean shutdown");
-    let n = ALLOCS.load(Ordering::SeqCst);
-    assert_eq!(
-        n,
-        0,
-        "{n} allocations ({} bytes) on feed/pricer/exec threads with on-chain hedges",
-        BYTES.load(Ordering::SeqCst),
-    );
+    let summary = five_armed_hedges(cfg, "the chain", |p| {
+        p.chain_venue_hedges.load(Ordering::Relaxed)
+    });
     assert!(summary.evm.expect("on-chain report").won >= 5);
 }
 
 #[test]
 fn hyperliquid_hedges_do_not_allocate_after_start_up() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    BYTES.store(0, Ordering::SeqCst);
-    ALLOCS.store(0, Ordering::SeqCst);
     let mut cfg = RunConfig::defaults();
     cfg.sim.options = 1_000;
     cfg.delta_band = 0.002;
@@ -274,29 +284,9 @@ fn hyperliquid_hedges_do_not_allocate_after_start_up() {
     cfg.alt_hedges = vec![("hyperliquid".into(), String::new())];
     cfg.deribit.fee_bps = 50.0;
     cfg.hyperliquid.fee_bps = 0.0;
-    let run = start_marked(cfg);
-    let p = run.pricer();
-    let alt = || p.alt_venue_hedges.load(Ordering::Relaxed);
-    let fills = || p.fills.load(Ordering::Relaxed) + p.rejects.load(Ordering::Relaxed);
-    wait_for(
-        "warm-up (a Hyperliquid hedge back)",
-        Duration::from_secs(60),
-        || alt() >= 1 && fills() >= 1,
-    );
-    let (a0, f0) = (alt(), fills());
-    armed_until(
-        "five armed Hyperliquid hedges and their outcomes",
-        Duration::from_secs(120),
-        || alt() >= a0 + 5 && fills() >= f0 + 5,
-    );
-    let summary = run.finish().expect("clean shutdown");
-    let n = ALLOCS.load(Ordering::SeqCst);
-    assert_eq!(
-        n,
-        0,
-        "{n} allocations ({} bytes) on feed/pricer/exec threads with Hyperliquid hedges",
-        BYTES.load(Ordering::SeqCst),
-    );
+    let summary = five_armed_hedges(cfg, "Hyperliquid", |p| {
+        p.alt_venue_hedges.load(Ordering::Relaxed)
+    });
     assert!(summary.alt_venue_hedges >= 5);
 }
 
