@@ -12,8 +12,8 @@
 //!    [`template`](super::super::json::template)). On a match the fields are read straight
 //!    from their holes; the numbers (prices, sizes, IVs, Greeks) sixteen at once, four per
 //!    AVX-512 register ([`decimal_spans_x16`](super::super::json::decimal::decimal_spans_x16));
-//!    a lane it declines (a long token, `null`, a string) takes the one-number path, with
-//!    the walk's rules. A message whose keys come in another order, with a field
+//!    a lane it declines (an exponent, a long token, `null`, a string) takes the one-number
+//!    path, with the walk's rules. A message whose keys come in another order, with a field
 //!    more or less, with whitespace or escapes, does not match and takes the walk.
 //! 2. **The walk.** Otherwise one walk over the notification
 //!    (`{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker....","data":{...}}}`)
