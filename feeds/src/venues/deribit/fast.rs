@@ -38,13 +38,14 @@
 //!
 //! Measured (`keel-bench parse`, `deribit_ticker`: 256 different option tickers of ~774 bytes
 //! in turn): see README.md's figures. Where the time goes (stage by stage, by returning early
-//! in a throwaway harness over the same stream, CPU time per message with other agents'
-//! builds on the machine): the `"ticker.` check ~4 ns, the block pass (`:` offsets, counts)
-//! ~30 ns (13 blocks), the match ~33 ns (hole places ~15, the 35 literal compares ~18), the
-//! 15 numbers ~39 ns (of which ~15 the one-number path for the third of the tickers whose
-//! gamma is in exponent form), the other fields (method, channel, timestamp, name, the
-//! numbers into their fields) ~30 ns, and the events (instrument lookup, the two events
-//! handed over) ~27 ns: ~165 ns in all.
+//! in a throwaway harness over the same stream; CPU time per message, best of three, load
+//! average ~5 from other agents' work): the `"ticker.` check 3.5 ns, the block pass (`:`
+//! offsets, counts; 13 blocks) 29 ns, the match (hole places, the 35 literal compares)
+//! 29 ns, the 15 numbers 38 ns (the third of the tickers whose gamma has an exponent take
+//! the one-number path for it), the other fields (method, channel, timestamp, name, the
+//! numbers into their fields) 30 ns, and the events (instrument lookup, the two events
+//! handed over) 26 ns: 156 ns in all. Converting exponents in the vector path too was
+//! measured slower (every message paid for it).
 
 #[cfg(keel_avx512)]
 use super::super::json::decimal::decimal_spans_x16;
