@@ -481,3 +481,147 @@ fn varying_values_come_out_exact() {
     }
     assert_eq!(checked, 3_000);
 }
+
+/// The option ticker's `data` members as the fixture has them (key, raw JSON value).
+const DATA: [(&str, &str); 24] = [
+    ("timestamp", "1752057345721"),
+    ("state", "\"open\""),
+    (
+        "stats",
+        r#"{"high":null,"low":null,"price_change":null,"volume":0,"volume_usd":0}"#,
+    ),
+    ("greeks", "GREEKS"),
+    ("index_price", "108827.5"),
+    ("instrument_name", "\"BTC-26JUN26-100000-C\""),
+    ("last_price", "0.247"),
+    ("settlement_price", "0.24231149"),
+    ("min_price", "0.1975"),
+    ("max_price", "0.3015"),
+    ("open_interest", "1.2"),
+    ("mark_price", "0.2425"),
+    ("best_bid_price", "0.2395"),
+    ("mark_iv", "45.43"),
+    ("ask_iv", "46.18"),
+    ("bid_iv", "44.54"),
+    ("underlying_price", "116086.34"),
+    ("underlying_index", "\"BTC-26JUN26\""),
+    ("best_ask_price", "0.245"),
+    ("interest_rate", "0"),
+    ("estimated_delivery_price", "108827.5"),
+    ("best_ask_amount", "2"),
+    ("best_bid_amount", "2"),
+    ("sim_send_ns", "1752057345721000123"),
+];
+
+/// One ticker of a perturbed stream: the fixture's members with, per `style` (a shape that
+/// stays for a few messages, so that templates are learned and then matched or missed), keys
+/// shuffled, optional fields dropped, greeks `null` or absent, a string escaped; and in every
+/// message new values of varying digit counts, `null`s and now and then a byte changed.
+fn perturbed(style: u64, rng: &mut Rng, i: u64) -> Vec<u8> {
+    let mut shape = Rng(style | 1);
+    let mut members: Vec<(String, String)> = DATA
+        .iter()
+        .map(|&(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let optional = [
+        "best_bid_price",
+        "best_ask_price",
+        "best_bid_amount",
+        "best_ask_amount",
+        "bid_iv",
+        "ask_iv",
+        "mark_iv",
+        "underlying_price",
+        "index_price",
+        "stats",
+        "state",
+        "sim_send_ns",
+        "greeks",
+    ];
+    members.retain(|(k, _)| !optional.contains(&k.as_str()) || shape.below(6) != 0);
+    if shape.below(3) == 0 {
+        // Fisher-Yates on the member order.
+        for j in (1..members.len()).rev() {
+            members.swap(j, shape.below(j as u64 + 1) as usize);
+        }
+    }
+    let greeks_null = shape.below(8) == 0;
+    let mut greek_keys = ["delta", "gamma", "vega", "theta", "rho"];
+    if shape.below(4) == 0 {
+        greek_keys.reverse();
+    }
+    let escape = shape.below(10);
+    // Numeric strings change a hole's kind: only in some shapes.
+    let strings = shape.below(5) == 0;
+    let value = |rng: &mut Rng| loop {
+        let v = number(rng);
+        if strings || !v.starts_with('"') {
+            return v;
+        }
+    };
+    let mut out = String::from(
+        r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-26JUN26-100000-C.100ms","data":{"#,
+    );
+    for (n, (k, v)) in members.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let key = if escape == 0 && k == "mark_price" {
+            "mark\\u005fprice".to_string()
+        } else {
+            k.clone()
+        };
+        out.push_str(&format!("\"{key}\":"));
+        let v = match k.as_str() {
+            "greeks" if greeks_null => "null".to_string(),
+            "greeks" => {
+                let g: Vec<String> = greek_keys
+                    .iter()
+                    .map(|g| format!("\"{g}\":{}", value(rng)))
+                    .collect();
+                format!("{{{}}}", g.join(","))
+            }
+            "timestamp" => (1_752_057_345_721 + 100 * i).to_string(),
+            "sim_send_ns" => format!("{}", (1_752_057_345_721 + 100 * i) * 1_000_000 + 7),
+            "instrument_name" if escape == 1 => "\"BTC-26JUN26-100000\\u002dC\"".to_string(),
+            "state" if escape == 2 => "\"op\\\"en\"".to_string(),
+            "instrument_name" | "underlying_index" | "state" | "stats" => v.clone(),
+            _ => value(rng),
+        };
+        out.push_str(&v);
+    }
+    out.push_str("}}}");
+    let mut msg = out.into_bytes();
+    if rng.below(8) == 0 {
+        let interesting = b"{}[]\":,\\-.0123456789eE+n \n";
+        let at = rng.below(msg.len() as u64) as usize;
+        msg[at] = interesting[rng.below(interesting.len() as u64) as usize];
+    }
+    msg
+}
+
+#[test]
+fn perturbed_tickers_agree_with_the_general_path() {
+    // A stream whose shape changes every few messages (key order, fields present, greeks,
+    // numeric strings, escapes) and whose values change in every message: every answer, event
+    // and counter of the fast path equals the general path's, whether a template matched,
+    // missed or was learned on the way (about half the messages are read from a template:
+    // counted once with a temporary counter in the fast path, 14,754 of 30,000).
+    let reg = reg();
+    let (mut f, mut g) = (DeribitParser::new(&reg), DeribitParser::new(&reg));
+    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let (mut ok, mut err) = (0, 0);
+    let mut style = 0;
+    for i in 0..30_000u64 {
+        if i % 7 == 0 {
+            style = rng.below(40); // a few dozen shapes, each coming back now and then
+        }
+        let msg = perturbed(style * 0x9E37_79B9 + 11, &mut rng, i);
+        if same(&mut f, &mut g, &msg) {
+            ok += 1;
+        } else {
+            err += 1;
+        }
+    }
+    assert!(ok > 15_000 && err > 1_000, "{ok} {err}");
+}

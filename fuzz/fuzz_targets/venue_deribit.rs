@@ -1,8 +1,9 @@
 //! The deribit parser on arbitrary payloads: never panics, a rejected message emits nothing
 //! (messages are all-or-nothing), and the ticker fast path (after learning the fixture's shape)
 //! gives the same answer and events as the general path alone — the first time, and a second
-//! time, when the input has taught its own shape (so that stage 1, the SIMD index and the
-//! four-at-once number conversion, reads the very bytes the walk accepted).
+//! time, when the input has taught its own template (so that stage 1, the template match and
+//! the sixteen-at-once number conversion, reads the very bytes the walk accepted). Build with
+//! `RUSTFLAGS="-C target-cpu=native"` on an AVX-512 machine: stage 1 is compiled only there.
 #![no_main]
 
 use keel_feeds::session::register;

@@ -6,9 +6,10 @@
 //! tracked in a bit stack, at most [`MAX_DEPTH`] levels) and never panic, whatever the bytes: it
 //! is fed straight from the network. No `unsafe` in this file: the SIMD goes through `wide`.
 //! Three helpers for hot paths live beside it: `walk`, a single-pass walker that defers to the
-//! scanner at anything unusual; `shape`, the skeleton index of a message (AVX-512 intrinsics
-//! chosen at run time, its `unsafe` blocks each with a `SAFETY:` line); and `decimal`, number
-//! conversion with SSE/AVX-512 when the build enables them (one number, or four at once), which
+//! scanner at anything unusual; `template`, learned message templates matched by `:` positions
+//! and literal compares (AVX-512 intrinsics when the build enables them, its `unsafe` blocks
+//! each with a `SAFETY:` line); and `decimal`, number conversion with SSE/AVX-512 when the
+//! build enables them (one number, or sixteen at once), which
 //! agrees bit for bit with the converter here and declines what it does not handle.
 //!
 //! How it is fast: a structural index in the manner of simdjson's first stage, built lazily 64
@@ -35,7 +36,7 @@ use core::fmt;
 use wide::u8x64;
 
 pub(crate) mod decimal;
-pub(crate) mod shape;
+pub(crate) mod template;
 pub(crate) mod walk;
 
 /// Deepest nesting of arrays and objects accepted.
