@@ -460,6 +460,10 @@ fn walk<'a>(buf: &'a [u8], slots: &mut Slots) -> Option<TickerFields<'a>> {
 
 /// Templates remembered (option and perpetual tickers on one connection, with room to spare).
 const SHAPES: usize = 4;
+/// Tickers per learning credit (see `TickerPath::learn_credit`).
+const LEARN_EVERY: u32 = 64;
+/// Learning credits held at most (and at start: the first shapes are learned at once).
+const LEARN_BURST: u32 = 2 * SHAPES as u32;
 
 /// What a learned ticker's `greeks` was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -589,6 +593,14 @@ pub(super) struct TickerPath {
     shapes: [Shape; SHAPES],
     learned: usize,
     next: usize,
+    /// Learning attempts allowed now: a byte-by-byte scan (~1 µs) per attempt, so a stream of
+    /// more shapes than [`SHAPES`] in turn (every message a miss) would otherwise pay one per
+    /// message. One credit accrues per [`LEARN_EVERY`] tickers, at most [`LEARN_BURST`].
+    learn_credit: u32,
+    /// Tickers seen since the last credit.
+    since_credit: u32,
+    /// Learning attempts so far (tests).
+    learn_attempts: u64,
 }
 
 /// Whether `"ticker.` appears in the first 128 bytes, where a notification's channel is: a
@@ -803,6 +815,9 @@ impl TickerPath {
             shapes: [EMPTY; SHAPES],
             learned: 0,
             next: 0,
+            learn_credit: LEARN_BURST,
+            since_credit: 0,
+            learn_attempts: 0,
         }
     }
 
@@ -811,6 +826,11 @@ impl TickerPath {
     pub(super) fn parse<'a>(&mut self, buf: &'a [u8]) -> Option<TickerFields<'a>> {
         if !mentions_ticker(buf) {
             return None;
+        }
+        self.since_credit += 1;
+        if self.since_credit >= LEARN_EVERY {
+            self.since_credit = 0;
+            self.learn_credit = (self.learn_credit + 1).min(LEARN_BURST);
         }
         let indexed = self.index.build(buf);
         if indexed {
@@ -822,7 +842,8 @@ impl TickerPath {
         }
         let mut slots = Slots::NONE;
         let fields = walk(buf, &mut slots)?;
-        if indexed {
+        if indexed && self.learn_credit > 0 {
+            self.learn_credit -= 1;
             self.learn(buf, &slots);
         }
         Some(fields)
@@ -831,6 +852,7 @@ impl TickerPath {
     /// Remembers the shape of `buf` (just walked), replacing the oldest.
     #[cold]
     fn learn(&mut self, buf: &[u8], slots: &Slots) {
+        self.learn_attempts += 1;
         let Some(shape) = Shape::learn(buf, slots) else {
             return;
         };
@@ -924,5 +946,45 @@ mod tests {
             assert_eq!(format!("{walked:?}"), format!("{by_shape:?}"), "{t}");
             assert_eq!(path.learned, 1, "no new shape for new values");
         }
+    }
+
+    #[test]
+    fn more_shapes_than_slots_in_turn_do_not_relearn_on_every_message() {
+        // Six shapes (the ticker with one of six keys dropped) in turn: with four slots every
+        // message misses, and each would otherwise be scanned to learn its shape.
+        let mut path = TickerPath::new();
+        path.parse(TICKER).expect("walk");
+        if path.learned == 0 {
+            return; // no AVX-512 here: stage 1 never runs
+        }
+        let text = std::str::from_utf8(TICKER).unwrap();
+        let shapes: Vec<String> = [
+            "\"last_price\":0.247,",
+            "\"min_price\":0.1975,",
+            "\"max_price\":0.3015,",
+            "\"open_interest\":1.2,",
+            "\"interest_rate\":0,",
+            "\"settlement_price\":0.24231149,",
+        ]
+        .iter()
+        .map(|cut| {
+            assert!(text.contains(cut), "{cut}");
+            text.replacen(cut, "", 1)
+        })
+        .collect();
+        let before = path.learn_attempts;
+        let n = 6_000;
+        for i in 0..n {
+            let buf = shapes[i % shapes.len()].as_bytes();
+            let fields = path.parse(buf).expect("read");
+            let mut slots = Slots::NONE;
+            let walked = walk(buf, &mut slots).expect("walk");
+            assert_eq!(format!("{walked:?}"), format!("{fields:?}"));
+        }
+        let attempts = path.learn_attempts - before;
+        assert!(
+            attempts <= n as u64 / u64::from(LEARN_EVERY) + u64::from(LEARN_BURST),
+            "{attempts} learning attempts over {n} messages"
+        );
     }
 }
