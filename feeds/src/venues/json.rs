@@ -1393,6 +1393,25 @@ pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// A decimal number as the property tests spell it: sign, integer digits, optional fraction
+/// and exponent (the fraction without its dot, the exponent with its `e`).
+#[cfg(test)]
+pub(crate) fn number_text(neg: bool, int: &str, frac: Option<&str>, exp: Option<&str>) -> String {
+    let mut text = String::new();
+    if neg {
+        text.push('-');
+    }
+    text.push_str(int);
+    if let Some(f) = frac {
+        text.push('.');
+        text.push_str(f);
+    }
+    if let Some(e) = exp {
+        text.push_str(e);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1846,15 +1865,7 @@ mod tests {
             int in "(0|[1-9][0-9]{0,15})",
             frac in proptest::option::of("[0-9]{1,16}"),
         ) {
-            let mut text = String::new();
-            if neg {
-                text.push('-');
-            }
-            text.push_str(&int);
-            if let Some(f) = &frac {
-                text.push('.');
-                text.push_str(f);
-            }
+            let text = super::number_text(neg, &int, frac.as_deref(), None);
             check_token(&text);
         }
 

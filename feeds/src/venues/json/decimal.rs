@@ -563,18 +563,7 @@ mod tests {
             frac in proptest::option::of("[0-9]{1,16}"),
             exp in proptest::option::of("[eE][+-]?[0-9]{1,3}"),
         ) {
-            let mut text = String::new();
-            if neg {
-                text.push('-');
-            }
-            text.push_str(&int);
-            if let Some(f) = &frac {
-                text.push('.');
-                text.push_str(f);
-            }
-            if let Some(e) = &exp {
-                text.push_str(e);
-            }
+            let text = crate::venues::json::number_text(neg, &int, frac.as_deref(), exp.as_deref());
             check(&text);
             // The venue's usual spellings (no exponent, at most 15 digits) never decline.
             let body = int.len() + frac.as_ref().map_or(0, |f| f.len() + 1);
