@@ -637,14 +637,9 @@ impl PricerTile {
             } else {
                 self.gate.record_outcome(f.status, now);
             }
-            if on_chain && let Some(c) = &self.config.chain_hedge {
+            if on_chain {
                 if f.filled == 0.0 {
-                    // Sits out, twice as long for each failure in a row (at most 32×): a venue
-                    // that keeps refusing costs a decision now and then, not every one (nor the
-                    // order-rate budget, which every intent counts in).
-                    let k = self.chain_fail_streak.min(5);
-                    self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
-                    self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+                    self.chain_failed(now);
                 } else {
                     self.chain_fail_streak = 0;
                 }
@@ -668,18 +663,30 @@ impl PricerTile {
         any
     }
 
+    /// The on-chain venue failed (refused, or a fill undone): it sits out, twice as long for each
+    /// failure in a row (at most 32×): a venue that keeps failing costs a decision now and then,
+    /// not every one (nor the order-rate budget, which every intent counts in).
+    fn chain_failed(&mut self, now: u64) {
+        let Some(c) = self.config.chain_hedge else {
+            return;
+        };
+        let k = self.chain_fail_streak.min(5);
+        self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
+        self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+    }
+
     /// Applies a [`FillStatus::Lost`] fill: the position and P&L of the earlier fill are taken
     /// back (same size, opposite sign, same price), the venue's outcome counts as a failure
     /// (risk gate, and the on-chain venue sits out as after a refusal).
     fn undo_fill(&mut self, f: &Fill, now: u64) {
         self.gate.record_outcome(f.status, now);
         self.stats.lost_fills.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = self.config.chain_hedge
-            && c.instrument == f.instrument
+        if self
+            .config
+            .chain_hedge
+            .is_some_and(|c| c.instrument == f.instrument)
         {
-            let k = self.chain_fail_streak.min(5);
-            self.chain_fail_streak = self.chain_fail_streak.saturating_add(1);
-            self.chain_backoff_until_ns = now.saturating_add(c.backoff_ns << k);
+            self.chain_failed(now);
         }
         if f.filled != 0.0 && f.filled.is_finite() {
             self.book.apply_fill(&self.market, f.instrument, f.filled);
