@@ -513,20 +513,45 @@ impl EvmVenue {
 }
 
 fn load_key(e: &EvmSettings) -> Result<EvmSigner> {
-    let source = match (&e.key_env, &e.keystore) {
-        (Some(var), None) => KeySource::Env(var.clone()),
+    load_venue_key(
+        "evm",
+        e.key_env.as_deref(),
+        e.keystore.as_deref(),
+        e.password_env.as_deref(),
+        e.password_file.as_deref(),
+    )
+}
+
+/// A venue's signing key from `--<venue>-key-env` or `--<venue>-keystore` (with its password
+/// from `--<venue>-password-env` or `--<venue>-password-file`): exactly one source, errors
+/// named by those flags.
+pub(super) fn load_venue_key(
+    venue: &str,
+    key_env: Option<&str>,
+    keystore: Option<&std::path::Path>,
+    password_env: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<EvmSigner> {
+    let source = match (key_env, keystore) {
+        (Some(var), None) => KeySource::Env(var.to_owned()),
         (None, Some(path)) => KeySource::Keystore {
-            path: path.clone(),
-            password: match (&e.password_env, &e.password_file) {
-                (Some(v), None) => PasswordSource::Env(v.clone()),
-                (None, Some(f)) => PasswordSource::File(f.clone()),
-                _ => bail!("--evm-keystore: give --evm-password-env or --evm-password-file"),
+            path: path.to_owned(),
+            password: match (password_env, password_file) {
+                (Some(v), None) => PasswordSource::Env(v.to_owned()),
+                (None, Some(f)) => PasswordSource::File(f.to_owned()),
+                _ => bail!(
+                    "--{venue}-keystore: give --{venue}-password-env or --{venue}-password-file"
+                ),
             },
         },
-        (Some(_), Some(_)) => bail!("--evm-key-env and --evm-keystore: give one key source"),
-        (None, None) => bail!("--alt-hedge evm needs --evm-key-env or --evm-keystore"),
+        (Some(_), Some(_)) => {
+            bail!("--{venue}-key-env and --{venue}-keystore: give one key source")
+        }
+        (None, None) => {
+            bail!("--alt-hedge {venue} needs --{venue}-key-env or --{venue}-keystore")
+        }
     };
     source
         .load()
-        .map_err(|x| anyhow::anyhow!("--evm-key-env/--evm-keystore: {x}"))
+        .map_err(|x| anyhow::anyhow!("--{venue}-key-env/--{venue}-keystore: {x}"))
 }

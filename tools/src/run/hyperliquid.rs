@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keel_engine::exec::evm::{Address, EvmSigner, KeySource, PasswordSource, parse};
+use keel_engine::exec::evm::{Address, EvmSigner, parse};
 use keel_engine::exec::hyperliquid::{
     HlExecConfig, HlExecStats, HlLadderSpec, HlShelf, HlSigner, HlSignerConfig, HlSignerCounters,
     HyperliquidExec, InfoMids, Network,
@@ -107,29 +107,13 @@ pub struct HlReport {
 
 /// Where the key comes from, per the settings.
 fn load_key(h: &HyperliquidSettings) -> Result<EvmSigner> {
-    let source = match (&h.key_env, &h.keystore) {
-        (Some(var), None) => KeySource::Env(var.clone()),
-        (None, Some(path)) => KeySource::Keystore {
-            path: path.clone(),
-            password: match (&h.password_env, &h.password_file) {
-                (Some(v), None) => PasswordSource::Env(v.clone()),
-                (None, Some(f)) => PasswordSource::File(f.clone()),
-                _ => bail!(
-                    "--hyperliquid-keystore: give --hyperliquid-password-env or \
-                     --hyperliquid-password-file"
-                ),
-            },
-        },
-        (Some(_), Some(_)) => {
-            bail!("--hyperliquid-key-env and --hyperliquid-keystore: give one key source")
-        }
-        (None, None) => {
-            bail!("--alt-hedge hyperliquid needs --hyperliquid-key-env or --hyperliquid-keystore")
-        }
-    };
-    source
-        .load()
-        .map_err(|x| anyhow::anyhow!("--hyperliquid-key-env/--hyperliquid-keystore: {x}"))
+    super::evm::load_venue_key(
+        "hyperliquid",
+        h.key_env.as_deref(),
+        h.keystore.as_deref(),
+        h.password_env.as_deref(),
+        h.password_file.as_deref(),
+    )
 }
 
 /// `user`'s position in `coin` from `clearinghouseState` (signed, coin; 0 without one).
